@@ -1,0 +1,86 @@
+# The suite's commands. `make help` lists them. Everything runs from the checkout's own .venv.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LINE ?= $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("etl_lib/platform/stack.toml", "rb"))["default_line"])')
+LOCK := requirements/$(LINE).lock
+STAMP := $(VENV)/.installed-$(LINE)
+PYTEST_ARGS ?=
+
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: help setup system-packages jvm lock fmt lint test test-unit test-spark test-integration demo bench package services-up services-down clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## Install everything on a fresh machine (LINE=spark41|spark35); idempotent, offline once done
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory system-packages $(STAMP) jvm && \
+	echo "setup of line $(LINE) done in $$(( $$(date +%s) - start ))s"
+
+system-packages: ## Java, Maven, PostgreSQL and Redis from Debian's packages, if missing
+	@bash scripts/install-system-packages.sh
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(LOCK) setup.py | $(PY)
+	@test -f $(LOCK) || { echo "no lock for line $(LINE): run make lock LINE=$(LINE)"; exit 1; }
+	$(PY) -m pip install --quiet --requirement $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm
+	@$(PY) -m etl_lib.platform.jvm resolve --line $(LINE)
+
+lock: ## Regenerate requirements/$(LINE).lock from setup.py and stack.toml
+	PYTHON=$(PYTHON) bash scripts/lock.sh $(LINE)
+
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy on etl_lib
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup ## Run every test: unit, spark and integration (starts and stops the services it needs)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## Only the unit tests (no Spark)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-spark: setup ## Only the tests on the local SparkSession
+	$(PY) -m pytest -m spark $(PYTEST_ARGS)
+
+test-integration: setup ## Only the tests against real local services
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+demo: setup ## Run the main job on the embedded default (conf/local.yaml) and show what it wrote
+	$(VENV)/bin/etl-suite run ingest_files
+	$(VENV)/bin/etl-suite tables
+
+bench: setup ## Run the benchmarks; results go to benchmarks/results and benchmarks/RESULTS.md
+	$(PY) -m benchmarks
+
+package: $(STAMP) ## Build the wheel of etl_lib into dist/
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls -1 dist/*.whl
+
+services-up: setup ## Start Kafka, PostgreSQL and the AWS endpoint on loopback (conf/local.yaml)
+	$(VENV)/bin/etl-suite services up
+
+services-down: ## Stop the local services
+	$(VENV)/bin/etl-suite services down
+
+clean: ## Remove the local lakehouse, service state and build output (keeps .venv and .cache)
+	-$(VENV)/bin/etl-suite services down 2>/dev/null
+	rm -rf lakehouse .work build dist spark-warehouse metastore_db derby.log

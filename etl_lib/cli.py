@@ -1,0 +1,206 @@
+"""The ``etl-suite`` command (also ``python -m etl_lib``) and the shared entry of ``jobs/*.py``.
+
+Exit codes: 0 success, 1 a job or service failed, 2 the command line or the configuration is wrong
+(reported before any Spark session starts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+import yaml
+
+from etl_lib import __version__
+from etl_lib.config import SuiteConfig, load_config, redacted
+from etl_lib.errors import EtlSuiteError, UsageError
+from etl_lib.platform.registry import JOBS, JobSpec, get_job
+
+log = logging.getLogger("etl_lib")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every usage error ends the same way (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", metavar="PATH", help="configuration file (default: conf/local.yaml)")
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one configuration key, e.g. --set lakehouse.root=/tmp/lake (repeatable)",
+    )
+
+
+def job_parser(spec: JobSpec, prog: str) -> argparse.ArgumentParser:
+    """Parser of one job's arguments: the config options plus the job's own."""
+    parser = _Parser(prog=prog, description=spec.summary)
+    _add_config_options(parser)
+    for option in spec.options:
+        if option.switch:
+            parser.add_argument(option.flag, action="store_true", dest=option.key, help=option.help)
+        else:
+            parser.add_argument(option.flag, dest=option.key, help=option.help, metavar="VALUE")
+    return parser
+
+
+def _job_overrides(spec: JobSpec, namespace: argparse.Namespace) -> list[str]:
+    overrides = list(namespace.overrides)
+    for option in spec.options:
+        value = getattr(namespace, option.key)
+        if option.switch and value:
+            overrides.append(f"{option.key}=true")
+        elif not option.switch and value is not None:
+            overrides.append(f"{option.key}={value}")
+    return overrides
+
+
+def _run(spec: JobSpec, argv: Sequence[str], prog: str) -> int:
+    namespace = job_parser(spec, prog).parse_args(list(argv))
+    config = load_config(namespace.conf, _job_overrides(spec, namespace))
+    from etl_lib.platform.runner import run_job  # Spark is imported only once the config is valid
+
+    result = run_job(spec.name, config)
+    print(result.summary())
+    return 0
+
+
+def _services(namespace: argparse.Namespace) -> int:
+    from etl_lib.services.registry import get_services
+
+    config = load_config(namespace.conf, namespace.overrides)
+    failed = False
+    for service in get_services(config.services, namespace.names):
+        if namespace.action == "up":
+            status = service.up()
+        elif namespace.action == "down":
+            service.down()
+            status = service.status()
+        else:
+            status = service.status()
+        state = "running" if status.running else (status.detail or "stopped")
+        pid = "-" if status.pid is None else str(status.pid)
+        print(f"{status.name:<9} {state:<24} pid {pid:<8} {status.endpoint}")
+        failed = failed or (namespace.action == "up" and not status.running)
+    return 1 if failed else 0
+
+
+def _config_show(namespace: argparse.Namespace) -> int:
+    config: SuiteConfig = load_config(namespace.conf, namespace.overrides)
+    print(f"# {config.source_file} (secrets redacted)")
+    print(yaml.safe_dump(redacted(config), sort_keys=False), end="")
+    return 0
+
+
+def _tables(namespace: argparse.Namespace) -> int:
+    from etl_lib.portable import list_tables
+
+    config = load_config(namespace.conf, namespace.overrides)
+    tables = list_tables(config.lakehouse.root)
+    print(f"Delta tables under {config.lakehouse.root} (read with the deltalake package):")
+    if not tables:
+        print("  (none yet)")
+    for info in tables:
+        name = f"{info.layer}/{info.table}"
+        print(f"  {name:<32} {info.rows:>12,} rows  version {info.version:>4}  last {info.last_operation}")
+    return 0
+
+
+def _version(_: argparse.Namespace) -> int:
+    from etl_lib.platform.stack import active_line
+
+    line = active_line()
+    print(
+        f"etl-suite {__version__}  line {line.name}: "
+        f"Spark {line.pyspark}, Delta {line.delta_spark}, Scala {line.scala_binary}"
+    )
+    return 0
+
+
+def _jobs(_: argparse.Namespace) -> int:
+    width = max(len(name) for name in JOBS)
+    for name, spec in sorted(JOBS.items()):
+        print(f"{name:<{width}}  {spec.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; ``run`` takes the rest of the line and hands it to the job's parser."""
+    parser = _Parser(prog="etl-suite", description="Lakehouse batch and streaming jobs on Spark and Delta.")
+    parser.add_argument("--version", action="version", version=f"etl-suite {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run a job: etl-suite run JOB [--conf PATH] [--set KEY=VALUE ...]")
+    run.add_argument("job", help=f"one of: {', '.join(sorted(JOBS))}")
+    run.add_argument("job_args", nargs=argparse.REMAINDER)
+
+    commands.add_parser("jobs", help="list the jobs").set_defaults(handler=_jobs)
+    commands.add_parser("version", help="suite, Spark and Delta versions").set_defaults(handler=_version)
+
+    services = commands.add_parser("services", help="start, stop or check the local services")
+    services.add_argument("action", choices=["up", "down", "status"])
+    services.add_argument("names", nargs="*", metavar="SERVICE", help="kafka, postgres, aws (default: all)")
+    _add_config_options(services)
+    services.set_defaults(handler=_services)
+
+    tables = commands.add_parser("tables", help="list the lakehouse's Delta tables, read without Spark")
+    _add_config_options(tables)
+    tables.set_defaults(handler=_tables)
+
+    config = commands.add_parser("config", help="show the resolved configuration (secrets redacted)")
+    config.add_argument("action", choices=["show"])
+    _add_config_options(config)
+    config.set_defaults(handler=_config_show)
+    return parser
+
+
+def _guarded(action: Callable[[], int]) -> int:
+    try:
+        return action()
+    except EtlSuiteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - reported in full and turned into a failing exit code
+        traceback.print_exc()
+        return 1
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``etl-suite``."""
+    _configure_logging()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+
+    def dispatch() -> int:
+        namespace = build_parser().parse_args(arguments)
+        if namespace.command == "run":
+            spec = get_job(namespace.job)
+            return _run(spec, namespace.job_args, prog=f"etl-suite run {spec.name}")
+        handler: Callable[[argparse.Namespace], int] = namespace.handler
+        return handler(namespace)
+
+    return _guarded(dispatch)
+
+
+def job_main(job: str, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``jobs/<job>.py`` (spark-submit, Glue, EMR): the same as ``etl-suite run <job>``."""
+    _configure_logging()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return _guarded(lambda: _run(get_job(job), arguments, prog=f"jobs/{job}.py"))

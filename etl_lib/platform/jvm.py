@@ -1,0 +1,233 @@
+"""Resolve the suite's JVM artifacts with Maven into a local cache, and find them again offline.
+
+``make setup`` calls ``python -m etl_lib.platform.jvm resolve``. Maven reads the checked-in poms under
+``jvm/`` with versions from ``stack.toml``; the resulting jars are copied into
+``.cache/jvm/<set>/`` together with a manifest. A later call with the same poms and versions finds the
+manifest and does nothing, so setup is idempotent and works offline once done. Local SparkSessions
+read the manifest at start and never touch the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from etl_lib.errors import StackError
+from etl_lib.platform.paths import default_jvm_cache, require_project_root
+from etl_lib.platform.stack import SparkLine, active_line, load_stack
+
+MANIFEST = "manifest.json"
+_JAR_NAME = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[^-]*(?:-\d+)?(?:-[A-Za-z]\w*)?)\.jar$")
+
+
+@dataclass(frozen=True)
+class JarSet:
+    """A named group of jars Maven resolves from one pom with a set of properties."""
+
+    name: str
+    pom: str
+    properties: dict[str, str]
+    #: Drop jars whose artifact the pyspark distribution already ships (Spark's own copy wins anyway,
+    #: and two versions of one library on a classpath is a bug waiting to happen).
+    skip_spark_provided: bool
+
+
+def spark_jar_set(line: SparkLine) -> JarSet:
+    """The jars a local SparkSession of ``line`` adds to what pyspark ships."""
+    jvm = load_stack().jvm
+    return JarSet(
+        name=f"spark-{line.name}",
+        pom="spark/pom.xml",
+        properties={
+            "delta.artifactId": line.delta_artifact,
+            "delta.version": line.delta_spark,
+            "scala.binary": line.scala_binary,
+            "spark.version": line.pyspark,
+            "postgresql.version": jvm.postgresql_jdbc,
+        },
+        skip_spark_provided=True,
+    )
+
+
+def kafka_broker_jar_set() -> JarSet:
+    """The classpath of the local KRaft broker."""
+    jvm = load_stack().jvm
+    return JarSet(
+        name="kafka-broker",
+        pom="kafka-broker/pom.xml",
+        properties={
+            "kafka.version": jvm.kafka_broker,
+            "kafka.scala.binary": jvm.kafka_broker_scala,
+            "log4j.version": jvm.log4j,
+        },
+        skip_spark_provided=False,
+    )
+
+
+def artifact_name(jar_file: str) -> str:
+    """``delta-storage-4.2.0.jar`` -> ``delta-storage``."""
+    match = _JAR_NAME.match(jar_file)
+    return match.group("artifact") if match else jar_file.removesuffix(".jar")
+
+
+def _pyspark_jar_dir() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent / "jars"
+
+
+def _fingerprint(jar_set: JarSet, pom_text: str) -> str:
+    payload = json.dumps({"pom": pom_text, "properties": jar_set.properties}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _read_manifest(directory: Path) -> dict[str, object] | None:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def cached_jars(jar_set: JarSet, cache_dir: Path | None = None) -> list[Path]:
+    """Jars of ``jar_set`` from the cache, without running Maven.
+
+    Raises:
+        StackError: if the set was never resolved or a jar of its manifest is missing.
+    """
+    directory = (cache_dir or default_jvm_cache()) / jar_set.name
+    manifest = _read_manifest(directory)
+    if manifest is None:
+        raise StackError(f"JVM artifacts '{jar_set.name}' are not resolved in {directory}; run `make setup` first")
+    jar_names = manifest.get("jars")
+    if not isinstance(jar_names, list):
+        raise StackError(f"{directory / MANIFEST} has no 'jars' list; run `make setup` again")
+    jars = [directory / str(name) for name in jar_names]
+    missing = [jar.name for jar in jars if not jar.is_file()]
+    if missing:
+        raise StackError(f"{directory} lacks {', '.join(missing)}; run `make setup` again")
+    return jars
+
+
+def resolve(jar_set: JarSet, cache_dir: Path | None = None, *, force: bool = False) -> list[Path]:
+    """Resolve ``jar_set`` with Maven into the cache unless the cache already holds it.
+
+    Returns:
+        The jars of the set, in a stable order.
+
+    Raises:
+        StackError: if Maven is missing or fails.
+    """
+    directory = (cache_dir or default_jvm_cache()) / jar_set.name
+    pom = require_project_root("resolving JVM artifacts") / "jvm" / jar_set.pom
+    pom_text = pom.read_text(encoding="utf-8")
+    fingerprint = _fingerprint(jar_set, pom_text)
+    manifest = _read_manifest(directory)
+    if not force and manifest is not None and manifest.get("fingerprint") == fingerprint:
+        try:
+            return cached_jars(jar_set, cache_dir)
+        except StackError:
+            pass  # a jar went missing: resolve again below
+
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (`mvn`) is not on PATH; it is needed once to resolve the suite's jars")
+    with tempfile.TemporaryDirectory(prefix=f"etl-suite-{jar_set.name}-") as tmp:
+        command = [
+            mvn,
+            "--batch-mode",
+            "--quiet",
+            "--file",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
+            *(f"-D{key}={value}" for key, value in sorted(jar_set.properties.items())),
+        ]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-30:])
+            raise StackError(f"Maven failed to resolve {jar_set.name} from {pom}:\n{tail}")
+        resolved = sorted(Path(tmp).glob("*.jar"))
+        skipped: list[str] = []
+        if jar_set.skip_spark_provided:
+            provided = {artifact_name(jar.name) for jar in _pyspark_jar_dir().glob("*.jar")}
+            skipped = [jar.name for jar in resolved if artifact_name(jar.name) in provided]
+            resolved = [jar for jar in resolved if artifact_name(jar.name) not in provided]
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        for jar in resolved:
+            shutil.copy2(jar, directory / jar.name)
+    manifest_data = {
+        "set": jar_set.name,
+        "fingerprint": fingerprint,
+        "properties": jar_set.properties,
+        "jars": [jar.name for jar in resolved],
+        "skipped_as_provided_by_pyspark": skipped,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest_data, indent=2) + "\n", encoding="utf-8")
+    return [directory / jar.name for jar in resolved]
+
+
+SPARK_DEFAULTS_MARKER = "# Written by etl_lib.platform.jvm (make setup)"
+
+
+def write_spark_defaults(jars: list[Path], spark_home: Path | None = None) -> Path:
+    """Make the suite's jars and Delta part of every session of the installed pyspark.
+
+    ``spark-submit jobs/<job>.py`` starts the driver JVM before any Python runs, so jars named later by
+    the session builder never reach the driver's classpath. Spark reads ``conf/spark-defaults.conf`` of
+    its installation at submit time; this writes it for the pyspark of this environment.
+
+    Raises:
+        StackError: if a ``spark-defaults.conf`` the suite did not write is in the way.
+    """
+    from etl_lib.platform.session import DELTA_SESSION_CONF
+
+    home = spark_home or _pyspark_jar_dir().parent
+    target = home / "conf" / "spark-defaults.conf"
+    if target.is_file() and not target.read_text(encoding="utf-8").startswith(SPARK_DEFAULTS_MARKER):
+        raise StackError(f"{target} exists and was not written by the suite; merge its settings by hand")
+    lines = [
+        SPARK_DEFAULTS_MARKER,
+        "# so that spark-submit and pyspark sessions of this environment load Delta and the connectors.",
+        f"spark.jars {','.join(str(jar) for jar in jars)}",
+        *(f"{key} {value}" for key, value in DELTA_SESSION_CONF.items()),
+        "",
+    ]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines), encoding="utf-8")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m etl_lib.platform.jvm resolve|show [--line NAME]``."""
+    parser = argparse.ArgumentParser(prog="python -m etl_lib.platform.jvm", description=__doc__)
+    parser.add_argument("action", choices=["resolve", "show"])
+    parser.add_argument("--line", help="Spark line from stack.toml (default: the installed pyspark's line)")
+    parser.add_argument("--force", action="store_true", help="resolve again even if the cache is current")
+    args = parser.parse_args(argv)
+    try:
+        line = load_stack().line(args.line) if args.line else active_line()
+        for jar_set in (spark_jar_set(line), kafka_broker_jar_set()):
+            jars = resolve(jar_set, force=args.force) if args.action == "resolve" else cached_jars(jar_set)
+            print(f"{jar_set.name}: {len(jars)} jars in {jars[0].parent if jars else '-'}")
+            if jar_set.skip_spark_provided and args.action == "resolve" and line == active_line():
+                print(f"spark defaults: {write_spark_defaults(jars)}")
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

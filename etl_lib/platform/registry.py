@@ -1,0 +1,67 @@
+"""The jobs the suite runs, by name. ``etl-suite run``, ``jobs/*.py`` and notebooks all look here."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from etl_lib.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from etl_lib.config import SuiteConfig
+    from etl_lib.platform.runtime import JobResult, RunContext
+
+    JobFunction = Callable[[SparkSession, SuiteConfig, RunContext], JobResult]
+
+
+@dataclass(frozen=True)
+class JobOption:
+    """A command-line option of a job; it is sugar for ``--set KEY=VALUE``."""
+
+    flag: str
+    key: str
+    help: str
+    switch: bool = False
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A runnable job: its name, the library function it calls and its own options."""
+
+    name: str
+    target: str
+    summary: str
+    options: tuple[JobOption, ...] = ()
+
+    def load(self) -> JobFunction:
+        """Import the job's function (``module:function``)."""
+        module_name, _, attribute = self.target.partition(":")
+        return cast("JobFunction", getattr(importlib.import_module(module_name), attribute))
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec(
+            name="ingest_files",
+            target="etl_lib.layers.ingest:ingest_files",
+            summary="Land every configured file source into its bronze Delta table, new files only.",
+        ),
+    )
+}
+
+
+def get_job(name: str) -> JobSpec:
+    """The job called ``name``.
+
+    Raises:
+        UsageError: naming the known jobs, if there is no such job.
+    """
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise UsageError(f"unknown job {name!r}; known jobs: {', '.join(sorted(JOBS))}") from None

@@ -1,0 +1,48 @@
+"""Run a job by name: the one function every entry point (CLI, spark-submit, Glue, notebooks) calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pyspark.sql import SparkSession
+
+from etl_lib.config import SuiteConfig
+from etl_lib.platform.registry import get_job
+from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.platform.session import build_session
+
+log = logging.getLogger(__name__)
+
+
+def run_job(
+    name: str,
+    config: SuiteConfig,
+    spark: SparkSession | None = None,
+    context: RunContext | None = None,
+) -> JobResult:
+    """Run job ``name`` with ``config``.
+
+    Args:
+        name: a job of :data:`etl_lib.platform.registry.JOBS`.
+        config: the validated configuration.
+        spark: a session to use; built from ``config.spark`` when None.
+        context: run id and clock; a fresh one when None.
+
+    Returns:
+        What the job wrote.
+
+    Raises:
+        UsageError: for an unknown job (before any session is built).
+        EtlSuiteError: whatever the job raises; it is never swallowed.
+    """
+    spec = get_job(name)
+    function = spec.load()
+    context = context or RunContext.new(name)
+    session = spark or build_session(config.spark)
+    started = time.monotonic()
+    log.info("job %s run %s started", name, context.run_id)
+    result = function(session, config, context)
+    result.metrics.setdefault("duration_seconds", round(time.monotonic() - started, 2))
+    log.info("job %s run %s succeeded", name, context.run_id)
+    return result

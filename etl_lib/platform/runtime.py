@@ -1,0 +1,70 @@
+"""What a job run knows about itself (ids and clocks, injected) and what it reports back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from etl_lib.config import Layer
+
+
+def utc_now() -> dt.datetime:
+    """The current time, UTC, microsecond precision (what Spark timestamps hold)."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Identity and clock of one run. Transforms take values from here, never from the wall clock."""
+
+    job: str
+    run_id: str
+    run_time: dt.datetime
+
+    @classmethod
+    def new(
+        cls,
+        job: str,
+        clock: Callable[[], dt.datetime] = utc_now,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> RunContext:
+        """A context for a fresh run of ``job``; tests pass their own ``clock`` and ``new_id``."""
+        return cls(job=job, run_id=new_id(), run_time=clock())
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One table a job wrote to, with the Delta version its commit made (None if it wrote nothing)."""
+
+    layer: Layer
+    table: str
+    path: str
+    rows_written: int
+    version: int | None
+
+
+@dataclass
+class JobResult:
+    """What a job did. A job that fails raises; a result always describes a successful run."""
+
+    job: str
+    run_id: str
+    writes: list[TableWrite] = field(default_factory=list)
+    metrics: dict[str, int | float | str] = field(default_factory=dict)
+    status: Literal["succeeded"] = "succeeded"
+
+    def summary(self) -> str:
+        """A few aligned lines for a terminal."""
+        lines = [f"{self.job} {self.status} (run {self.run_id})"]
+        if self.writes:
+            width = max(len(f"{w.layer}/{w.table}") for w in self.writes)
+            for write in self.writes:
+                version = "-" if write.version is None else str(write.version)
+                name = f"{write.layer}/{write.table}"
+                lines.append(f"  {name:<{width}}  {write.rows_written:>10,} rows  version {version:>4}  {write.path}")
+        for key, value in sorted(self.metrics.items()):
+            lines.append(f"  {key}: {value}")
+        return "\n".join(lines)

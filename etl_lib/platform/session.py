@@ -1,0 +1,65 @@
+"""The one place a SparkSession is built.
+
+Local sessions get Delta and the connectors from the jar cache ``make setup`` filled; nothing is
+downloaded when a session starts. Platform sessions (AWS Glue, EMR, Databricks) are the platform's
+own: the suite adds no jars there and only sets the runtime options the configuration lists.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from etl_lib.config import SparkConfig
+from etl_lib.platform.jvm import cached_jars, spark_jar_set
+from etl_lib.platform.stack import active_line
+
+log = logging.getLogger(__name__)
+
+#: What makes a plain Spark session a Delta one.
+DELTA_SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def local_session_conf(spark: SparkConfig) -> dict[str, str]:
+    """Every Spark option a local session of ``spark`` starts with (jars, Delta, then the config's own)."""
+    cache = Path(spark.jvm_cache) if spark.jvm_cache else None
+    jars = cached_jars(spark_jar_set(active_line()), cache)
+    conf = {
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.app.name": spark.app_name,
+        **DELTA_SESSION_CONF,
+    }
+    conf.update(spark.conf)
+    return conf
+
+
+def build_session(spark: SparkConfig) -> SparkSession:
+    """Return the SparkSession described by ``spark``.
+
+    Args:
+        spark: the ``spark`` section of the suite configuration.
+
+    Returns:
+        A local session with the suite's jars (``session: local``), or the platform's running session
+        (``session: platform``).
+
+    Raises:
+        StackError: for a local session whose jars were never resolved.
+    """
+    if spark.session == "platform":
+        session = SparkSession.builder.getOrCreate()
+        for key, value in spark.conf.items():
+            session.conf.set(key, value)
+    else:
+        builder = SparkSession.builder.master(spark.master)
+        for key, value in local_session_conf(spark).items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(spark.log_level)
+    log.debug("Spark %s session ready (%s)", session.version, spark.session)
+    return session

@@ -1,0 +1,89 @@
+"""Reading the lakehouse without Spark: the ``deltalake`` package and DuckDB.
+
+The suite promises that every table stays readable by other engines; these readers are how the tests
+check it and how ``etl-suite tables`` lists the lakehouse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etl_lib.config import LAYERS, is_uri
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A Delta table found under the lakehouse root."""
+
+    layer: str
+    table: str
+    path: str
+    version: int
+    rows: int
+    last_operation: str
+
+
+def delta_rows(path: str) -> int:
+    """Row count of the Delta table at ``path`` from its file statistics (no data is read)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path)
+    actions = table.get_add_actions(flatten=True)
+    column = actions.column("num_records")
+    return int(sum(value for value in column.to_pylist() if value is not None))
+
+
+def describe(layer: str, table: str, path: str) -> TableInfo:
+    """Version, row count and last operation of one table, read with ``deltalake``."""
+    from deltalake import DeltaTable
+
+    delta = DeltaTable(path)
+    history = delta.history(1)
+    operation = str(history[0].get("operation", "")) if history else ""
+    return TableInfo(layer, table, path, int(delta.version()), delta_rows(path), operation)
+
+
+def list_tables(root: str) -> list[TableInfo]:
+    """Every Delta table at ``<root>/<layer>/<table>`` of a local lakehouse, sorted by layer then name."""
+    if is_uri(root):
+        raise ValueError(f"listing tables needs a local lakehouse root, not {root}")
+    found: list[TableInfo] = []
+    for layer in LAYERS:
+        layer_dir = Path(root) / layer
+        if not layer_dir.is_dir():
+            continue
+        for table_dir in sorted(layer_dir.iterdir()):
+            if (table_dir / "_delta_log").is_dir():
+                found.append(describe(layer, table_dir.name, str(table_dir)))
+    return found
+
+
+def duckdb_connection() -> Any:
+    """A DuckDB connection with the ``delta`` extension loaded from the pip package (no download)."""
+    from importlib import resources
+
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute("SET extension_directory = ?", [str(resources.files("duckdb_ext") / "extensions")])
+    connection.execute("SET autoinstall_known_extensions = false")
+    connection.execute("LOAD delta")
+    return connection
+
+
+def duckdb_query(sql: str, **tables: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` in DuckDB with each keyword bound as a view over the Delta table at that path.
+
+    Example: ``duckdb_query("SELECT count(*) FROM t", t="/lake/bronze/x")``.
+    """
+    connection = duckdb_connection()
+    try:
+        for name, path in tables.items():
+            escaped = path.replace("'", "''")
+            connection.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{escaped}')")  # noqa: S608
+        rows: list[tuple[Any, ...]] = connection.execute(sql).fetchall()
+        return rows
+    finally:
+        connection.close()

@@ -1,0 +1,67 @@
+"""Packaging of the lakehouse ETL suite (the library ``etl_lib`` and the ``etl-suite`` command).
+
+Version ranges here say what the code works with; the exact versions installed by ``make setup`` come
+from the lock file of the chosen Spark line (``requirements/<line>.lock``, made by ``make lock``).
+Spark and Delta are an extra: AWS Glue, EMR and Databricks provide their own.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "etl_lib" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="lakehouse-etl-suite",
+    version=VERSION,
+    description="PySpark batch-and-streaming job suite for the Delta lakehouse",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["etl_lib", "etl_lib.*"]),
+    package_data={"etl_lib": ["py.typed", "platform/stack.toml"]},
+    install_requires=[
+        "pyyaml>=6.0,<7",
+        "pydantic>=2.7,<3",
+        "boto3>=1.34,<2",
+        "pyarrow>=15,<22",
+        "pandas>=2.2,<3",
+        "numpy>=1.26,<2.4",
+        "scikit-learn>=1.5,<2",
+        "mlflow>=3.1,<4",
+        "deltalake>=1.0,<2",
+        "openlineage-python>=1.30,<2",
+    ],
+    extras_require={
+        # Spark and Delta for local runs and spark-submit; platforms bring their own.
+        "spark": ["pyspark>=3.5.6,<4.2", "delta-spark>=3.3.2,<4.3"],
+        # Clients and servers of the local services, and the engines that read our tables besides Spark.
+        "local": [
+            "confluent-kafka>=2.4,<3",
+            "psycopg[binary]>=3.2,<4",
+            "moto[server]>=5.1,<6",
+            "redis>=5,<9",
+            "duckdb==1.4.4",
+            "duckdb-ext-delta==1.4.4.20260205",
+        ],
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "chispa>=0.10,<1",
+            "hypothesis>=6.100,<7",
+            "ruff>=0.6,<1",
+            "mypy>=1.10,<3",
+            "types-PyYAML",
+        ],
+    },
+    entry_points={"console_scripts": ["etl-suite = etl_lib.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Database",
+    ],
+)

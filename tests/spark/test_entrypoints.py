@@ -1,0 +1,60 @@
+"""`etl-suite run JOB` and `spark-submit jobs/JOB.py` are the same job: both run here as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+PROJECT = Path(__file__).resolve().parents[2]
+DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("landing")
+    pq.write_table(pq.read_table(DATA).slice(0, 2000), folder / "extract.parquet")
+    return folder
+
+
+def run(command: list[str], root: Path, landing: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    arguments = [
+        "--conf",
+        str(PROJECT / "conf" / "test.yaml"),
+        "--set",
+        f"lakehouse.root={root}",
+        "--set",
+        f"sources.online_retail.path={landing}",
+        "--set",
+        f"spark.conf.spark.sql.warehouse.dir={root}/_warehouse",
+    ]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    return subprocess.run(
+        [*command, *arguments], capture_output=True, text=True, cwd=cwd, env=env, timeout=600, check=False
+    )
+
+
+@pytest.mark.slow
+def test_cli_and_spark_submit_write_the_same_table(spark: SparkSession, tmp_path: Path, landing: Path) -> None:
+    by_cli = run([str(BIN / "etl-suite"), "run", "ingest_files"], tmp_path / "a", landing, tmp_path)
+    assert by_cli.returncode == 0, by_cli.stderr
+    by_submit = run(
+        [str(BIN / "spark-submit"), str(PROJECT / "jobs" / "ingest_files.py")], tmp_path / "b", landing, tmp_path
+    )
+    assert by_submit.returncode == 0, by_submit.stderr
+
+    for completed, root in ((by_cli, tmp_path / "a"), (by_submit, tmp_path / "b")):
+        assert "ingest_files succeeded" in completed.stdout
+        assert f"bronze/online_retail       2,000 rows  version    0  {root}/bronze/online_retail" in completed.stdout
+
+    def landed(root: Path) -> object:
+        return spark.read.format("delta").load(str(root / "bronze" / "online_retail")).drop("_run_id", "_ingested_at")
+
+    assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "b"), ignore_row_order=True)

@@ -1,0 +1,60 @@
+"""Every Databricks notebook runs locally, with the test session standing in for the cluster's `spark`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from etl_lib.config import SuiteConfig
+
+PROJECT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.py"))
+
+
+class Widgets:
+    """The part of Databricks' `dbutils.widgets` the notebooks use, holding values a job run would pass."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.declared: list[str] = []
+
+    def text(self, name: str, default: str, label: str) -> None:
+        self.declared.append(name)
+        self.values.setdefault(name, default)
+
+    def get(self, name: str) -> str:
+        return self.values[name]
+
+
+class DbUtils:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.widgets = Widgets(values)
+
+
+def test_there_is_a_notebook_per_job() -> None:
+    from etl_lib.platform.registry import JOBS
+
+    assert sorted(path.stem for path in NOTEBOOKS) == sorted(JOBS)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_with_a_local_session(
+    notebook: Path, spark: SparkSession, lake: SuiteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = notebook.read_text()
+    assert source.startswith("# Databricks notebook source\n")
+    assert "# COMMAND ----------" in source
+    assert "pip install" not in source
+
+    dbutils = DbUtils(
+        {
+            "conf": str(PROJECT / "conf" / "test.yaml"),
+            "overrides": f"lakehouse.root={lake.lakehouse.root}\n",
+        }
+    )
+    exec(compile(source, str(notebook), "exec"), {"spark": spark, "dbutils": dbutils, "__name__": "__main__"})  # noqa: S102
+
+    assert dbutils.widgets.declared == ["conf", "overrides"]
+    assert f"{notebook.stem} succeeded" in capsys.readouterr().out

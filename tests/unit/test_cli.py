@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etl_lib.cli import main
+from etl_lib.platform.registry import JOBS
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    """The real command in a process of its own, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "etl_lib", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_unknown_job_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "no_such_job"]) == 2
+    assert capsys.readouterr().err == f"error: unknown job 'no_such_job'; known jobs: {', '.join(sorted(JOBS))}\n"
+
+
+def test_unknown_option_of_a_job_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "ingest_files", "--frobnicate", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: etl-suite run ingest_files: unrecognized arguments: --frobnicate 3\n"
+
+
+def test_unknown_command_and_missing_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["launch"]) == 2
+    assert "argument command: invalid choice: 'launch'" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "the following arguments are required: command" in capsys.readouterr().err
+
+
+def test_unknown_service_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["services", "status", "zookeeper"]) == 2
+    assert capsys.readouterr().err == "error: unknown service zookeeper; known services: kafka, postgres, aws\n"
+
+
+def test_config_error_is_reported_before_spark_starts(tmp_path: Path) -> None:
+    completed = run_cli("run", "ingest_files", "--set", "lakehouse.rot=/x", cwd=tmp_path)
+    assert completed.returncode == 2
+    conf = PROJECT / "conf" / "local.yaml"
+    assert (
+        completed.stderr
+        == f"error: {conf}: invalid configuration\n  lakehouse.rot: unknown key (check the spelling, or remove it)\n"
+    )
+    assert completed.stdout == ""
+
+
+def test_missing_config_file_is_reported(tmp_path: Path) -> None:
+    completed = run_cli("run", "ingest_files", "--conf", str(tmp_path / "absent.yaml"))
+    assert completed.returncode == 2
+    assert completed.stderr == f"error: {tmp_path / 'absent.yaml'}: configuration file not found\n"
+
+
+def test_jobs_lists_every_job(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == sorted(JOBS)
+
+
+def test_config_show_redacts_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["config", "show", "--set", "spark.conf.spark.hadoop.fs.s3a.secret.key=s3cr3t"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "spark.hadoop.fs.s3a.secret.key: '***'" in out
+    assert "s3cr3t" not in out
+
+
+def test_every_job_has_an_entry_point_script() -> None:
+    scripts = sorted(path.stem for path in (PROJECT / "jobs").glob("*.py"))
+    assert scripts == sorted(JOBS)
+    for name in JOBS:
+        assert f'job_main("{name}")' in (PROJECT / "jobs" / f"{name}.py").read_text()
+
+
+def test_job_script_reports_usage_errors_like_the_cli(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT / "jobs" / "ingest_files.py"), "--bogus"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == "error: jobs/ingest_files.py: unrecognized arguments: --bogus\n"

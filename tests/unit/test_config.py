@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from etl_lib.config import (
+    REDACTED,
+    ConfigError,
+    apply_overrides,
+    load_config,
+    override_path,
+    redacted,
+    validate_config,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+app: {environment: unit}
+lakehouse: {root: /lake}
+spark: {session: local}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "env.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_shipped_config_file_is_valid() -> None:
+    files = sorted((PROJECT / "conf").glob("*.yaml"))
+    assert [f.name for f in files] == ["databricks.yaml", "local.yaml", "test.yaml"]
+    for file in files:
+        config = load_config(file)
+        assert config.source_file == str(file)
+
+
+def test_embedded_default_is_conf_local_yaml() -> None:
+    config = load_config()
+    assert config.app.environment == "local"
+    assert config.spark.session == "local"
+    assert config.source_file == str(PROJECT / "conf" / "local.yaml")
+
+
+def test_relative_paths_are_taken_from_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(write(tmp_path, MINIMAL.replace("/lake", "./lake")))
+    assert config.lakehouse.root == str(tmp_path / "lake")
+    assert config.lakehouse.table_path("bronze", "orders") == f"{tmp_path}/lake/bronze/orders"
+    assert config.lakehouse.checkpoint_path("silver", "orders") == f"{tmp_path}/lake/_checkpoints/silver/orders"
+
+
+def test_uris_are_kept_as_written(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL.replace("/lake", "s3://bucket/lake/")))
+    assert config.lakehouse.table_path("gold", "daily_revenue") == "s3://bucket/lake/gold/daily_revenue"
+
+
+def test_missing_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("lakehouse: {root: /lake}\n", ""))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: invalid configuration\n  lakehouse: required key is missing"
+
+
+def test_misspelt_key_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("root:", "rot:"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: invalid configuration")
+    assert "  lakehouse.rot: unknown key (check the spelling, or remove it)" in message
+    assert "  lakehouse.root: required key is missing" in message
+
+
+def test_wrong_type_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "services: {kafka: {port: many}}\n")
+    with pytest.raises(ConfigError, match=r"services\.kafka\.port: Input should be a valid integer"):
+        load_config(path)
+
+
+def test_wrong_choice_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("session: local", "session: cloud"))
+    with pytest.raises(ConfigError, match=r"spark\.session: Input should be 'local' or 'platform'"):
+        load_config(path)
+
+
+def test_bad_table_identifier_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "sources: {x: {path: /in, format: csv, table: Orders-2024}}\n"
+    with pytest.raises(ConfigError, match=r"sources\.x\.table: .*not a table identifier"):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file_and_non_mapping_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: configuration file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"expected a mapping at the top level, found list"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match=r"not valid YAML"):
+        load_config(write(tmp_path, "app: [unclosed\n"))
+
+
+def test_overrides_are_typed_and_applied_in_order(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        [
+            "services.kafka.port=1234",
+            "services.kafka.port=2345",
+            "run.process_date=2011-12-09",
+            "spark.conf.spark.sql.shuffle.partitions=3",
+            "spark.conf.spark.ui.enabled=false",
+        ],
+    )
+    assert config.services.kafka.port == 2345
+    assert config.run.process_date == dt.date(2011, 12, 9)
+    # Spark option names keep their dots, and YAML scalars become Spark's strings.
+    assert config.spark.conf == {"spark.sql.shuffle.partitions": "3", "spark.ui.enabled": "false"}
+
+
+def test_override_paths_follow_the_model() -> None:
+    assert override_path("spark.conf.spark.sql.shuffle.partitions") == ["spark", "conf", "spark.sql.shuffle.partitions"]
+    assert override_path("sources.orders.options.header") == ["sources", "orders", "options", "header"]
+    assert override_path("sources.orders.table") == ["sources", "orders", "table"]
+    assert override_path("nope.a.b") == ["nope", "a", "b"]
+
+
+def test_bad_overrides_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError, match=r"expected KEY=VALUE"):
+        load_config(path, ["lakehouse.root"])
+    with pytest.raises(ConfigError, match=r"expected KEY=VALUE"):
+        load_config(path, ["lakehouse..root=x"])
+    with pytest.raises(ConfigError, match=r"lakehouse\.root is a value, not a section"):
+        apply_overrides({"lakehouse": {"root": "/x"}}, ["lakehouse.root.deeper=1"])
+    with pytest.raises(ConfigError, match=r"lakehouse\.bogus: unknown key"):
+        load_config(path, ["lakehouse.bogus=1"])
+
+
+def test_config_is_frozen() -> None:
+    config = validate_config({"app": {"environment": "x"}, "lakehouse": {"root": "/l"}, "spark": {"session": "local"}})
+    with pytest.raises(Exception, match="frozen"):
+        config.lakehouse.root = "/elsewhere"  # type: ignore[misc]
+
+
+def test_redaction_hides_secrets_but_not_where_they_come_from(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        [
+            "spark.conf.spark.hadoop.fs.s3a.secret.key=AKIA-very-secret",
+            "spark.conf.spark.hadoop.fs.s3a.access.key=visible-id",
+            "spark.conf.spark.sql.catalog.x.uri=jdbc:postgresql://etl:hunter2@db:5432/x",
+        ],
+    )
+    data = redacted(config)
+    conf = data["spark"]["conf"]
+    assert conf["spark.hadoop.fs.s3a.secret.key"] == REDACTED
+    assert conf["spark.sql.catalog.x.uri"] == f"jdbc:postgresql://etl:{REDACTED}@db:5432/x"
+    assert data["services"]["postgres"]["password_env"] == "ETL_SUITE_PG_PASSWORD"
+    assert "AKIA-very-secret" not in repr(data)
+    assert "hunter2" not in repr(data)
