@@ -40,7 +40,7 @@ $(STAMP): $(LOCK) setup.py | $(PY)
 jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm
 	@$(PY) -m etl_lib.platform.jvm resolve --line $(LINE)
 
-lock: ## Regenerate requirements/$(LINE).lock from setup.py and stack.toml
+lock: ## Regenerate requirements/<LINE>.lock from setup.py and stack.toml
 	PYTHON=$(PYTHON) bash scripts/lock.sh $(LINE)
 
 fmt: $(STAMP) ## Format and auto-fix with ruff
