@@ -64,8 +64,8 @@ test-spark: setup ## Only the tests on the local SparkSession
 test-integration: setup ## Only the tests against real local services
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-demo: setup ## Run the main job on the embedded default (conf/local.yaml) and show what it wrote
-	$(VENV)/bin/etl-suite run ingest_files
+demo: setup ## Run the main job (the batch layer) on the embedded default, conf/local.yaml, and show what it wrote
+	$(VENV)/bin/etl-suite run batch_layer --process-date 2011-12-10
 	$(VENV)/bin/etl-suite tables
 
 bench: setup ## Run the benchmarks; results go to benchmarks/results and benchmarks/RESULTS.md

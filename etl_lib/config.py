@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from etl_lib.errors import ConfigError
 from etl_lib.platform.paths import project_root
@@ -88,10 +88,11 @@ class LakehouseConfig(_Section):
             raise ConfigError(f"unknown layer {layer!r}; layers are {', '.join(LAYERS)}")
         return f"{self.root}/{layer}/{_identifier(table)}"
 
-    def checkpoint_path(self, layer: Layer, table: str) -> str:
-        """Streaming checkpoint of the query that writes ``layer/table``."""
+    def checkpoint_path(self, layer: Layer, table: str, reading: str | None = None) -> str:
+        """Streaming checkpoint of the query that writes ``layer/table`` (reading table ``reading``)."""
         base = self.checkpoints or f"{self.root}/_checkpoints"
-        return f"{base}/{layer}/{_identifier(table)}"
+        path = f"{base}/{layer}/{_identifier(table)}"
+        return f"{path}/{reading.replace('/', '.')}" if reading else path
 
 
 class SparkConfig(_Section):
@@ -161,15 +162,130 @@ class ServicesConfig(_Section):
     aws: AwsServiceConfig = Field(default_factory=AwsServiceConfig)
 
 
-class FileSourceConfig(_Section):
+_SPARK_TYPE = re.compile(
+    r"^(string|boolean|int|bigint|double|date|timestamp|timestamp_ntz|decimal\(\d{1,2},\s*\d{1,2}\))$"
+)
+_QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def _spark_type(value: str) -> str:
+    if not _SPARK_TYPE.match(value):
+        raise ValueError(
+            f"{value!r} is not a supported column type "
+            "(string, boolean, int, bigint, double, date, timestamp, timestamp_ntz, decimal(p,s))"
+        )
+    return value
+
+
+def _qualified_name(value: str) -> str:
+    if not _QUALIFIED.match(value):
+        raise ValueError(f"{value!r} is not a table or column name (letters, digits, underscores; schema.table)")
+    return value
+
+
+SparkType = Annotated[str, AfterValidator(_spark_type)]
+QualifiedName = Annotated[str, AfterValidator(_qualified_name)]
+
+
+class EntityConfig(_Section):
+    """A silver entity: its columns with their types, and which of them every row must have."""
+
+    columns: dict[Identifier, SparkType]
+    required: list[Identifier] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _required_are_columns(self) -> EntityConfig:
+        unknown = [name for name in self.required if name not in self.columns]
+        if unknown:
+            raise ValueError(f"required names columns that are not declared: {', '.join(unknown)}")
+        return self
+
+
+class _ExtractSource(_Section):
+    """What every batch extract declares: its bronze table and how its columns map to a silver entity."""
+
+    table: Identifier
+    entity: Identifier | None = None
+    #: entity column -> column of the extract
+    columns: dict[Identifier, str] = Field(default_factory=dict)
+    #: entity column -> datetime pattern, for text dates and timestamps
+    formats: dict[Identifier, str] = Field(default_factory=dict)
+
+
+class FileSourceConfig(_ExtractSource):
     """A landing folder of extract files of one format, ingested into one bronze table."""
 
-    kind: Literal["files"] = "files"
+    kind: Literal["files"]
     path: Location
     format: Literal["parquet", "csv", "json"]
-    table: Identifier
     options: dict[str, ConfValue] = Field(default_factory=dict)
     max_files_per_batch: int | None = Field(default=None, gt=0)
+
+
+class JdbcSourceConfig(_ExtractSource):
+    """A table of an operational database, extracted incrementally by a high-water mark."""
+
+    kind: Literal["jdbc"]
+    url: str = Field(pattern=r"^jdbc:[a-z0-9]+:")
+    driver: str = "org.postgresql.Driver"
+    user: str
+    #: Where the password comes from: this environment variable, else this file (first line).
+    password_env: str | None = None
+    password_file: Location | None = None
+    source_table: QualifiedName
+    watermark_column: QualifiedName
+    partition_column: QualifiedName | None = None
+    num_partitions: int = Field(default=4, ge=1)
+    #: Below this many new rows one connection reads them all.
+    partition_threshold_rows: int = Field(default=100_000, ge=0)
+    fetch_size: int = Field(default=10_000, ge=1)
+
+
+SourceConfig = Annotated[FileSourceConfig | JdbcSourceConfig, Field(discriminator="kind")]
+
+
+class Band(_Section):
+    """One band of a banding: values below ``below`` (and at least the previous band's bound) get ``name``."""
+
+    name: str
+    below: float | None = None
+
+
+def _check_bands(bands: list[Band]) -> list[Band]:
+    bounds = [band.below for band in bands]
+    if not bands or bounds[-1] is not None or any(bound is None for bound in bounds[:-1]):
+        raise ValueError("every band but the last needs `below`; the last band has none")
+    numbers = [bound for bound in bounds[:-1] if bound is not None]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise ValueError("band bounds must increase")
+    return bands
+
+
+Bands = Annotated[list[Band], AfterValidator(_check_bands)]
+
+
+class Scd2Config(_Section):
+    """A Type 2 dimension: business keys, the column that orders changes, the attributes whose history is kept."""
+
+    keys: list[Identifier] = Field(min_length=1)
+    sequence_by: Identifier
+    tracked: list[Identifier] = Field(min_length=1)
+    #: Attributes overwritten in place on every version of the key (Type 1).
+    type1: list[Identifier] = Field(default_factory=list)
+
+
+class BatchConfig(_Section):
+    """The batch layer: bronze, silver and gold from the extracts."""
+
+    #: Stock codes matching this are products; the rest are classified by ``non_product_codes``.
+    product_code_pattern: str = "^[0-9]{5}"
+    #: class -> regular expression on the stock code, tried in order.
+    non_product_codes: dict[Identifier, str] = Field(default_factory=dict)
+    price_categories: Bands
+    customer_segments: Bands
+    customers: Scd2Config
+    #: How many independent tables one run builds at once.
+    max_parallel_tables: int = Field(default=2, ge=1)
 
 
 class RunConfig(_Section):
@@ -185,11 +301,39 @@ class SuiteConfig(_Section):
     lakehouse: LakehouseConfig
     spark: SparkConfig
     services: ServicesConfig = Field(default_factory=lambda: ServicesConfig.model_validate({}))
-    sources: dict[Identifier, FileSourceConfig] = Field(default_factory=dict)
+    sources: dict[Identifier, SourceConfig] = Field(default_factory=dict)
+    entities: dict[Identifier, EntityConfig] = Field(default_factory=dict)
+    batch: BatchConfig | None = None
     run: RunConfig = Field(default_factory=RunConfig)
 
     #: The file this configuration was read from (not part of the YAML).
     source_file: str = Field(default="<memory>", exclude=True)
+
+    @model_validator(mode="after")
+    def _sources_map_their_entity(self) -> SuiteConfig:
+        for name, source in self.sources.items():
+            if source.entity is None:
+                continue
+            entity = self.entities.get(source.entity)
+            if entity is None:
+                raise ValueError(f"sources.{name}.entity: no entity {source.entity!r} under entities")
+            missing = sorted(set(entity.columns) - set(source.columns))
+            extra = sorted(set(source.columns) - set(entity.columns))
+            if missing or extra:
+                raise ValueError(
+                    f"sources.{name}.columns: must map every column of entity {source.entity!r}"
+                    + (f"; missing {', '.join(missing)}" if missing else "")
+                    + (f"; not in the entity {', '.join(extra)}" if extra else "")
+                )
+        tables = [source.table for source in self.sources.values()]
+        duplicates = sorted({table for table in tables if tables.count(table) > 1})
+        if duplicates:
+            raise ValueError(f"sources: two sources land in the same bronze table {', '.join(duplicates)}")
+        return self
+
+    def sources_of(self, entity: str) -> dict[str, FileSourceConfig | JdbcSourceConfig]:
+        """The sources that feed ``entity``, by name."""
+        return {name: source for name, source in self.sources.items() if source.entity == entity}
 
 
 def default_config_path() -> Path:
@@ -201,13 +345,15 @@ def default_config_path() -> Path:
     return Path(str(packaged))
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model an annotation holds (``X``, ``X | None``), else None."""
-    candidates = [annotation, *typing.get_args(annotation)] if isinstance(annotation, types.UnionType) else [annotation]
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``X``, ``X | None``, ``Annotated[X | Y, ...]``)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        candidates = list(typing.get_args(annotation))
+    else:
+        candidates = [annotation]
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
 
 
 def override_path(dotted: str) -> list[str]:
@@ -219,29 +365,29 @@ def override_path(dotted: str) -> list[str]:
     """
     parts = dotted.split(".")
     path: list[str] = []
-    model: type[BaseModel] | None = SuiteConfig
+    models: list[type[BaseModel]] = [SuiteConfig]
     index = 0
     while index < len(parts):
         part = parts[index]
         path.append(part)
         index += 1
-        field = model.model_fields.get(part) if model is not None else None
-        if field is None:
-            model = None
+        fields = [model.model_fields[part] for model in models if part in model.model_fields]
+        if not fields:
+            models = []
             continue
-        annotation = field.annotation
+        annotation = fields[0].annotation
         if typing.get_origin(annotation) is dict:
-            value_model = _model_of(typing.get_args(annotation)[1])
-            if value_model is None:
+            value_models = _models_of(typing.get_args(annotation)[1])
+            if not value_models:
                 if index < len(parts):
                     path.append(".".join(parts[index:]))
                 break
             if index < len(parts):
                 path.append(parts[index])
                 index += 1
-            model = value_model
+            models = value_models
         else:
-            model = _model_of(annotation)
+            models = _models_of(annotation)
     return path
 
 
@@ -287,13 +433,19 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
 def _format_errors(source: str, error: ValidationError) -> str:
     lines = [f"{source}: invalid configuration"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "<top level>"
-        message = item["msg"]
+        # A union member's name in the location (`sources.x.jdbc.url`) says nothing the key does not.
+        parts = [str(part) for part in item["loc"] if part not in ("files", "jdbc")]
+        key = ".".join(parts)
+        message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "missing":
             message = "required key is missing"
         elif item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling, or remove it)"
-        lines.append(f"  {key}: {message}")
+        elif item["type"] == "union_tag_not_found":
+            message = "required key `kind` is missing (files or jdbc)"
+        elif item["type"] == "union_tag_invalid":
+            message = f"kind: {item['ctx']['tag']!r} is not one of {item['ctx']['expected_tags']}"
+        lines.append(f"  {key}: {message}" if key else f"  {message}")
     return "\n".join(lines)
 
 
@@ -310,20 +462,7 @@ def validate_config(data: Mapping[str, Any], source: str = "<memory>") -> SuiteC
     return config.model_copy(update={"source_file": source})
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SuiteConfig:
-    """Read, override and validate a configuration file.
-
-    Args:
-        path: YAML file; ``None`` means the embedded default ``conf/local.yaml``.
-        overrides: ``KEY=VALUE`` strings, applied in order after the file is read.
-
-    Returns:
-        The validated, frozen configuration.
-
-    Raises:
-        ConfigError: if the file is missing, is not a YAML mapping, or fails validation.
-    """
-    file = Path(path) if path is not None else default_config_path()
+def _read_mapping(file: Path) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -335,9 +474,55 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base``: mappings merge key by key, anything else is replaced."""
+    merged = _deep_copy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = _deep_copy(value) if isinstance(value, Mapping) else value
+    return merged
+
+
+def _read_with_bases(file: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    resolved = file.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(path) for path in (*chain, resolved))
+        raise ConfigError(f"{file}: `extends` makes a cycle: {cycle}")
+    data = _read_mapping(file)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{file}: extends: expected the path of a configuration file")
+    return deep_merge(_read_with_bases(file.parent / base, (*chain, resolved)), data)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SuiteConfig:
+    """Read, override and validate a configuration file.
+
+    A file may start from another with ``extends: <path relative to it>``; its own keys are laid over
+    the other's (mappings merge, values are replaced).
+
+    Args:
+        path: YAML file; ``None`` means the embedded default ``conf/local.yaml``.
+        overrides: ``KEY=VALUE`` strings, applied in order after the file is read.
+
+    Returns:
+        The validated, frozen configuration.
+
+    Raises:
+        ConfigError: if a file is missing, is not a YAML mapping, or the result fails validation.
+    """
+    file = Path(path) if path is not None else default_config_path()
+    data = _read_with_bases(file)
     return validate_config(apply_overrides(data, overrides), source=str(file))
 
 

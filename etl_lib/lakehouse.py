@@ -1,31 +1,60 @@
-"""Delta tables of the lakehouse: what versions they are at and what their commits did.
+"""Delta tables of the lakehouse: creating, appending, merging, streaming, and reading their history.
 
-This is I/O: it reads Delta logs. Transforms never import it.
+This is the I/O side of the suite: paths, formats, checkpoints and triggers live here. Transforms never
+import it. Every commit the suite makes carries a JSON ``userMetadata`` (run id, job, the versions of
+the tables it read), which is how later runs know what they already consumed and how lineage is kept.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+#: Deletion vectors stay off so that every table stays readable by the deltalake package (DuckDB and
+#: Spark read them). Sessions default to it too (see ``etl_lib.platform.session``).
+PORTABLE_TABLE_PROPERTIES = {
+    "delta.enableDeletionVectors": "false",
+}
 
 
 @dataclass(frozen=True)
 class Commit:
-    """One Delta commit, with the metrics Delta recorded for it."""
+    """One Delta commit, with the metrics Delta recorded for it and the suite's own metadata."""
 
     version: int
     operation: str
     metrics: dict[str, str]
+    user_metadata: dict[str, Any]
 
     @property
     def rows_written(self) -> int:
-        """Rows the commit added (inserted or updated rows for MERGE)."""
+        """Rows the commit added or rewrote with new values (inserted, updated, deleted rows for MERGE)."""
         metrics = self.metrics
+        if self.operation == "MERGE":
+            keys = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+            return sum(int(metrics.get(key, 0)) for key in keys)
         if "numOutputRows" in metrics:
             return int(metrics["numOutputRows"])
-        return sum(int(metrics.get(key, 0)) for key in ("numTargetRowsInserted", "numTargetRowsUpdated"))
+        return 0
+
+
+def _parse_user_metadata(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 def is_delta_table(spark: SparkSession, path: str) -> bool:
@@ -45,12 +74,118 @@ def commits_since(spark: SparkSession, path: str, after_version: int | None) -> 
     """Commits of the table at ``path`` newer than ``after_version`` (all of them when None), oldest first."""
     if not is_delta_table(spark, path):
         return []
-    history = DeltaTable.forPath(spark, path).history().select("version", "operation", "operationMetrics")
+    history = (
+        DeltaTable.forPath(spark, path).history().select("version", "operation", "operationMetrics", "userMetadata")
+    )
     if after_version is not None:
         history = history.where(history.version > after_version)
     # The history of one run is a handful of rows, not table data.
     rows = history.orderBy("version").collect()
-    return [Commit(int(row["version"]), str(row["operation"]), dict(row["operationMetrics"] or {})) for row in rows]
+    return [
+        Commit(
+            int(row["version"]),
+            str(row["operation"]),
+            dict(row["operationMetrics"] or {}),
+            _parse_user_metadata(row["userMetadata"]),
+        )
+        for row in rows
+    ]
+
+
+def last_commit_where(spark: SparkSession, path: str, predicate: Callable[[Commit], bool]) -> Commit | None:
+    """The newest commit of ``path`` whose suite metadata satisfies ``predicate``."""
+    for commit in reversed(commits_since(spark, path, None)):
+        if predicate(commit):
+            return commit
+    return None
+
+
+@contextmanager
+def commit_metadata(spark: SparkSession, metadata: Mapping[str, Any]) -> Iterator[None]:
+    """Attach ``metadata`` (as JSON) to every Delta commit ``spark`` makes inside the block.
+
+    The setting belongs to the session, so concurrent writers each use a session of their own
+    (``spark.newSession()``).
+    """
+    previous = spark.conf.get(USER_METADATA_CONF, None)
+    spark.conf.set(USER_METADATA_CONF, json.dumps(dict(metadata), sort_keys=True, default=str))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(USER_METADATA_CONF)
+        else:
+            spark.conf.set(USER_METADATA_CONF, previous)
+
+
+def ensure_table(
+    spark: SparkSession,
+    path: str,
+    schema: StructType,
+    properties: Mapping[str, str] | None = None,
+) -> DeltaTable:
+    """The Delta table at ``path``, created empty with ``schema`` if it does not exist yet."""
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    for key, value in {**PORTABLE_TABLE_PROPERTIES, **(properties or {})}.items():
+        builder = builder.property(key, value)
+    return builder.execute()
+
+
+def read(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
+    """The table at ``path`` (as of ``version`` when given)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)
+
+
+def append(frame: DataFrame, path: str, idempotency: tuple[str, int] | None = None) -> None:
+    """Append ``frame`` to the table at ``path``.
+
+    Args:
+        frame: rows to append.
+        path: the table.
+        idempotency: ``(application id, version)``: Delta skips the append if that application already
+            committed that version or a later one, so a retried micro-batch is not written twice.
+    """
+    writer = frame.write.format("delta").mode("append")
+    if idempotency is not None:
+        writer = writer.option("txnAppId", idempotency[0]).option("txnVersion", str(idempotency[1]))
+    writer.save(path)
+
+
+def insert_new(spark: SparkSession, path: str, frame: DataFrame, keys: list[str]) -> None:
+    """MERGE ``frame`` into ``path``, inserting only rows whose ``keys`` are not there yet.
+
+    Re-running it with the same rows changes nothing, which is what makes a replayed batch harmless.
+    """
+    ensure_table(spark, path, frame.schema)
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    DeltaTable.forPath(spark, path).alias("t").merge(frame.alias("s"), condition).whenNotMatchedInsertAll().execute()
+
+
+ACTION = "_action"
+
+
+def apply_changes(spark: SparkSession, path: str, changes: DataFrame, keys: list[str]) -> None:
+    """MERGE a change set into ``path``: each row's ``_action`` is ``insert``, ``update`` or ``delete``.
+
+    Only the rows named in ``changes`` are touched; the change set comes from
+    :func:`etl_lib.layers.changes.diff_rows`.
+    """
+    columns = [name for name in changes.columns if name != ACTION]
+    ensure_table(spark, path, changes.drop(ACTION).schema)
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(changes.alias("s"), condition)
+        .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
+        .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
+        .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
+        .execute()
+    )
 
 
 def append_available_now(frame: DataFrame, path: str, checkpoint: str, query_name: str) -> None:
@@ -67,3 +202,50 @@ def append_available_now(frame: DataFrame, path: str, checkpoint: str, query_nam
         .start(path)
     )
     query.awaitTermination()
+
+
+def read_stream(spark: SparkSession, path: str) -> DataFrame:
+    """A stream of the rows appended to the Delta table at ``path``.
+
+    Commits that only change existing rows (a MERGE that updates, a compaction) are skipped, so an
+    upstream table that is mostly appended to can still feed its consumers incrementally.
+    """
+    return spark.readStream.format("delta").option("skipChangeCommits", "true").load(path)
+
+
+def foreach_batch_available_now(
+    frame: DataFrame,
+    checkpoint: str,
+    query_name: str,
+    handle: Callable[[DataFrame, int], None],
+) -> None:
+    """Run ``handle(batch, batch_id)`` on everything ``frame`` (a stream) has available now, then stop.
+
+    ``handle`` must be idempotent for a given ``batch_id``: after a crash the last batch is replayed.
+    """
+    query = (
+        frame.writeStream.queryName(query_name)
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .foreachBatch(handle)
+        .start()
+    )
+    query.awaitTermination()
+
+
+def checksum(spark: SparkSession, path: str, version: int | None = None) -> tuple[int, int]:
+    """``(rows, digest)`` of a table's contents, independent of row order and file layout.
+
+    The digest sums a 64-bit hash of every row, so two tables with the same rows have the same digest
+    whatever their history; one aggregate row comes back to the driver.
+    """
+    from pyspark.sql import functions as F
+
+    frame = read(spark, path, version)
+    row = (
+        frame.select(F.xxhash64(*frame.columns).cast("decimal(38,0)").alias("h"))
+        .agg(F.count(F.lit(1)).alias("rows"), F.coalesce(F.sum("h"), F.lit(0)).alias("digest"))
+        .first()
+    )
+    assert row is not None
+    return int(row["rows"]), int(row["digest"])

@@ -47,6 +47,18 @@ JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
         JobSpec(
+            name="batch_layer",
+            target="etl_lib.layers.batch_layer:batch_layer",
+            summary="Extracts to bronze, silver (order lines, products, customers SCD2) and gold, incrementally.",
+            options=(
+                JobOption(
+                    "--process-date",
+                    "run.process_date",
+                    "business date YYYY-MM-DD the gold tables are computed as of (default: today, UTC)",
+                ),
+            ),
+        ),
+        JobSpec(
             name="ingest_files",
             target="etl_lib.layers.ingest:ingest_files",
             summary="Land every configured file source into its bronze Delta table, new files only.",

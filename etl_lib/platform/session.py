@@ -18,6 +18,12 @@ from etl_lib.platform.stack import active_line
 
 log = logging.getLogger(__name__)
 
+#: Table defaults that keep new tables readable by the deltalake package and DuckDB: Databricks, for
+#: one, turns deletion vectors on for new tables unless told otherwise.
+PORTABLE_TABLE_DEFAULTS = {
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+
 #: What makes a plain Spark session a Delta one.
 DELTA_SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -33,6 +39,7 @@ def local_session_conf(spark: SparkConfig) -> dict[str, str]:
         "spark.jars": ",".join(str(jar) for jar in jars),
         "spark.app.name": spark.app_name,
         **DELTA_SESSION_CONF,
+        **PORTABLE_TABLE_DEFAULTS,
     }
     conf.update(spark.conf)
     return conf
@@ -53,7 +60,7 @@ def build_session(spark: SparkConfig) -> SparkSession:
     """
     if spark.session == "platform":
         session = SparkSession.builder.getOrCreate()
-        for key, value in spark.conf.items():
+        for key, value in {**PORTABLE_TABLE_DEFAULTS, **spark.conf}.items():
             session.conf.set(key, value)
     else:
         builder = SparkSession.builder.master(spark.master)

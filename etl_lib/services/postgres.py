@@ -11,10 +11,26 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from etl_lib.config import PostgresServiceConfig, ServicesConfig, secret_from_env
 from etl_lib.errors import ServiceError
 from etl_lib.services.base import LocalService
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Columns of the orders table the local database plays, and the Online Retail columns they hold.
+ORDER_COLUMNS = {
+    "invoice_no": "InvoiceNo",
+    "stock_code": "StockCode",
+    "description": "Description",
+    "quantity": "Quantity",
+    "invoice_date": "InvoiceDate",
+    "unit_price": "UnitPrice",
+    "customer_id": "CustomerID",
+    "country": "Country",
+}
 
 #: PostgreSQL refuses to run as root; when the suite runs as root the server runs as this user.
 SERVER_USER_WHEN_ROOT = "postgres"
@@ -187,6 +203,49 @@ class PostgresService(LocalService):
                 ) from None
             return False
         return True
+
+    def connect(self) -> Any:
+        """A psycopg connection (autocommit) to the configured database."""
+        import psycopg
+
+        return psycopg.connect(
+            host=self.pg.host,
+            port=self.pg.port,
+            user=self.pg.user,
+            password=self.password(),
+            dbname=self.pg.database,
+            connect_timeout=5,
+            autocommit=True,
+        )
+
+    def load_order_lines(self, rows: pa.Table, table: str = "online_retail") -> int:
+        """Append Online Retail rows to an orders table of the operational database (created if absent).
+
+        The table gets an identity ``id`` in load order, the high-water mark the batch layer extracts by.
+
+        Returns:
+            The number of rows loaded.
+        """
+        from psycopg import sql
+
+        columns = list(ORDER_COLUMNS)
+        with self.connect() as connection:
+            connection.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                    "invoice_no TEXT, stock_code TEXT, description TEXT, quantity INTEGER, invoice_date TIMESTAMP, "
+                    "unit_price DOUBLE PRECISION, customer_id BIGINT, country TEXT, "
+                    "loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                ).format(sql.Identifier(table))
+            )
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            )
+            with connection.cursor() as cursor, cursor.copy(statement) as copy:
+                for batch in rows.select(list(ORDER_COLUMNS.values())).to_batches(50_000):
+                    for record in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                        copy.write_row(record)
+        return int(rows.num_rows)
 
     def down(self) -> bool:
         import signal

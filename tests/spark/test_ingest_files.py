@@ -56,10 +56,19 @@ def test_full_real_extract_lands_once_and_keeps_its_facts(spark: SparkSession, l
     }
     # As landed: the extract's own columns and types, then the ingestion columns.
     assert bronze.dtypes == [
-        ("InvoiceNo", "string"), ("StockCode", "string"), ("Description", "string"), ("Quantity", "bigint"),
-        ("InvoiceDate", "timestamp_ntz"), ("UnitPrice", "double"), ("CustomerID", "bigint"), ("Country", "string"),
-        ("_source", "string"), ("_source_object", "string"), ("_ingested_at", "timestamp"), ("_run_id", "string"),
-    ]  # fmt: skip
+        ("InvoiceNo", "string"),
+        ("StockCode", "string"),
+        ("Description", "string"),
+        ("Quantity", "bigint"),
+        ("InvoiceDate", "timestamp_ntz"),
+        ("UnitPrice", "double"),
+        ("CustomerID", "bigint"),
+        ("Country", "string"),
+        ("_source", "string"),
+        ("_source_object", "string"),
+        ("_ingested_at", "timestamp"),
+        ("_run_id", "string"),
+    ]
 
     # Other engines read the same table and see the same rows.
     assert delta_rows(write.path) == 541_909

@@ -39,9 +39,20 @@ def test_there_is_a_notebook_per_job() -> None:
     assert sorted(path.stem for path in NOTEBOOKS) == sorted(JOBS)
 
 
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small landing folder, so that each notebook runs its job on real rows quickly."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("landing")
+    table = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet").slice(0, 2000)
+    pq.write_table(table, folder / "extract.parquet")
+    return folder
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_with_a_local_session(
-    notebook: Path, spark: SparkSession, lake: SuiteConfig, capsys: pytest.CaptureFixture[str]
+    notebook: Path, spark: SparkSession, lake: SuiteConfig, landing: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = notebook.read_text()
     assert source.startswith("# Databricks notebook source\n")
@@ -51,7 +62,7 @@ def test_notebook_runs_with_a_local_session(
     dbutils = DbUtils(
         {
             "conf": str(PROJECT / "conf" / "test.yaml"),
-            "overrides": f"lakehouse.root={lake.lakehouse.root}\n",
+            "overrides": f"lakehouse.root={lake.lakehouse.root}\nsources.online_retail.path={landing}\n",
         }
     )
     exec(compile(source, str(notebook), "exec"), {"spark": spark, "dbutils": dbutils, "__name__": "__main__"})  # noqa: S102

@@ -37,8 +37,15 @@ def test_online_retail_facts() -> None:
     table = pq.read_table(DATA / "online_retail" / "online_retail.parquet")
     assert table.num_rows == 541_909
     assert table.column_names == [
-        "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country",
-    ]  # fmt: skip
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ]
     assert pc.sum(table["Quantity"]).as_py() == 5_176_450
     assert pc.count_distinct(table["InvoiceNo"]).as_py() == 25_900
     assert pc.count_distinct(table["StockCode"]).as_py() == 4_070

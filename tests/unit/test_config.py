@@ -31,7 +31,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_every_shipped_config_file_is_valid() -> None:
-    files = sorted((PROJECT / "conf").glob("*.yaml"))
+    files = sorted((PROJECT / "conf").glob("*.yaml"))  # conf/base/ holds what they extend, not environments
     assert [f.name for f in files] == ["databricks.yaml", "local.yaml", "test.yaml"]
     for file in files:
         config = load_config(file)
@@ -88,9 +88,73 @@ def test_wrong_choice_names_the_key(tmp_path: Path) -> None:
 
 
 def test_bad_table_identifier_is_refused(tmp_path: Path) -> None:
-    text = MINIMAL + "sources: {x: {path: /in, format: csv, table: Orders-2024}}\n"
+    text = MINIMAL + "sources: {x: {kind: files, path: /in, format: csv, table: Orders-2024}}\n"
     with pytest.raises(ConfigError, match=r"sources\.x\.table: .*not a table identifier"):
         load_config(write(tmp_path, text))
+
+
+def test_source_kind_is_required_and_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\.x: required key `kind` is missing \(files or jdbc\)"):
+        load_config(write(tmp_path, MINIMAL + "sources: {x: {path: /in, format: csv, table: t}}\n"))
+    with pytest.raises(ConfigError, match=r"sources\.x: kind: 'ftp' is not one of 'files', 'jdbc'"):
+        load_config(write(tmp_path, MINIMAL + "sources: {x: {kind: ftp, table: t}}\n"))
+
+
+JDBC = """
+  orders:
+    kind: jdbc
+    url: jdbc:postgresql://db:5432/erp
+    user: etl
+    password_env: ERP_PASSWORD
+    source_table: public.orders
+    table: orders
+    watermark_column: updated_at
+"""
+
+
+def test_jdbc_source_names_are_validated(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + "sources:" + JDBC))
+    assert config.sources["orders"].kind == "jdbc"
+    bad = JDBC.replace("public.orders", "orders; DROP TABLE x")
+    with pytest.raises(ConfigError, match=r"sources\.orders\.source_table: .*is not a table or column name"):
+        load_config(write(tmp_path, MINIMAL + "sources:" + bad))
+
+
+def test_sources_must_map_every_column_of_their_entity(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + "entities: {lines: {columns: {a: string, b: int}, required: [a]}}\n"
+        + "sources: {x: {kind: files, path: /in, format: csv, table: t, entity: lines, columns: {a: A, c: C}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert str(caught.value).endswith(
+        "  sources.x.columns: must map every column of entity 'lines'; missing b; not in the entity c"
+    )
+
+
+def test_entity_types_and_bands_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"entities\.lines\.columns\.a: 'varchar' is not a supported column type"):
+        load_config(write(tmp_path, MINIMAL + "entities: {lines: {columns: {a: varchar}}}\n"))
+    with pytest.raises(ConfigError, match=r"entities\.lines: required names columns that are not declared: z"):
+        load_config(write(tmp_path, MINIMAL + "entities: {lines: {columns: {a: int}, required: [z]}}\n"))
+    base = load_config(PROJECT / "conf" / "local.yaml")
+    assert [band.name for band in base.batch.customer_segments] == ["Low", "Medium", "High"]  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"batch\.price_categories: .*band bounds must increase"):
+        load_config(
+            PROJECT / "conf" / "local.yaml",
+            ["batch.price_categories=[{name: a, below: 200}, {name: b, below: 50}, {name: c}]"],
+        )
+
+
+def test_a_file_extends_another(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("app: {environment: base}\nlakehouse: {root: /base}\nspark: {session: local}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nlakehouse: {root: /child}\n")
+    config = load_config(tmp_path / "child.yaml")
+    assert (config.app.environment, config.lakehouse.root) == ("base", "/child")
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="`extends` makes a cycle"):
+        load_config(tmp_path / "loop.yaml")
 
 
 def test_missing_file_and_non_mapping_file(tmp_path: Path) -> None:

@@ -1,0 +1,85 @@
+"""Landing extracts in bronze: files from a landing folder, rows from a database past their mark."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from etl_lib import lakehouse
+from etl_lib.config import FileSourceConfig, JdbcSourceConfig, Layer, SuiteConfig
+from etl_lib.layers.bronze import with_ingestion_metadata
+from etl_lib.platform.runtime import RunContext, TableWrite
+from etl_lib.sources import bookmarks, jdbc
+from etl_lib.sources.files import read_files_stream, source_file
+
+
+def run_metadata(context: RunContext, task: str, **extra: object) -> dict[str, object]:
+    """The metadata every commit of a run carries."""
+    return {"run_id": context.run_id, "job": context.job, "task": task, **extra}
+
+
+def writes_of_run(
+    spark: SparkSession, layer: Layer, table: str, path: str, before: int | None, run_id: str
+) -> TableWrite:
+    """What this run committed to ``path`` since version ``before``, from Delta's own commit metrics."""
+    commits = [c for c in lakehouse.commits_since(spark, path, before) if c.user_metadata.get("run_id") == run_id]
+    version = commits[-1].version if commits else lakehouse.current_version(spark, path)
+    return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version)
+
+
+def land_files(
+    spark: SparkSession, config: SuiteConfig, name: str, source: FileSourceConfig, context: RunContext
+) -> list[TableWrite]:
+    """Append the files of ``source`` that landed since its last run to its bronze table."""
+    target = config.lakehouse.table_path("bronze", source.table)
+    before = lakehouse.current_version(spark, target)
+    landed = read_files_stream(spark, source).transform(
+        with_ingestion_metadata(name, source_file(), context.run_id, context.run_time)
+    )
+    with lakehouse.commit_metadata(spark, run_metadata(context, f"bronze/{source.table}", source=name)):
+        lakehouse.append_available_now(
+            landed,
+            target,
+            checkpoint=config.lakehouse.checkpoint_path("bronze", source.table),
+            query_name=f"land_{name}",
+        )
+    return [writes_of_run(spark, "bronze", source.table, target, before, context.run_id)]
+
+
+def land_jdbc(
+    spark: SparkSession, config: SuiteConfig, name: str, source: JdbcSourceConfig, context: RunContext
+) -> list[TableWrite]:
+    """Append the rows of ``source`` past its committed high-water mark to its bronze table, then bookmark."""
+    lake = config.lakehouse
+    target = lake.table_path("bronze", source.table)
+    marks = lake.table_path("audit", "bookmarks")
+    before = lakehouse.current_version(spark, target)
+    marks_before = lakehouse.current_version(spark, marks)
+    committed = bookmarks.committed_mark(spark, marks, target, name)
+    increment = jdbc.plan_increment(spark, source, name, committed)
+    if increment is not None:
+        rows = jdbc.read_increment(spark, source, name, increment).transform(
+            with_ingestion_metadata(name, F.lit(increment.query), context.run_id, context.run_time)
+        )
+        metadata = run_metadata(context, f"bronze/{source.table}", **bookmarks.landing_metadata(name, increment))
+        with lakehouse.commit_metadata(spark, metadata):
+            lakehouse.append(rows, target)
+        committed = increment.upto
+    if committed is not None and committed != bookmarks.bookmarked_mark(spark, marks, name):
+        # The mark moves only after the rows it covers are committed in bronze.
+        with lakehouse.commit_metadata(spark, run_metadata(context, "audit/bookmarks", source=name)):
+            bookmarks.record_mark(
+                spark,
+                marks,
+                source=name,
+                watermark_column=source.watermark_column,
+                mark=committed,
+                rows_read=increment.rows if increment else 0,
+                query=increment.query if increment else "(recovered from the bronze commit)",
+                run_id=context.run_id,
+                committed_at=context.run_time,
+            )
+    return [
+        writes_of_run(spark, "bronze", source.table, target, before, context.run_id),
+        writes_of_run(spark, "audit", "bookmarks", marks, marks_before, context.run_id),
+    ]

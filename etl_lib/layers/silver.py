@@ -1,0 +1,167 @@
+"""Silver: extracts typed to their entity, checked, cleaned and deduplicated.
+
+Every function here is a pure ``DataFrame -> DataFrame`` step; reading and writing live elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from etl_lib.config import EntityConfig
+
+Step = Callable[[DataFrame], DataFrame]
+
+#: The columns a row that failed checks carries into the rejects table.
+ERRORS = "_errors"
+RECORD = "_record"
+#: Key of an order line: a digest of every value of the extract row, so exact duplicates share it.
+LINE_ID = "line_id"
+
+REJECT_COLUMNS = ("table", "source", "record", "reasons", "run_id", "rejected_at")
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _reason(rule: str, column: str, message: Column) -> Column:
+    return F.struct(F.lit(rule).alias("rule"), F.lit(column).alias("column"), message.alias("message"))
+
+
+def _typed(raw: Column, source_column: str, type_name: str, pattern: str | None) -> Column:
+    if pattern is not None and type_name in ("timestamp", "timestamp_ntz", "date"):
+        parsed = F.try_to_timestamp(raw.cast("string"), F.lit(pattern))
+        return F.to_date(parsed) if type_name == "date" else parsed.cast(type_name)
+    # try_cast gives NULL instead of failing the whole job (Spark 4 runs ANSI SQL) on one bad value.
+    return F.expr(f"try_cast({_quoted(source_column)} AS {type_name})")
+
+
+def to_entity(
+    entity: EntityConfig,
+    columns: Mapping[str, str],
+    formats: Mapping[str, str] | None = None,
+    keep: tuple[str, ...] = ("_source",),
+) -> Step:
+    """Step typing an extract's columns into an entity's, recording what failed instead of failing.
+
+    Args:
+        entity: the entity's columns, types and required columns.
+        columns: entity column -> extract column.
+        formats: entity column -> datetime pattern for text timestamps and dates.
+        keep: extract columns carried through unchanged (ingestion metadata).
+
+    Returns:
+        A step giving the entity's typed columns, ``_errors`` (an array of ``{rule, column, message}``,
+        empty for a good row), ``_record`` (the extract row as JSON) and the ``keep`` columns.
+    """
+    patterns = dict(formats or {})
+
+    def step(frame: DataFrame) -> DataFrame:
+        typed: list[Column] = []
+        errors: list[Column] = []
+        for name, type_name in entity.columns.items():
+            source = columns[name]
+            raw = F.col(_quoted(source))
+            value = _typed(raw, source, type_name, patterns.get(name))
+            if type_name == "string":
+                value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
+            typed.append(value.alias(name))
+            errors.append(
+                F.when(
+                    raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
+                    _reason(
+                        "type",
+                        name,
+                        F.concat(
+                            F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")
+                        ),
+                    ),
+                )
+            )
+            if name in entity.required:
+                errors.append(
+                    F.when(
+                        value.isNull() & (raw.isNull() | (F.trim(raw.cast("string")) == "")),
+                        _reason("required", name, F.lit("is missing")),
+                    )
+                )
+        record = F.to_json(F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())]))
+        present = [name for name in keep if name in frame.columns]
+        return frame.select(
+            *typed,
+            F.filter(F.array(*errors), lambda reason: reason.isNotNull()).alias(ERRORS),
+            record.alias(RECORD),
+            *present,
+        )
+
+    return step
+
+
+def accepted(frame: DataFrame) -> DataFrame:
+    """Rows of a :func:`to_entity` result that passed every check, without the check columns."""
+    return frame.where(F.size(ERRORS) == 0).drop(ERRORS, RECORD)
+
+
+def rejected(target: str, run_id: str, rejected_at: dt.datetime) -> Step:
+    """Step turning the failed rows of a :func:`to_entity` result into rows of the rejects table."""
+
+    def step(frame: DataFrame) -> DataFrame:
+        source = F.col("_source") if "_source" in frame.columns else F.lit(None).cast("string")
+        return frame.where(F.size(ERRORS) > 0).select(
+            F.lit(target).alias("table"),
+            source.alias("source"),
+            F.col(RECORD).alias("record"),
+            F.col(ERRORS).alias("reasons"),
+            F.lit(run_id).alias("run_id"),
+            F.lit(rejected_at).cast("timestamp").alias("rejected_at"),
+        )
+
+    return step
+
+
+def with_line_id(entity_columns: list[str]) -> Step:
+    """Step adding ``line_id``: a SHA-256 of the typed values, equal for exact duplicates only."""
+
+    def step(frame: DataFrame) -> DataFrame:
+        digest = F.sha2(F.to_json(F.struct(*[F.col(name) for name in entity_columns])), 256)
+        return frame.select(digest.alias(LINE_ID), *frame.columns)
+
+    return step
+
+
+def stock_code_class(stock_code: Column, product_pattern: str, non_product_codes: Mapping[str, str]) -> Column:
+    """``product`` for product codes, else the first class whose pattern matches, else ``other_non_product``."""
+    result = F.when(stock_code.rlike(product_pattern), F.lit("product"))
+    for name, pattern in non_product_codes.items():
+        result = result.when(stock_code.rlike(pattern), F.lit(name))
+    return result.otherwise(F.lit("other_non_product"))
+
+
+def clean_order_lines(product_pattern: str, non_product_codes: Mapping[str, str]) -> Step:
+    """Step cleaning typed order lines.
+
+    Descriptions are trimmed, cancellations (invoices starting with ``C``) flagged, stock codes classified
+    as product or which kind of non-product, and the line amount and day derived.
+    """
+
+    def step(frame: DataFrame) -> DataFrame:
+        code_class = stock_code_class(F.col("stock_code"), product_pattern, non_product_codes)
+        return (
+            frame.withColumn("description", F.trim(F.col("description")))
+            .withColumn("is_cancellation", F.col("invoice_no").startswith("C"))
+            .withColumn("stock_code_class", code_class)
+            .withColumn("is_product", code_class == "product")
+            .withColumn("amount", (F.col("quantity") * F.col("unit_price")).cast("decimal(18,3)"))
+            .withColumn("invoice_day", F.to_date("invoice_date"))
+        )
+
+    return step
+
+
+def dedupe_lines(frame: DataFrame) -> DataFrame:
+    """One row per ``line_id`` (exact duplicates of the extract collapse into one line)."""
+    return frame.dropDuplicates([LINE_ID])

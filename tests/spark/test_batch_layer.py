@@ -1,0 +1,231 @@
+"""The batch layer end to end: the full real extract, then smaller extracts for the finer properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from etl_lib import lakehouse
+from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.errors import JobFailedError
+from etl_lib.platform.runner import run_job
+from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.portable import delta_rows, duckdb_query
+
+PROJECT = Path(__file__).resolve().parents[2]
+DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
+PROCESS_DATE = dt.date(2011, 12, 10)
+TABLES = [
+    ("bronze", "online_retail"),
+    ("silver", "order_lines"),
+    ("silver", "dim_products"),
+    ("silver", "dim_customers"),
+    ("gold", "customer_features"),
+    ("gold", "daily_revenue"),
+]
+
+
+def context(run_id: str) -> RunContext:
+    return RunContext.new("batch_layer", clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC), new_id=lambda: run_id)
+
+
+def configured(base: SuiteConfig, root: Path, **changes: Any) -> SuiteConfig:
+    data = base.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(root)
+    data["run"]["process_date"] = str(PROCESS_DATE)
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return validate_config(data)
+
+
+def rows_of(result: JobResult) -> dict[str, int]:
+    return {f"{w.layer}/{w.table}": w.rows_written for w in result.writes}
+
+
+@pytest.fixture(scope="module")
+def full_run(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The batch layer on the whole bundled extract, run twice with the same process date."""
+    root = tmp_path_factory.mktemp("full")
+    config = configured(suite_config, root / "lake")
+    first = run_job("batch_layer", config, spark, context("run-1"))
+    after_first = {
+        f"{layer}/{table}": lakehouse.checksum(spark, config.lakehouse.table_path(layer, table))
+        for layer, table in TABLES
+    }  # type: ignore[arg-type]
+    versions = {
+        name: lakehouse.current_version(spark, config.lakehouse.table_path(*name.split("/"))) for name in after_first
+    }  # type: ignore[arg-type]
+    second = run_job("batch_layer", config, spark, context("run-2"))
+    return {"config": config, "first": first, "second": second, "after_first": after_first, "versions": versions}
+
+
+def test_full_extract_lands_with_its_known_facts(spark: SparkSession, full_run: dict[str, Any]) -> None:
+    config: SuiteConfig = full_run["config"]
+    assert rows_of(full_run["first"]) == {
+        "bronze/online_retail": 541_909,
+        "silver/order_lines": 536_641,  # 541,909 landed less 5,268 exact duplicates
+        "audit/rejects": 0,
+        "silver/dim_products": 4_070,
+        "silver/dim_customers": 4_388,
+        "gold/customer_features": 4_372,
+        "gold/daily_revenue": 1_716,
+    }
+    path = config.lakehouse.table_path
+    bronze = lakehouse.read(spark, path("bronze", "online_retail"))
+    facts = bronze.agg(F.sum("Quantity"), F.sum(F.col("InvoiceNo").startswith("C").cast("int"))).first()
+    assert tuple(facts) == (5_176_450, 9_288)  # type: ignore[arg-type]
+
+    lines = lakehouse.read(spark, path("silver", "order_lines"))
+    summary = lines.agg(
+        F.count("*").alias("lines"),
+        F.countDistinct("line_id").alias("ids"),
+        F.sum(F.col("is_cancellation").cast("int")).alias("cancellations"),
+        F.sum((~F.col("is_product")).cast("int")).alias("non_products"),
+        F.countDistinct("customer_id").alias("customers"),
+        F.countDistinct("stock_code").alias("stock_codes"),
+        F.sum((F.col("description") != F.trim("description")).cast("int")).alias("untrimmed"),
+    ).first()
+    assert summary is not None
+    assert summary.asDict() == {
+        "lines": 536_641,
+        "ids": 536_641,
+        "cancellations": 9_251,  # 9,288 in the extract, 37 of them exact duplicates
+        "non_products": 2_989,
+        "customers": 4_372,
+        "stock_codes": 4_070,
+        "untrimmed": 0,
+    }
+    net = lines.agg(F.sum("amount")).first()
+    assert net is not None
+    assert str(net[0]) == "9726006.954"  # sum(Quantity * UnitPrice) over the distinct extract rows
+
+    customers = lakehouse.read(spark, path("silver", "dim_customers"))
+    assert customers.where("is_current").count() == 4_372
+    assert customers.groupBy("customer_id").count().where("count > 1").count() == 8  # 8 customers changed country
+
+
+def test_second_run_of_the_same_date_writes_nothing_and_changes_nothing(
+    spark: SparkSession, full_run: dict[str, Any]
+) -> None:
+    config: SuiteConfig = full_run["config"]
+    assert set(rows_of(full_run["second"]).values()) == {0}
+    for name, before in full_run["after_first"].items():
+        path = config.lakehouse.table_path(*name.split("/"))  # type: ignore[arg-type]
+        assert lakehouse.checksum(spark, path) == before, name
+        assert lakehouse.current_version(spark, path) == full_run["versions"][name], name
+
+
+def test_other_engines_read_the_same_counts(spark: SparkSession, full_run: dict[str, Any]) -> None:
+    config: SuiteConfig = full_run["config"]
+    for layer, table in TABLES:
+        path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
+        spark_rows = lakehouse.read(spark, path).count()
+        assert delta_rows(path) == spark_rows, path
+        assert duckdb_query("SELECT count(*) FROM t", t=path) == [(spark_rows,)], path
+
+
+CSV_HEADER = "invoice,sku,text,qty,when,price,customer,nation\n"
+
+
+def csv_source(landing: Path) -> dict[str, Any]:
+    """A differently shaped extract of the same kind: a config change only."""
+    return {
+        "kind": "files",
+        "format": "csv",
+        "path": str(landing),
+        "table": "erp_csv",
+        "entity": "order_lines",
+        "columns": {
+            "invoice_no": "invoice",
+            "stock_code": "sku",
+            "description": "text",
+            "quantity": "qty",
+            "invoice_date": "when",
+            "unit_price": "price",
+            "customer_id": "customer",
+            "country": "nation",
+        },
+        "formats": {"invoice_date": "dd/MM/yyyy HH:mm"},
+    }
+
+
+def test_a_csv_extract_with_its_own_names_rejects_bad_rows_and_adds_new_files_only(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "day1.csv").write_text(
+        CSV_HEADER
+        + "536365,85123A, WHITE HANGING HEART ,6,01/12/2010 08:26,2.55,17850,United Kingdom\n"
+        + "536365,85123A, WHITE HANGING HEART ,6,01/12/2010 08:26,2.55,17850,United Kingdom\n"
+        + "536366,22633,HAND WARMER,six,01/12/2010 08:28,1.85,17850,United Kingdom\n"
+        + ",22632,HAND WARMER RED,6,01/12/2010 08:28,1.85,17850,United Kingdom\n"
+    )
+    config = configured(suite_config, tmp_path / "lake", sources={"erp_csv": csv_source(landing)})
+    first = run_job("batch_layer", config, spark, context("run-1"))
+    assert rows_of(first)["bronze/erp_csv"] == 4
+    assert rows_of(first)["silver/order_lines"] == 1  # the duplicate collapses, two rows are rejected
+    assert rows_of(first)["audit/rejects"] == 2
+
+    rejects = lakehouse.read(spark, config.lakehouse.table_path("audit", "rejects"))
+    reasons = sorted(
+        (r["source"], [(x["rule"], x["column"], x["message"]) for x in r["reasons"]]) for r in rejects.collect()
+    )
+    assert reasons == [
+        ("erp_csv", [("required", "invoice_no", "is missing")]),
+        ("erp_csv", [("type", "quantity", 'cannot read {"qty":"six"} as int')]),
+    ]
+    line = lakehouse.read(spark, config.lakehouse.table_path("silver", "order_lines")).first()
+    assert line is not None
+    assert (line["description"], line["quantity"], line["invoice_date"], str(line["unit_price"])) == (
+        "WHITE HANGING HEART",
+        6,
+        dt.datetime(2010, 12, 1, 8, 26),
+        "2.550",
+    )
+
+    (landing / "day2.csv").write_text(
+        CSV_HEADER + "536367,84879,ASSORTED BIRD ORNAMENT,32,02/12/2010 09:00,1.69,13047,United Kingdom\n"
+    )
+    second = run_job("batch_layer", config, spark, context("run-2"))
+    assert rows_of(second)["bronze/erp_csv"] == 1
+    assert rows_of(second)["silver/order_lines"] == 1
+    assert rows_of(second)["audit/rejects"] == 0
+    assert rows_of(second)["gold/daily_revenue"] == 1  # a new day
+
+    third = run_job("batch_layer", config, spark, context("run-3"))
+    assert set(rows_of(third).values()) == {0}
+    shutil.rmtree(landing)
+
+
+def test_a_failing_source_fails_the_run_and_spares_the_other(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    good = tmp_path / "good"
+    good.mkdir()
+    pq.write_table(pq.read_table(DATA).slice(0, 100), good / "part.parquet")
+    sources = {
+        "online_retail": {**suite_config.sources["online_retail"].model_dump(mode="json"), "path": str(good)},
+        "erp_csv": csv_source(tmp_path / "never-created"),
+    }
+    config = configured(suite_config, tmp_path / "lake", sources=sources)
+    with pytest.raises(JobFailedError) as caught:
+        run_job("batch_layer", config, spark, context("run-1"))
+    message = str(caught.value)
+    assert message.startswith("6 of 7 tasks did not succeed:\n  bronze/erp_csv: failed: AnalysisException")
+    assert "  silver/order_lines: skipped: not run: bronze/erp_csv did not succeed" in message
+    assert delta_rows(config.lakehouse.table_path("bronze", "online_retail")) == 100
