@@ -102,16 +102,20 @@ def _config_show(namespace: argparse.Namespace) -> int:
 
 
 def _tables(namespace: argparse.Namespace) -> int:
-    from etl_lib.portable import list_tables
+    from etl_lib.portable import duckdb_checksum, list_tables
 
     config = load_config(namespace.conf, namespace.overrides)
     tables = list_tables(config.lakehouse.root)
-    print(f"Delta tables under {config.lakehouse.root} (read with the deltalake package):")
+    engines = "the deltalake package" + (", checksums by DuckDB" if namespace.checksum else "")
+    print(f"Delta tables under {config.lakehouse.root} (read with {engines}):")
     if not tables:
         print("  (none yet)")
     for info in tables:
         name = f"{info.layer}/{info.table}"
-        print(f"  {name:<32} {info.rows:>12,} rows  version {info.version:>4}  last {info.last_operation}")
+        line = f"  {name:<32} {info.rows:>12,} rows  version {info.version:>4}  last {info.last_operation}"
+        if namespace.checksum:
+            line += f"  checksum {duckdb_checksum(info.path)[1]:x}"
+        print(line)
     return 0
 
 
@@ -153,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     services.set_defaults(handler=_services)
 
     tables = commands.add_parser("tables", help="list the lakehouse's Delta tables, read without Spark")
+    tables.add_argument("--checksum", action="store_true", help="also a checksum of each table's rows (DuckDB)")
     _add_config_options(tables)
     tables.set_defaults(handler=_tables)
 

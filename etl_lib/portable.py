@@ -60,6 +60,15 @@ def list_tables(root: str) -> list[TableInfo]:
     return found
 
 
+def duckdb_checksum(path: str) -> tuple[int, int]:
+    """``(rows, digest)`` of a Delta table computed by DuckDB: the sum of a hash of every row.
+
+    Independent of row order and file layout, so two tables holding the same rows agree.
+    """
+    [(rows, digest)] = duckdb_query("SELECT count(*), coalesce(sum(hash(t)), 0) FROM t", t=path)
+    return int(rows), int(digest)
+
+
 def duckdb_connection() -> Any:
     """A DuckDB connection with the ``delta`` extension loaded from the pip package (no download)."""
     from importlib import resources

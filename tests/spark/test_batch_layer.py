@@ -16,7 +16,7 @@ from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.errors import JobFailedError
 from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import JobResult, RunContext
-from etl_lib.portable import delta_rows, duckdb_query
+from etl_lib.portable import delta_rows, duckdb_checksum, duckdb_query
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -68,7 +68,14 @@ def full_run(
         name: lakehouse.current_version(spark, config.lakehouse.table_path(*name.split("/"))) for name in after_first
     }  # type: ignore[arg-type]
     second = run_job("batch_layer", config, spark, context("run-2"))
-    return {"config": config, "first": first, "second": second, "after_first": after_first, "versions": versions}
+    return {
+        "config": config,
+        "first": first,
+        "second": second,
+        "after_first": after_first,
+        "by_duckdb": by_duckdb,
+        "versions": versions,
+    }
 
 
 def test_full_extract_lands_with_its_known_facts(spark: SparkSession, full_run: dict[str, Any]) -> None:
@@ -124,6 +131,8 @@ def test_second_run_of_the_same_date_writes_nothing_and_changes_nothing(
     for name, before in full_run["after_first"].items():
         path = config.lakehouse.table_path(*name.split("/"))  # type: ignore[arg-type]
         assert lakehouse.checksum(spark, path) == before, name
+        assert duckdb_checksum(path) == full_run["by_duckdb"][name], name
+        assert duckdb_checksum(path)[0] == before[0], name
         assert lakehouse.current_version(spark, path) == full_run["versions"][name], name
 
 
