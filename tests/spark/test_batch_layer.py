@@ -64,6 +64,7 @@ def full_run(
         f"{layer}/{table}": lakehouse.checksum(spark, config.lakehouse.table_path(layer, table))
         for layer, table in TABLES
     }  # type: ignore[arg-type]
+    by_duckdb = {name: duckdb_checksum(config.lakehouse.table_path(*name.split("/"))) for name in after_first}  # type: ignore[arg-type]
     versions = {
         name: lakehouse.current_version(spark, config.lakehouse.table_path(*name.split("/"))) for name in after_first
     }  # type: ignore[arg-type]
