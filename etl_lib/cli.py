@@ -119,6 +119,27 @@ def _tables(namespace: argparse.Namespace) -> int:
     return 0
 
 
+def _produce(namespace: argparse.Namespace) -> int:
+    from etl_lib.producer.replay import replay
+
+    config = load_config(namespace.conf, namespace.overrides)
+    target = namespace.to or config.speed.source
+    report = replay(
+        config,
+        target,
+        limit=namespace.limit,
+        rate=namespace.rate,
+        malformed=namespace.malformed,
+        batch_size=namespace.batch_size,
+    )
+    rate = report.events / report.seconds if report.seconds else float("inf")
+    print(
+        f"produced {report.events:,} events and {report.malformed:,} malformed records to {report.target} "
+        f"in {report.seconds:.1f}s ({rate:,.0f} events/s)"
+    )
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     from etl_lib.platform.stack import active_line
 
@@ -155,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     services.add_argument("names", nargs="*", metavar="SERVICE", help="kafka, postgres, aws (default: all)")
     _add_config_options(services)
     services.set_defaults(handler=_services)
+
+    produce = commands.add_parser("produce", help="replay the Online Retail purchases as events into a stream")
+    produce.add_argument("--to", choices=["files", "kafka", "kinesis"], help="default: speed.source")
+    produce.add_argument(
+        "--rate", type=float, metavar="N", help="at most N records a second (default: as fast as it goes)"
+    )
+    produce.add_argument("--limit", type=int, metavar="N", help="stop after N events (default: all, about 800,000)")
+    produce.add_argument("--malformed", type=int, default=0, metavar="N", help="also send N bad records, spread out")
+    produce.add_argument("--batch-size", type=int, default=1000, metavar="N", help="records per send (default 1000)")
+    _add_config_options(produce)
+    produce.set_defaults(handler=_produce)
 
     tables = commands.add_parser("tables", help="list the lakehouse's Delta tables, read without Spark")
     tables.add_argument("--checksum", action="store_true", help="also a checksum of each table's rows (DuckDB)")

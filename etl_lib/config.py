@@ -88,6 +88,11 @@ class LakehouseConfig(_Section):
             raise ConfigError(f"unknown layer {layer!r}; layers are {', '.join(LAYERS)}")
         return f"{self.root}/{layer}/{_identifier(table)}"
 
+    def query_checkpoint(self, query: str) -> str:
+        """Checkpoint of a streaming query that writes several tables (the speed layer's)."""
+        base = self.checkpoints or f"{self.root}/_checkpoints"
+        return f"{base}/queries/{_identifier(query)}"
+
     def checkpoint_path(self, layer: Layer, table: str, reading: str | None = None) -> str:
         """Streaming checkpoint of the query that writes ``layer/table`` (reading table ``reading``)."""
         base = self.checkpoints or f"{self.root}/_checkpoints"
@@ -192,10 +197,14 @@ class EntityConfig(_Section):
 
     columns: dict[Identifier, SparkType]
     required: list[Identifier] = Field(default_factory=list)
+    #: Columns required only for some values of another column: {event_type: {purchase: [amount]}}.
+    required_when: dict[Identifier, dict[str, list[Identifier]]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _required_are_columns(self) -> EntityConfig:
-        unknown = [name for name in self.required if name not in self.columns]
+        named = [*self.required, *self.required_when]
+        named += [c for by_value in self.required_when.values() for cs in by_value.values() for c in cs]
+        unknown = sorted({name for name in named if name not in self.columns})
         if unknown:
             raise ValueError(f"required names columns that are not declared: {', '.join(unknown)}")
         return self
@@ -288,10 +297,68 @@ class BatchConfig(_Section):
     max_parallel_tables: int = Field(default=2, ge=1)
 
 
+class KafkaStreamConfig(_Section):
+    """The Kafka topic the speed layer reads (and the producer writes)."""
+
+    #: Empty: the local broker of ``services.kafka``.
+    bootstrap_servers: str | None = None
+    topic: str = "customer-events"
+    partitions: int = Field(default=2, ge=1)
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    max_offsets_per_trigger: int | None = Field(default=None, gt=0)
+    #: Kafka's failOnDataLoss: fail when records were deleted (retention) before they were read.
+    fail_on_data_loss: bool = True
+
+
+class KinesisStreamConfig(_Section):
+    """The Kinesis stream the speed layer reads (and the producer writes)."""
+
+    stream: str = "customer-events"
+    shards: int = Field(default=2, ge=1)
+    #: python: the suite's own Spark source (boto3, any endpoint); databricks: the `kinesis` source of
+    #: Databricks runtimes; emr: the `aws-kinesis` connector of EMR releases.
+    connector: Literal["python", "databricks", "emr"] = "python"
+    #: Empty: AWS itself; the local endpoint of ``services.aws`` when ``local_endpoint`` is true.
+    endpoint_url: str | None = None
+    local_endpoint: bool = False
+    region: str | None = None
+    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    max_records_per_shard: int = Field(default=10_000, ge=1)
+
+
+class FileStreamConfig(_Section):
+    """A landing folder of JSON-lines event files."""
+
+    path: Location = Field(default="./.work/landing/events", validate_default=True)
+    max_files_per_trigger: int | None = Field(default=None, gt=0)
+
+
+class SpeedConfig(_Section):
+    """The speed layer: events from a stream into bronze, silver and the real-time gold views."""
+
+    source: Literal["files", "kafka", "kinesis"] = "files"
+    files: FileStreamConfig = Field(default_factory=FileStreamConfig)
+    kafka: KafkaStreamConfig = Field(default_factory=KafkaStreamConfig)
+    kinesis: KinesisStreamConfig = Field(default_factory=KinesisStreamConfig)
+    #: Micro-batch interval of a long-running query (``--available-now`` drains and stops instead).
+    trigger_interval: str = "5 seconds"
+    #: How far behind the newest event time an event may arrive and still count; later ones are set aside.
+    allowed_lateness: str = Field(default="10 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
+    #: An event stamped further than this past its arrival is refused as coming from the future.
+    max_future_skew: str = Field(default="1 hour", pattern=r"^\d+ (second|minute|hour|day)s?$")
+    window: str = Field(default="5 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
+    #: Event types the gold views aggregate; other types are kept in silver.
+    page_view_type: str = "page_view"
+    purchase_type: str = "purchase"
+    #: Larger records go to the dead letters unparsed.
+    max_payload_bytes: int = Field(default=1_000_000, gt=0)
+
+
 class RunConfig(_Section):
-    """Per-run settings, usually given on the command line (``--process-date``)."""
+    """Per-run settings, usually given on the command line (``--process-date``, ``--available-now``)."""
 
     process_date: dt.date | None = None
+    available_now: bool = False
 
 
 class SuiteConfig(_Section):
@@ -304,6 +371,7 @@ class SuiteConfig(_Section):
     sources: dict[Identifier, SourceConfig] = Field(default_factory=dict)
     entities: dict[Identifier, EntityConfig] = Field(default_factory=dict)
     batch: BatchConfig | None = None
+    speed: SpeedConfig = Field(default_factory=SpeedConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     #: The file this configuration was read from (not part of the YAML).

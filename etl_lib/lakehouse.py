@@ -8,7 +8,7 @@ the tables it read), which is how later runs know what they already consumed and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +139,9 @@ def read(spark: SparkSession, path: str, version: int | None = None) -> DataFram
     return reader.load(path)
 
 
-def append(frame: DataFrame, path: str, idempotency: tuple[str, int] | None = None) -> None:
+def append(
+    frame: DataFrame, path: str, idempotency: tuple[str, int] | None = None, partition_by: Sequence[str] = ()
+) -> None:
     """Append ``frame`` to the table at ``path``.
 
     Args:
@@ -147,8 +149,11 @@ def append(frame: DataFrame, path: str, idempotency: tuple[str, int] | None = No
         path: the table.
         idempotency: ``(application id, version)``: Delta skips the append if that application already
             committed that version or a later one, so a retried micro-batch is not written twice.
+        partition_by: partition columns, for a table this append creates.
     """
     writer = frame.write.format("delta").mode("append")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
     if idempotency is not None:
         writer = writer.option("txnAppId", idempotency[0]).option("txnVersion", str(idempotency[1]))
     writer.save(path)
@@ -249,3 +254,62 @@ def checksum(spark: SparkSession, path: str, version: int | None = None) -> tupl
     )
     assert row is not None
     return int(row["rows"]), int(row["digest"])
+
+
+TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+
+
+@contextmanager
+def idempotent(spark: SparkSession, app_id: str, version: int) -> Iterator[None]:
+    """Make the Delta writes (MERGE included) ``spark`` runs inside the block idempotent.
+
+    Delta records ``(app_id, version)`` with the commit and skips a later write with a version not above
+    the one recorded, which is how a replayed micro-batch changes nothing twice.
+    """
+    spark.conf.set(TXN_APP_ID_CONF, app_id)
+    spark.conf.set(TXN_VERSION_CONF, str(version))
+    try:
+        yield
+    finally:
+        spark.conf.unset(TXN_APP_ID_CONF)
+        spark.conf.unset(TXN_VERSION_CONF)
+
+
+def merge_increments(
+    spark: SparkSession,
+    path: str,
+    increments: DataFrame,
+    keys: list[str],
+    add: Sequence[str] = (),
+    greatest: Sequence[str] = (),
+    least: Sequence[str] = (),
+    latest: Mapping[str, str] | None = None,
+) -> None:
+    """MERGE per-key increments into running totals.
+
+    Matched rows add ``add`` columns, keep the greatest of ``greatest`` and the least of ``least``, and
+    take each ``latest`` value column when its timestamp column is newer; new keys are inserted as they
+    are. Wrap the call in :func:`idempotent` so that a replayed increment is not added twice.
+    """
+    ensure_table(spark, path, increments.schema)
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    assignments: dict[str, str | Column] = {}
+    for name in add:
+        assignments[f"`{name}`"] = f"coalesce(t.`{name}`, 0) + coalesce(s.`{name}`, 0)"
+    for name in greatest:
+        assignments[f"`{name}`"] = f"greatest(t.`{name}`, s.`{name}`)"
+    for name in least:
+        assignments[f"`{name}`"] = f"least(t.`{name}`, s.`{name}`)"
+    for value, at in (latest or {}).items():
+        newer = f"(t.`{at}` IS NULL OR s.`{at}` > t.`{at}`) AND s.`{at}` IS NOT NULL"
+        assignments[f"`{value}`"] = f"CASE WHEN {newer} THEN s.`{value}` ELSE t.`{value}` END"
+        assignments[f"`{at}`"] = f"greatest(t.`{at}`, s.`{at}`)"
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(increments.alias("s"), condition)
+        .whenMatchedUpdate(set=assignments)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )

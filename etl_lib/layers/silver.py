@@ -89,6 +89,19 @@ def to_entity(
                         _reason("required", name, F.lit("is missing")),
                     )
                 )
+        for selector, by_value in entity.required_when.items():
+            chosen = _typed(F.col(_quoted(columns[selector])), columns[selector], entity.columns[selector], None)
+            for selector_value, needed in by_value.items():
+                for name in needed:
+                    raw = F.col(_quoted(columns[name]))
+                    missing = raw.isNull() | (F.trim(raw.cast("string")) == "")
+                    message = f"is missing (required when {selector} is {selector_value})"
+                    errors.append(
+                        F.when(
+                            (chosen == F.lit(selector_value)) & missing,
+                            _reason("required", name, F.lit(message)),
+                        )
+                    )
         record = F.to_json(F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())]))
         present = [name for name in keep if name in frame.columns]
         return frame.select(

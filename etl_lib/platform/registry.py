@@ -59,6 +59,19 @@ JOBS: dict[str, JobSpec] = {
             ),
         ),
         JobSpec(
+            name="speed_layer",
+            target="etl_lib.layers.speed_layer:speed_layer",
+            summary="Events from Kafka, Kinesis or files into bronze, silver and real-time gold views, exactly once.",
+            options=(
+                JobOption(
+                    "--available-now",
+                    "run.available_now",
+                    "process everything the stream holds now, then stop (default: run until stopped)",
+                    switch=True,
+                ),
+            ),
+        ),
+        JobSpec(
             name="ingest_files",
             target="etl_lib.layers.ingest:ingest_files",
             summary="Land every configured file source into its bronze Delta table, new files only.",

@@ -23,6 +23,8 @@ class RunContext:
     job: str
     run_id: str
     run_time: dt.datetime
+    #: The clock for times taken during the run (a streaming micro-batch's, say).
+    clock: Callable[[], dt.datetime] = utc_now
 
     @classmethod
     def new(
@@ -32,7 +34,7 @@ class RunContext:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> RunContext:
         """A context for a fresh run of ``job``; tests pass their own ``clock`` and ``new_id``."""
-        return cls(job=job, run_id=new_id(), run_time=clock())
+        return cls(job=job, run_id=new_id(), run_time=clock(), clock=clock)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ own: the suite adds no jars there and only sets the runtime options the configur
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -63,6 +65,9 @@ def build_session(spark: SparkConfig) -> SparkSession:
         for key, value in {**PORTABLE_TABLE_DEFAULTS, **spark.conf}.items():
             session.conf.set(key, value)
     else:
+        # Python workers (UDFs, Python data sources) run the driver's own interpreter and packages
+        # unless the environment names another; PySpark reads only the environment for this.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(spark.master)
         for key, value in local_session_conf(spark).items():
             builder = builder.config(key, value)

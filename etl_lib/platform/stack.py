@@ -20,6 +20,7 @@ class SparkLine:
     delta_spark: str
     scala_binary: str
     delta_artifact: str
+    kafka_connector: str
     glue_version: str
 
     @property

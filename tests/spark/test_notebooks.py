@@ -40,19 +40,24 @@ def test_there_is_a_notebook_per_job() -> None:
 
 
 @pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small landing folder, so that each notebook runs its job on real rows quickly."""
+def landing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small landing folders (an extract, events), so that each notebook runs its job on real rows quickly."""
     import pyarrow.parquet as pq
+
+    from etl_lib.producer.events import encode, retail_events
+    from etl_lib.producer.sinks import FilesSink
 
     folder = tmp_path_factory.mktemp("landing")
     table = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet").slice(0, 2000)
     pq.write_table(table, folder / "extract.parquet")
-    return folder
+    events = tmp_path_factory.mktemp("events")
+    FilesSink(str(events)).send([(e["customer_id"], encode(e)) for e in retail_events(table.slice(0, 100))])
+    return {"extract": folder, "events": events}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_with_a_local_session(
-    notebook: Path, spark: SparkSession, lake: SuiteConfig, landing: Path, capsys: pytest.CaptureFixture[str]
+    notebook: Path, spark: SparkSession, lake: SuiteConfig, landing: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = notebook.read_text()
     assert source.startswith("# Databricks notebook source\n")
@@ -62,7 +67,14 @@ def test_notebook_runs_with_a_local_session(
     dbutils = DbUtils(
         {
             "conf": str(PROJECT / "conf" / "test.yaml"),
-            "overrides": f"lakehouse.root={lake.lakehouse.root}\nsources.online_retail.path={landing}\n",
+            "overrides": "\n".join(
+                [
+                    f"lakehouse.root={lake.lakehouse.root}",
+                    f"sources.online_retail.path={landing['extract']}",
+                    f"speed.files.path={landing['events']}",
+                    "run.available_now=true",
+                ]
+            ),
         }
     )
     exec(compile(source, str(notebook), "exec"), {"spark": spark, "dbutils": dbutils, "__name__": "__main__"})  # noqa: S102

@@ -67,6 +67,7 @@ def test_maven_properties_come_from_the_stack() -> None:
         "delta.version": "4.2.0",
         "scala.binary": "2.13",
         "spark.version": "4.1.1",
+        "kafka.connector.version": "4.1.3",
         "postgresql.version": load_stack().jvm.postgresql_jdbc,
     }
     assert kafka_broker_jar_set().properties["kafka.version"] == load_stack().jvm.kafka_broker

@@ -1,0 +1,277 @@
+"""Speed layer transforms: raw stream records to typed events, and the increments of the real-time views.
+
+Every function is a pure ``DataFrame -> DataFrame`` step; the same steps serve a micro-batch and a batch
+recomputation (which is how the views are checked against silver).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from etl_lib.config import EntityConfig
+from etl_lib.layers import silver
+
+Step = Callable[[DataFrame], DataFrame]
+
+#: What every stream reader yields: where a record came from, when it arrived, and its bytes untouched.
+RAW_COLUMNS = ("_source", "_stream", "_partition", "_offset", "_arrived_at", "payload")
+#: Coordinates and lineage carried from bronze to silver, the dead letters and the late events.
+TRACE_COLUMNS = ("_source", "_stream", "_partition", "_offset", "_arrived_at")
+ERRORS = silver.ERRORS
+_CORRUPT = "_corrupt_record"
+
+
+def watermark_partition(source: str) -> str:
+    """The column whose values are read at their own pace: Kafka partitions, Kinesis shards; files are one."""
+    return "_partition" if source in ("kafka", "kinesis") else "_stream"
+
+
+def _reason(rule: str, column: str, message: Column) -> Column:
+    return F.struct(F.lit(rule).alias("rule"), F.lit(column).alias("column"), message.alias("message"))
+
+
+def parse_events(entity: EntityConfig, max_payload_bytes: int, max_future_skew: str) -> Step:
+    """Step from raw records to typed events, each with the list of what is wrong with it.
+
+    A record is refused (non-empty ``_errors``) when it is larger than ``max_payload_bytes``, is not a JSON
+    object, misses a required field (some only for some event types), has a value of the wrong type, or
+    is stamped more than ``max_future_skew`` after it arrived.
+
+    Returns:
+        A step giving the trace columns, ``payload``, ``_payload_digest``, the entity's typed columns,
+        ``event_date`` and ``_errors``.
+    """
+    fields = list(entity.columns)
+    schema = StructType([StructField(name, StringType()) for name in fields] + [StructField(_CORRUPT, StringType())])
+    to_entity = silver.to_entity(
+        entity, {name: name for name in fields}, keep=(*RAW_COLUMNS, "_not_json", "_too_large")
+    )
+
+    def step(raw: DataFrame) -> DataFrame:
+        text = F.col("payload").cast("string")
+        options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+        too_large = F.length("payload") > F.lit(max_payload_bytes)
+        parsed = raw.select(
+            *RAW_COLUMNS,
+            too_large.alias("_too_large"),
+            # A record too large is not parsed at all.
+            F.when(~too_large, F.from_json(text, schema, options)).alias("_json"),
+        )
+        flat = parsed.select(
+            *RAW_COLUMNS,
+            "_too_large",
+            (F.col("_json").isNull() | F.col(f"_json.{_CORRUPT}").isNotNull()).alias("_not_json"),
+            *[F.col(f"_json.{name}").alias(name) for name in fields],
+        )
+        typed = flat.transform(to_entity)
+        future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
+        checks = F.filter(
+            F.concat(
+                F.col(ERRORS),
+                F.array(
+                    F.when(
+                        future,
+                        _reason(
+                            "range",
+                            "timestamp",
+                            F.concat(
+                                F.lit(f"is more than {max_future_skew} after the record arrived at "),
+                                F.col("_arrived_at").cast("string"),
+                            ),
+                        ),
+                    )
+                ),
+            ),
+            lambda reason: reason.isNotNull(),
+        )
+        errors = (
+            F.when(
+                F.col("_too_large"),
+                F.array(_reason("size", "payload", F.lit(f"is larger than {max_payload_bytes} bytes"))),
+            )
+            .when(F.col("_not_json"), F.array(_reason("format", "payload", F.lit("is not a JSON object"))))
+            .otherwise(checks)
+        )
+        return typed.select(
+            *TRACE_COLUMNS,
+            "payload",
+            F.sha2(F.col("payload"), 256).alias("_payload_digest"),
+            *fields,
+            F.to_date("timestamp").alias("event_date"),
+            errors.alias(ERRORS),
+        )
+
+    return step
+
+
+def dead_letters(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
+    """Step keeping the refused events as dead-letter rows: trace, payload, reasons and a one-line error."""
+
+    def step(events: DataFrame) -> DataFrame:
+        summary = F.array_join(
+            F.transform(F.col(ERRORS), lambda r: F.concat_ws(" ", r.getField("column"), r.getField("message"))), "; "
+        )
+        return events.where(F.size(ERRORS) > 0).select(
+            *TRACE_COLUMNS,
+            "payload",
+            F.col(ERRORS).alias("reasons"),
+            summary.alias("error"),
+            *_batch_columns(batch_id, query_id, ingested_at),
+        )
+
+    return step
+
+
+def _batch_columns(batch_id: int, query_id: str, ingested_at: dt.datetime) -> list[Column]:
+    return [
+        F.lit(query_id).alias("_query_id"),
+        F.lit(batch_id).cast("bigint").alias("_batch_id"),
+        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
+    ]
+
+
+def bronze_records(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
+    """Step stamping raw records with the micro-batch that landed them."""
+
+    def step(raw: DataFrame) -> DataFrame:
+        return raw.select(*RAW_COLUMNS, *_batch_columns(batch_id, query_id, ingested_at))
+
+    return step
+
+
+def valid_events(entity: EntityConfig, batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
+    """Step keeping the accepted events, with silver's columns."""
+
+    def step(events: DataFrame) -> DataFrame:
+        return events.where(F.size(ERRORS) == 0).select(
+            *entity.columns,
+            "event_date",
+            "payload",
+            "_payload_digest",
+            *TRACE_COLUMNS,
+            *_batch_columns(batch_id, query_id, ingested_at),
+        )
+
+    return step
+
+
+def first_per_event_id(events: DataFrame) -> DataFrame:
+    """One row per ``event_id``: the first by event time, then stream position (the same row every time)."""
+    order = Window.partitionBy("event_id").orderBy("timestamp", "_stream", "_partition", "_offset", "_payload_digest")
+    return events.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") == 1).drop("_rank")
+
+
+def conflicting_duplicates(events: DataFrame, kept: DataFrame) -> DataFrame:
+    """Events reusing the id of a kept event with a different body (identical repeats are not conflicts)."""
+    known = kept.select("event_id", F.col("_payload_digest").alias("_kept_digest"))
+    return (
+        events.join(known, "event_id")
+        .where(F.col("_payload_digest") != F.col("_kept_digest"))
+        .drop("_kept_digest")
+        .withColumn(
+            ERRORS,
+            F.array(_reason("unique", "event_id", F.lit("was already used by an event with a different body"))),
+        )
+    )
+
+
+def split_late(events: DataFrame, watermark: dt.datetime | None) -> tuple[DataFrame, DataFrame]:
+    """``(on_time, late)``: events older than ``watermark`` are late (none are, before the first watermark)."""
+    if watermark is None:
+        return events, events.limit(0)
+    cutoff = F.lit(watermark).cast("timestamp")
+    return events.where(F.col("timestamp") >= cutoff), events.where(F.col("timestamp") < cutoff)
+
+
+def session_windows(window: str, page_view_type: str, purchase_type: str) -> Step:
+    """Step counting events per customer, session and tumbling event-time window (the seed's 5-minute view).
+
+    ``page_views`` counts page views, ``purchases`` and ``purchase_amount`` purchases, ``events`` every
+    event of the window, ``last_event_time`` its newest event.
+    """
+
+    def step(events: DataFrame) -> DataFrame:
+        is_view = F.col("event_type") == page_view_type
+        is_purchase = F.col("event_type") == purchase_type
+        return (
+            events.groupBy("customer_id", "session_id", F.window("timestamp", window).alias("w"))
+            .agg(
+                F.sum(is_view.cast("bigint")).alias("page_views"),
+                F.sum(is_purchase.cast("bigint")).alias("purchases"),
+                F.coalesce(F.sum(F.when(is_purchase, F.col("amount"))), F.lit(0).cast("decimal(18,3)"))
+                .cast("decimal(28,3)")
+                .alias("purchase_amount"),
+                F.count(F.lit(1)).alias("events"),
+                F.max("timestamp").alias("last_event_time"),
+            )
+            .select(
+                "customer_id",
+                "session_id",
+                F.col("w.start").alias("window_start"),
+                F.col("w.end").alias("window_end"),
+                "page_views",
+                "purchases",
+                "purchase_amount",
+                "events",
+                "last_event_time",
+            )
+        )
+
+    return step
+
+
+def session_activity(page_view_type: str) -> Step:
+    """Step summarising sessions: page views, the current page (of the latest view), first and last activity."""
+
+    def step(events: DataFrame) -> DataFrame:
+        is_view = F.col("event_type") == page_view_type
+        latest_view = F.max(F.when(is_view, F.struct(F.col("timestamp").alias("at"), F.col("page_url").alias("url"))))
+        return events.groupBy("customer_id", "session_id").agg(
+            F.sum(is_view.cast("bigint")).alias("page_views"),
+            F.count(F.lit(1)).alias("events"),
+            latest_view.getField("url").alias("current_page"),
+            latest_view.getField("at").alias("current_page_at"),
+            F.min("timestamp").alias("started_at"),
+            F.max("timestamp").alias("last_activity"),
+        )
+
+    return step
+
+
+def customer_value(purchase_type: str) -> Step:
+    """Step summarising purchases per customer: lifetime value, purchase count, first and last purchase."""
+
+    def step(events: DataFrame) -> DataFrame:
+        purchases = events.where(F.col("event_type") == purchase_type)
+        return purchases.groupBy("customer_id").agg(
+            F.sum("amount").cast("decimal(28,3)").alias("lifetime_value"),
+            F.count(F.lit(1)).alias("purchase_count"),
+            F.min("timestamp").alias("first_purchase_at"),
+            F.max("timestamp").alias("last_purchase_at"),
+        )
+
+    return step
+
+
+def fulfillment_requests(purchase_type: str) -> Step:
+    """Step turning purchases into outbox rows for order fulfilment (the seed's Step Functions trigger)."""
+
+    def step(events: DataFrame) -> DataFrame:
+        return events.where(F.col("event_type") == purchase_type).select(
+            F.col("event_id").alias("request_id"),
+            "customer_id",
+            "session_id",
+            "product_id",
+            "quantity",
+            "amount",
+            F.col("timestamp").alias("purchased_at"),
+            F.lit("pending").alias("status"),
+            "_batch_id",
+        )
+
+    return step

@@ -1,0 +1,467 @@
+"""Job ``speed_layer``: events from Kafka, Kinesis or files into Delta, exactly once, with real-time views.
+
+One streaming query reads the configured stream; each micro-batch, in ``foreachBatch``:
+
+1. appends every record as it came to ``bronze/events``;
+2. parses and checks them; refused records go to ``bronze/events_deadletter`` with their reasons;
+3. sets aside events older than the watermark (the newest event time seen before this batch, less
+   ``speed.allowed_lateness``) in ``silver/events_late``;
+4. appends the events not seen before (by ``event_id``, within the watermark) to ``silver/events``;
+5. adds those events to ``gold/customer_sessions_5min``, ``gold/customer_sessions`` and
+   ``gold/customer_value`` by MERGE, and puts an outbox row per purchase in ``gold/fulfillment_requests``;
+6. records the batch's counts and event-time high mark in ``audit/stream_state``.
+
+Every write carries ``(query id, batch id)`` as a Delta transaction id, so a batch replayed after a crash
+writes nothing it had already written, and everything it had not. The watermark of a batch is read from
+the state of the batches before it, so a replay decides exactly as the first attempt did. A listener
+records each batch's progress in ``audit/stream_progress``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.listener import StreamingQueryListener
+from pyspark.sql.streaming.query import StreamingQuery
+
+from etl_lib import lakehouse
+from etl_lib.config import EntityConfig, SuiteConfig
+from etl_lib.errors import ConfigError, JobFailedError
+from etl_lib.layers import events
+from etl_lib.layers.landing import run_metadata, writes_of_run
+from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.sources.events import read_event_stream
+
+log = logging.getLogger(__name__)
+
+ENTITY = "events"
+TABLES = (
+    ("bronze", "events"),
+    ("bronze", "events_deadletter"),
+    ("silver", "events"),
+    ("silver", "events_late"),
+    ("gold", "customer_sessions_5min"),
+    ("gold", "customer_sessions"),
+    ("gold", "customer_value"),
+    ("gold", "fulfillment_requests"),
+    ("audit", "stream_state"),
+    ("audit", "stream_progress"),
+)
+STATE_SCHEMA = (
+    "query_id STRING, batch_id BIGINT, max_event_time TIMESTAMP, partition_marks MAP<STRING, TIMESTAMP>, "
+    "watermark TIMESTAMP, records BIGINT, "
+    "dead_letters BIGINT, late BIGINT, duplicates BIGINT, fresh BIGINT, processed_at TIMESTAMP, run_id STRING"
+)
+PROGRESS_SCHEMA = (
+    "query_id STRING, query_run_id STRING, query_name STRING, batch_id BIGINT, timestamp STRING, "
+    "num_input_rows BIGINT, input_rows_per_second DOUBLE, processed_rows_per_second DOUBLE, "
+    "duration_ms MAP<STRING, BIGINT>, sources STRING, run_id STRING"
+)
+
+
+def query_name(config: SuiteConfig) -> str:
+    """Name (and checkpoint folder) of the speed layer's query for the configured source."""
+    return f"speed_layer_{config.speed.source}"
+
+
+class _QueryId:
+    """The id of the running query, known once it has started; its micro-batches wait for it."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._value = ""
+
+    def set(self, value: str) -> None:
+        self._value = value
+        self._ready.set()
+
+    def get(self) -> str:
+        if not self._ready.wait(timeout=300):
+            raise JobFailedError("the streaming query did not report its id")
+        return self._value
+
+
+@dataclass(frozen=True)
+class _Paths:
+    bronze: str
+    dead_letters: str
+    silver: str
+    late: str
+    windows: str
+    sessions: str
+    customer_value: str
+    outbox: str
+    state: str
+    progress: str
+
+
+def _paths(config: SuiteConfig) -> _Paths:
+    path = config.lakehouse.table_path
+    return _Paths(
+        bronze=path("bronze", "events"),
+        dead_letters=path("bronze", "events_deadletter"),
+        silver=path("silver", "events"),
+        late=path("silver", "events_late"),
+        windows=path("gold", "customer_sessions_5min"),
+        sessions=path("gold", "customer_sessions"),
+        customer_value=path("gold", "customer_value"),
+        outbox=path("gold", "fulfillment_requests"),
+        state=path("audit", "stream_state"),
+        progress=path("audit", "stream_progress"),
+    )
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Keeps each micro-batch's progress until the next batch (or the end of the run) writes it down."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.rows: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()
+        self.last_batch = -1
+
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's name
+        """Nothing to record at start."""
+
+    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
+        """Nothing to record while idle."""
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+        """Nothing to record at the end; the run flushes what it holds."""
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+        progress = event.progress
+        if progress.name != self.name:
+            return
+        sources = [
+            {"description": s.description, "start": s.startOffset, "end": s.endOffset, "rows": s.numInputRows}
+            for s in progress.sources
+        ]
+        row = (
+            str(progress.id),
+            str(progress.runId),
+            progress.name,
+            int(progress.batchId),
+            progress.timestamp,
+            int(progress.numInputRows),
+            float(progress.inputRowsPerSecond or 0.0),
+            float(progress.processedRowsPerSecond or 0.0),
+            {key: int(value) for key, value in (progress.durationMs or {}).items()},
+            json.dumps(sources, default=str),
+        )
+        with self.lock:
+            self.rows.append(row)
+            self.last_batch = max(self.last_batch, int(progress.batchId))
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        with self.lock:
+            rows, self.rows = self.rows, []
+        return rows
+
+
+def _flush_progress(
+    spark: SparkSession, recorder: ProgressRecorder, path: str, context: RunContext, query_id: str
+) -> None:
+    rows = recorder.drain()
+    if not rows:
+        return
+    frame = spark.createDataFrame([(*row, context.run_id) for row in rows], PROGRESS_SCHEMA)
+    # Progress arrives in batch order, so the newest batch id is an increasing transaction version.
+    newest = max(int(row[3]) for row in rows)
+    lakehouse.append(frame, path, (f"{query_id}:audit/stream_progress", newest))
+
+
+class SpeedBatch:
+    """What one micro-batch does (see the module's description)."""
+
+    def __init__(
+        self, config: SuiteConfig, context: RunContext, query_id: _QueryId, recorder: ProgressRecorder
+    ) -> None:
+        entity = config.entities.get(ENTITY)
+        if entity is None:
+            raise ConfigError(f"{config.source_file}: entities.{ENTITY}: the speed layer needs this entity")
+        self.entity: EntityConfig = entity
+        self.config = config
+        self.speed = config.speed
+        self.context = context
+        self.query_id = query_id
+        self.recorder = recorder
+        self.paths = _paths(config)
+        #: The event-time high mark after each batch of this run, by batch id.
+        self._marks: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, frame: DataFrame, batch_id: int) -> None:
+        query_id = self.query_id.get()
+        spark = frame.sparkSession
+        now = self.context.clock()
+        speed, paths = self.speed, self.paths
+
+        def txn(table: str) -> tuple[str, int]:
+            return (f"{query_id}:{table}", batch_id)
+
+        records = frame.persist()
+        checks = events.parse_events(self.entity, speed.max_payload_bytes, speed.max_future_skew)
+        parsed = records.transform(checks).persist()
+        fresh: DataFrame | None = None
+        try:
+            metadata = run_metadata(self.context, "speed_layer", query_id=query_id, batch_id=batch_id)
+            with lakehouse.commit_metadata(spark, metadata):
+                before = self._partition_marks(spark, query_id, batch_id)
+                # Each stream partition (Kafka partition, Kinesis shard) is read at its own pace, so the
+                # watermark follows the slowest: an event is late once every partition has moved past it.
+                watermark = _minus(spark, min(before.values()) if before else None, speed.allowed_lateness)
+                valid = parsed.transform(events.valid_events(self.entity, batch_id, query_id, now))
+                on_time, late = events.split_late(valid, watermark)
+                kept = events.first_per_event_id(on_time)
+                seen = self._stored(spark, on_time, query_id, batch_id, watermark)
+                fresh = kept.join(seen, "event_id", "left_anti").persist()
+                known = kept.select("event_id", "_payload_digest").unionByName(seen).dropDuplicates(["event_id"])
+                conflicts = events.conflicting_duplicates(on_time, known)
+                dead = events.dead_letters(batch_id, query_id, now)
+                refused = parsed.transform(dead).unionByName(conflicts.transform(dead))
+                counts = _counts(parsed, fresh, conflicts, watermark)
+                after = dict(before)
+                for partition, mark in _partition_maxima(parsed, speed.source).items():
+                    after[partition] = max(mark, after[partition]) if partition in after else mark
+                self._marks[batch_id] = after
+                newest = max(after.values()) if after else None
+                state_row = (query_id, batch_id, newest, after, watermark, counts["records"],
+                             counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
+                             self.context.run_id)  # fmt: skip
+                fresh_rows = fresh
+                writes = [
+                    # Silver first: it is what readers wait for.
+                    lambda: lakehouse.append(
+                        fresh_rows.drop("payload"), paths.silver, txn("silver/events"), partition_by=("event_date",)
+                    ),
+                    lambda: lakehouse.append(
+                        records.transform(events.bronze_records(batch_id, query_id, now)),
+                        paths.bronze,
+                        txn("bronze/events"),
+                    ),
+                    lambda: self._update_views(spark, fresh_rows, txn),
+                    lambda: lakehouse.append(refused, paths.dead_letters, txn("bronze/events_deadletter")),
+                    lambda: lakehouse.append(
+                        late.withColumn("_watermark", F.lit(watermark).cast("timestamp")),
+                        paths.late,
+                        txn("silver/events_late"),
+                    ),
+                    lambda: lakehouse.append(
+                        fresh_rows.transform(events.fulfillment_requests(speed.purchase_type)),
+                        paths.outbox,
+                        txn("gold/fulfillment_requests"),
+                    ),
+                    lambda: _flush_progress(spark, self.recorder, paths.progress, self.context, query_id),
+                ]
+                _all_at_once(writes)
+                # The state goes last: a batch is done when its state row is there.
+                state = spark.createDataFrame([state_row], STATE_SCHEMA)
+                lakehouse.append(state, paths.state, txn("audit/stream_state"))
+            log.info("speed batch %d: %s", batch_id, counts)
+        finally:
+            parsed.unpersist()
+            records.unpersist()
+            if fresh is not None:
+                fresh.unpersist()
+
+    def _partition_marks(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[str, Any]:
+        """Newest event time per stream partition after the batches before ``batch_id`` (as a replay saw it)."""
+        if batch_id - 1 in self._marks:
+            return self._marks[batch_id - 1]
+        if not lakehouse.is_delta_table(spark, self.paths.state):
+            return {}
+        row = (
+            lakehouse.read(spark, self.paths.state)
+            .where((F.col("query_id") == query_id) & (F.col("batch_id") < batch_id))
+            .orderBy(F.col("batch_id").desc())
+            .select("partition_marks")
+            .first()
+        )
+        return {} if row is None or row["partition_marks"] is None else dict(row["partition_marks"])
+
+    def _stored(
+        self, spark: SparkSession, on_time: DataFrame, query_id: str, batch_id: int, watermark: Any
+    ) -> DataFrame:
+        """``event_id`` and digest of stored events sharing an id with this batch's (within the watermark)."""
+        if not lakehouse.is_delta_table(spark, self.paths.silver):
+            return on_time.select("event_id", "_payload_digest").limit(0)
+        stored = lakehouse.read(spark, self.paths.silver)
+        # Rows this very batch wrote before a crash are not duplicates of it.
+        stored = stored.where(~((F.col("_query_id") == query_id) & (F.col("_batch_id") == batch_id)))
+        if watermark is not None:
+            stored = stored.where(F.col("event_date") >= F.date_sub(F.to_date(F.lit(watermark)), 1))
+        ids = on_time.select("event_id").distinct()
+        return stored.join(ids, "event_id", "left_semi").select("event_id", "_payload_digest")
+
+    def _update_views(self, spark: SparkSession, fresh: DataFrame, txn: Any) -> None:
+        speed, paths = self.speed, self.paths
+        windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
+        with lakehouse.idempotent(spark, *txn("gold/customer_sessions_5min")):
+            lakehouse.merge_increments(
+                spark,
+                paths.windows,
+                windows,
+                ["customer_id", "session_id", "window_start"],
+                add=("page_views", "purchases", "purchase_amount", "events"),
+                greatest=("last_event_time",),
+            )
+        sessions = fresh.transform(events.session_activity(speed.page_view_type))
+        with lakehouse.idempotent(spark, *txn("gold/customer_sessions")):
+            lakehouse.merge_increments(
+                spark,
+                paths.sessions,
+                sessions,
+                ["customer_id", "session_id"],
+                add=("page_views", "events"),
+                least=("started_at",),
+                greatest=("last_activity",),
+                latest={"current_page": "current_page_at"},
+            )
+        value = fresh.transform(events.customer_value(speed.purchase_type))
+        with lakehouse.idempotent(spark, *txn("gold/customer_value")):
+            lakehouse.merge_increments(
+                spark,
+                paths.customer_value,
+                value,
+                ["customer_id"],
+                add=("lifetime_value", "purchase_count"),
+                least=("first_purchase_at",),
+                greatest=("last_purchase_at",),
+            )
+
+
+def _counts(parsed: DataFrame, fresh: DataFrame, conflicts: DataFrame, watermark: Any) -> dict[str, Any]:
+    """How many records the batch had, refused, set aside, found again and kept; its newest event time."""
+    ok = F.size(events.ERRORS) == 0
+    late = ok & (F.col("timestamp") < F.lit(watermark).cast("timestamp")) if watermark is not None else F.lit(False)
+    row = parsed.agg(
+        F.count(F.lit(1)).alias("records"),
+        F.sum((~ok).cast("bigint")).alias("refused"),
+        F.sum(late.cast("bigint")).alias("late"),
+        F.sum((ok & ~late).cast("bigint")).alias("on_time"),
+    ).first()
+    assert row is not None
+    fresh_count, conflict_count = fresh.count(), conflicts.count()
+    return {
+        "records": int(row["records"]),
+        "dead_letters": int(row["refused"] or 0) + conflict_count,
+        "late": int(row["late"] or 0),
+        "fresh": fresh_count,
+        "duplicates": int(row["on_time"] or 0) - fresh_count,
+    }
+
+
+def _partition_maxima(parsed: DataFrame, source: str) -> dict[str, Any]:
+    """Newest valid event time per stream partition of a batch (a landing folder is one partition)."""
+    key = events.watermark_partition(source)
+    rows = parsed.where(F.size(events.ERRORS) == 0).groupBy(key).agg(F.max("timestamp").alias("m")).collect()
+    return {str(row[key]): row["m"] for row in rows if row["m"] is not None}
+
+
+def _all_at_once(writes: Sequence[Callable[[], object]]) -> None:
+    """Run independent writes of a micro-batch together (each Delta commit waits mostly on storage)."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="speed-write") as pool:
+        futures = [pool.submit(write) for write in writes]
+    errors = [future.exception() for future in futures if future.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+
+
+def _minus(spark: SparkSession, moment: Any, interval: str) -> Any:
+    """``moment`` less an interval such as ``10 minutes`` (None stays None), by Spark's own arithmetic."""
+    if moment is None:
+        return None
+    row = spark.range(1).select((F.lit(moment).cast("timestamp") - F.expr(f"INTERVAL {interval}")).alias("m")).first()
+    return None if row is None else row["m"]
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    """Stop gracefully on SIGTERM and SIGINT (only possible from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+
+
+def _run_query(query: StreamingQuery, available_now: bool) -> None:
+    if available_now:
+        query.awaitTermination()
+        return
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    while query.isActive and not stop.is_set():
+        query.awaitTermination(1)
+    if query.isActive:
+        log.info("stopping %s", query.name)
+        query.stop()
+
+
+@contextlib.contextmanager
+def _listening(spark: SparkSession, recorder: ProgressRecorder) -> Iterator[None]:
+    spark.streams.addListener(recorder)
+    try:
+        yield
+    finally:
+        spark.streams.removeListener(recorder)
+
+
+def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
+    """Run the speed layer until stopped (SIGTERM/SIGINT), or with ``--available-now`` drain and stop.
+
+    Returns:
+        Every table written, with the rows this run's commits wrote.
+
+    Raises:
+        ConfigError: if the events entity is missing or the source is not usable.
+        JobFailedError: if the streaming query fails.
+    """
+    name = query_name(config)
+    paths = _paths(config)
+    versions = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in TABLES}  # type: ignore[arg-type]
+    recorder = ProgressRecorder(name)
+    query_id = _QueryId()
+    handler = SpeedBatch(config, context, query_id, recorder)
+    writer = (
+        read_event_stream(spark, config.speed, config.services)
+        .writeStream.queryName(name)
+        .option("checkpointLocation", config.lakehouse.query_checkpoint(name))
+        .foreachBatch(handler)
+    )
+    available_now = config.run.available_now
+    writer = (
+        writer.trigger(availableNow=True)
+        if available_now
+        else writer.trigger(processingTime=config.speed.trigger_interval)
+    )
+    with _listening(spark, recorder):
+        query = writer.start()
+        query_id.set(str(query.id))
+        _run_query(query, available_now)
+        # The listener hears of the last batch a moment after the query ends.
+        last = query.lastProgress
+        deadline = time.monotonic() + 10
+        while last is not None and recorder.last_batch < int(last["batchId"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    failure = query.exception()
+    if failure is not None:
+        raise JobFailedError(f"the speed layer's query {name} failed: {failure}")
+    with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
+        _flush_progress(spark, recorder, paths.progress, context, str(query.id))
+    result = JobResult(job=context.job, run_id=context.run_id)
+    for layer, table in TABLES:
+        path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
+        result.writes.append(writes_of_run(spark, layer, table, path, versions[(layer, table)], context.run_id))  # type: ignore[arg-type]
+    result.metrics["source"] = config.speed.source
+    result.metrics["query_id"] = str(query.id)
+    return result

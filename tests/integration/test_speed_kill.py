@@ -1,0 +1,111 @@
+"""Exactly once, proven: the speed layer is killed with SIGKILL mid-stream and restarted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from etl_lib import lakehouse
+from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.layers import events
+from etl_lib.producer.events import retail_events
+from etl_lib.producer.replay import replay
+from etl_lib.services.kafka import KafkaService
+
+PROJECT = Path(__file__).resolve().parents[2]
+DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
+EVENTS = 6_000
+
+
+def version(table: Path) -> int:
+    """The table's version as another engine sees it, -1 before its first commit."""
+    try:
+        return int(DeltaTable(str(table)).version())
+    except Exception:  # noqa: BLE001 - no table yet, or its first commit not written yet
+        return -1
+
+
+def job(arguments: list[str], root: Path, topic: str, work_dir: str) -> subprocess.Popen[str]:
+    command = [
+        str(Path(sys.executable).parent / "etl-suite"), "run", "speed_layer", *arguments,
+        "--conf", str(PROJECT / "conf" / "test.yaml"),
+        "--set", f"lakehouse.root={root}",
+        "--set", f"services.work_dir={work_dir}",
+        "--set", "speed.source=kafka",
+        "--set", f"speed.kafka.topic={topic}",
+        "--set", "speed.kafka.max_offsets_per_trigger=2000",
+        "--set", "speed.trigger_interval=1 second",
+    ]  # fmt: skip
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
+    spark: SparkSession, suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path
+) -> None:
+    topic = f"kill-{dt.datetime.now(dt.UTC):%H%M%S%f}"
+    root = tmp_path / "lake"
+    data = suite_config.model_dump(mode="json")
+    data["speed"].update(source="kafka", kafka={**data["speed"]["kafka"], "topic": topic})
+    config = validate_config(data)
+    producer = threading.Thread(target=replay, args=(config, "kafka"), kwargs={"limit": EVENTS, "rate": 1000.0})
+    producer.start()
+
+    running = job([], root, topic, suite_config.services.work_dir)
+    bronze = root / "bronze" / "events"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and running.poll() is None:
+        if version(bronze) >= 1:  # two micro-batches are in, more are coming
+            break
+        time.sleep(0.5)
+    assert running.poll() is None, running.stdout.read() if running.stdout else ""
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait(30)
+    killed_at = version(bronze)
+    producer.join(120)
+    assert not producer.is_alive()
+
+    restarted = job(["--available-now"], root, topic, suite_config.services.work_dir)
+    output, _ = restarted.communicate(timeout=600)
+    assert restarted.returncode == 0, output
+
+    lake = suite_config.lakehouse.model_copy(update={"root": str(root)})
+    path = lake.table_path
+    produced = list(itertools.islice(retail_events(pq.read_table(DATA)), EVENTS))
+    landed = lakehouse.read(spark, path("bronze", "events"))
+    assert landed.count() == EVENTS  # every record exactly once
+    assert landed.select("_partition", "_offset").distinct().count() == EVENTS
+    silver = lakehouse.read(spark, path("silver", "events"))
+    assert silver.count() == silver.select("event_id").distinct().count() == len({e["event_id"] for e in produced})
+    speed = config.speed
+    assert_df_equality(
+        lakehouse.read(spark, path("gold", "customer_sessions_5min")),
+        silver.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    assert_df_equality(
+        lakehouse.read(spark, path("gold", "customer_value")),
+        silver.transform(events.customer_value(speed.purchase_type)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    outbox = lakehouse.read(spark, path("gold", "fulfillment_requests"))
+    assert outbox.count() == outbox.select("request_id").distinct().count()
+    assert version(bronze) > killed_at  # the restart had work left to do

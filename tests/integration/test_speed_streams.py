@@ -1,0 +1,102 @@
+"""The speed layer against the real broker and the local Kinesis endpoint: N valid + M malformed records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+from etl_lib import lakehouse
+from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.layers import events
+from etl_lib.platform.runner import run_job
+from etl_lib.platform.runtime import RunContext
+from etl_lib.producer.events import retail_events
+from etl_lib.producer.replay import replay
+from etl_lib.services.aws import AwsService
+from etl_lib.services.kafka import KafkaService
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
+VALID, MALFORMED = 2500, 25
+
+
+def configured(base: SuiteConfig, root: Path, **speed: Any) -> SuiteConfig:
+    data = base.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(root)
+    data["run"]["available_now"] = True
+    for key, value in speed.items():
+        if isinstance(value, dict):
+            data["speed"][key].update(value)
+        else:
+            data["speed"][key] = value
+    return validate_config(data)
+
+
+def check_stream(spark: SparkSession, config: SuiteConfig) -> None:
+    report = replay(config, config.speed.source, limit=VALID, malformed=MALFORMED, batch_size=400)
+    assert (report.events, report.malformed) == (VALID, MALFORMED)
+    context = RunContext.new(
+        "speed_layer", clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC), new_id=lambda: "run-1"
+    )
+    written = {f"{w.layer}/{w.table}": w.rows_written for w in run_job("speed_layer", config, spark, context).writes}
+
+    distinct = {e["event_id"] for e in itertools.islice(retail_events(pq.read_table(DATA)), VALID)}
+    path = config.lakehouse.table_path
+    bronze = lakehouse.read(spark, path("bronze", "events"))
+    assert written["bronze/events"] == bronze.count() == VALID + MALFORMED
+    assert bronze.select("_partition", "_offset").distinct().count() == VALID + MALFORMED  # coordinates are unique
+    assert written["bronze/events_deadletter"] == MALFORMED
+    silver = lakehouse.read(spark, path("silver", "events"))
+    assert written["silver/events"] == silver.count() == len(distinct)
+    speed = config.speed
+    assert_df_equality(
+        lakehouse.read(spark, path("gold", "customer_sessions_5min")),
+        silver.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    again = run_job("speed_layer", config, spark, RunContext.new("speed_layer", new_id=lambda: "run-2"))
+    assert {w.rows_written for w in again.writes} == {0}
+
+
+def test_kafka_stream(spark: SparkSession, suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path) -> None:
+    topic = f"events-{dt.datetime.now(dt.UTC):%H%M%S%f}"
+    config = configured(suite_config, tmp_path / "lake", source="kafka", kafka={"topic": topic, "partitions": 2})
+    check_stream(spark, config)
+    bronze = lakehouse.read(spark, config.lakehouse.table_path("bronze", "events"))
+    assert {r["_partition"] for r in bronze.select("_partition").distinct().collect()} == {"0", "1"}
+
+
+def test_kinesis_stream_through_a_spark_streaming_source(
+    spark: SparkSession, suite_config: SuiteConfig, aws: AwsService, tmp_path: Path
+) -> None:
+    stream = f"events-{dt.datetime.now(dt.UTC):%H%M%S%f}"
+    config = configured(
+        suite_config,
+        tmp_path / "lake",
+        source="kinesis",
+        kinesis={"stream": stream, "shards": 2, "local_endpoint": True},
+    )
+    check_stream(spark, config)
+    progress = lakehouse.read(spark, config.lakehouse.table_path("audit", "stream_progress")).first()
+    assert progress is not None
+    [source] = json.loads(progress["sources"])
+    assert "PythonMicroBatchStream" in source["description"]  # the suite's Python streaming source
+    assert sorted(json.loads(source["end"])) == ["shardId-000000000000", "shardId-000000000001"]
+
+
+def test_bad_records_never_stop_the_stream(
+    spark: SparkSession, suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path
+) -> None:
+    topic = f"bad-{dt.datetime.now(dt.UTC):%H%M%S%f}"
+    config = configured(suite_config, tmp_path / "lake", source="kafka", kafka={"topic": topic, "partitions": 1})
+    replay(config, "kafka", limit=0, malformed=40)
+    written = run_job("speed_layer", config, spark).writes
+    counts = {f"{w.layer}/{w.table}": w.rows_written for w in written}
+    assert (counts["bronze/events"], counts["bronze/events_deadletter"], counts["silver/events"]) == (40, 40, 0)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from etl_lib.config import load_config
+from etl_lib.layers import events
+
+ENTITY = load_config().entities["events"]
+ARRIVED = dt.datetime(2011, 1, 1, 12, 0)
+RAW = "_source STRING, _stream STRING, _partition STRING, _offset STRING, _arrived_at TIMESTAMP, payload BINARY"
+
+
+def raw(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
+    rows = [("kafka", "customer-events", "0", str(i), ARRIVED, payload) for i, payload in enumerate(payloads)]
+    return spark.createDataFrame(rows, RAW)
+
+
+def event(**fields: object) -> bytes:
+    base = {"event_id": "e1", "event_type": "page_view", "customer_id": "12345", "session_id": "s1",
+            "timestamp": "2011-01-01T11:59:00Z", "page_url": "/products/85123A"}  # fmt: skip
+    base.update(fields)
+    return json.dumps({k: v for k, v in base.items() if v is not None}).encode()
+
+
+def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(spark: SparkSession) -> None:
+    payloads = [
+        event(),
+        event(event_id="e2", event_type="purchase", page_url=None, product_id="85123A", quantity=6, amount=15.3),
+        b"not json at all",
+        b"[1, 2, 3]",
+        b"",
+        event(event_id=None),
+        event(event_id="e3", event_type="purchase", page_url=None, product_id="85123A", quantity="six", amount=1),
+        event(event_id="e4", event_type="purchase", page_url=None, quantity=1),
+        event(event_id="e5", timestamp="2011-01-01T14:00:00Z"),
+        event(event_id="e6", event_type="refund", page_url=None),
+        b'{"event_id": "e7", "blob": "' + b"x" * 300 + b'"}',
+    ]
+    parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 200, "1 hour"))
+    found = [
+        (row["_offset"], row["event_id"], [f"{r['column']} {r['message']}" for r in row["_errors"]])
+        for row in parsed.orderBy(F.col("_offset").cast("int")).collect()
+    ]
+    assert found == [
+        ("0", "e1", []),
+        ("1", "e2", []),
+        ("2", None, ["payload is not a JSON object"]),
+        ("3", None, ["payload is not a JSON object"]),
+        ("4", None, ["payload is not a JSON object"]),
+        ("5", None, ["event_id is missing"]),
+        ("6", "e3", ['quantity cannot read {"quantity":"six"} as int']),
+        ("7", "e4", [
+            "product_id is missing (required when event_type is purchase)",
+            "amount is missing (required when event_type is purchase)",
+        ]),
+        ("8", "e5", ["timestamp is more than 1 hour after the record arrived at 2011-01-01 12:00:00"]),
+        ("9", "e6", []),  # other event types are kept, not aggregated
+        ("10", None, ["payload is larger than 200 bytes"]),
+    ]  # fmt: skip
+    purchase = parsed.where("event_id = 'e2'").select("quantity", "amount", "timestamp", "event_date").first()
+    assert purchase is not None
+    assert (purchase["quantity"], str(purchase["amount"]), purchase["timestamp"], purchase["event_date"]) == (
+        6, "15.300", dt.datetime(2011, 1, 1, 11, 59), dt.date(2011, 1, 1)
+    )  # fmt: skip
+
+
+def valid(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
+    parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 10_000, "1 hour"))
+    return parsed.transform(events.valid_events(ENTITY, 7, "q1", ARRIVED))
+
+
+def test_duplicates_keep_the_first_and_conflicting_bodies_are_refused(spark: SparkSession) -> None:
+    rows = valid(
+        spark,
+        [
+            event(event_id="a"),
+            event(event_id="a"),  # the same event again
+            event(event_id="b", page_url="/one"),
+            event(event_id="b", page_url="/two", timestamp="2011-01-01T11:59:30Z"),  # same id, another body
+        ],
+    )
+    kept = events.first_per_event_id(rows)
+    assert sorted((r["event_id"], r["page_url"]) for r in kept.collect()) == [("a", "/products/85123A"), ("b", "/one")]
+    conflicts = events.conflicting_duplicates(rows, kept.select("event_id", "_payload_digest"))
+    assert [(r["event_id"], r["page_url"], r["_errors"][0]["rule"]) for r in conflicts.collect()] == [
+        ("b", "/two", "unique")
+    ]
+
+
+def test_late_events_are_split_off_against_the_watermark(spark: SparkSession) -> None:
+    rows = valid(spark, [event(event_id="old", timestamp="2011-01-01T10:00:00Z"), event(event_id="new")])
+    on_time, late = events.split_late(rows, dt.datetime(2011, 1, 1, 11, 0))
+    assert [r["event_id"] for r in on_time.collect()] == ["new"]
+    assert [r["event_id"] for r in late.collect()] == ["old"]
+    everything, nothing = events.split_late(rows, None)
+    assert (everything.count(), nothing.count()) == (2, 0)
+
+
+def test_views_of_a_few_events(spark: SparkSession) -> None:
+    rows = valid(
+        spark,
+        [
+            event(event_id="v1", timestamp="2011-01-01T10:01:00Z", page_url="/a"),
+            event(event_id="v2", timestamp="2011-01-01T10:03:00Z", page_url="/b"),
+            event(event_id="p1", event_type="purchase", page_url=None, product_id="X", quantity=2, amount=10.5,
+                  timestamp="2011-01-01T10:04:00Z"),
+            event(event_id="v3", timestamp="2011-01-01T10:06:00Z", page_url="/c"),
+            event(event_id="r1", event_type="refund", page_url=None, timestamp="2011-01-01T10:07:00Z"),
+        ],
+    )  # fmt: skip
+    at = dt.datetime
+    windows = rows.transform(events.session_windows("5 minutes", "page_view", "purchase"))
+    expected = spark.createDataFrame(
+        [
+            ("12345", "s1", at(2011, 1, 1, 10, 0), at(2011, 1, 1, 10, 5), 2, 1, "10.500", 3, at(2011, 1, 1, 10, 4)),
+            ("12345", "s1", at(2011, 1, 1, 10, 5), at(2011, 1, 1, 10, 10), 1, 0, "0.000", 2, at(2011, 1, 1, 10, 7)),
+        ],
+        "customer_id STRING, session_id STRING, window_start TIMESTAMP, window_end TIMESTAMP, page_views BIGINT, "
+        "purchases BIGINT, purchase_amount STRING, events BIGINT, last_event_time TIMESTAMP",
+    ).withColumn("purchase_amount", F.col("purchase_amount").cast("decimal(28,3)"))
+    assert_df_equality(windows, expected, ignore_nullable=True, ignore_row_order=True)
+
+    sessions = rows.transform(events.session_activity("page_view")).first()
+    assert sessions is not None
+    assert (sessions["page_views"], sessions["events"], sessions["current_page"], sessions["last_activity"]) == (
+        3, 5, "/c", at(2011, 1, 1, 10, 7)
+    )  # fmt: skip
+    value = rows.transform(events.customer_value("purchase")).first()
+    assert value is not None
+    assert (str(value["lifetime_value"]), value["purchase_count"]) == ("10.500", 1)
+    outbox = rows.transform(events.fulfillment_requests("purchase"))
+    assert [(r["request_id"], r["status"], r["_batch_id"]) for r in outbox.collect()] == [("p1", "pending", 7)]

@@ -1,0 +1,137 @@
+"""The speed layer end to end on the landing-folder source (Kafka and Kinesis: tests/integration)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+from etl_lib import lakehouse
+from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.layers import events
+from etl_lib.platform.runner import run_job
+from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.producer.events import encode, retail_events
+from etl_lib.producer.replay import replay
+from etl_lib.producer.sinks import FilesSink
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
+CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def speed_config(base: SuiteConfig, root: Path, landing: Path) -> SuiteConfig:
+    data = base.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(root)
+    data["speed"]["source"] = "files"
+    data["speed"]["files"]["path"] = str(landing)
+    data["run"]["available_now"] = True
+    return validate_config(data)
+
+
+def run(spark: SparkSession, config: SuiteConfig, run_id: str) -> dict[str, int]:
+    context = RunContext.new("speed_layer", clock=lambda: CLOCK, new_id=lambda: run_id)
+    result: JobResult = run_job("speed_layer", config, spark, context)
+    return {f"{w.layer}/{w.table}": w.rows_written for w in result.writes}
+
+
+def read(spark: SparkSession, config: SuiteConfig, layer: str, table: str) -> Any:
+    return lakehouse.read(spark, config.lakehouse.table_path(layer, table))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def streamed(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """3,000 replayed events and 12 malformed records, plus one event reusing an id with another body."""
+    folder = tmp_path_factory.mktemp("speed")
+    config = speed_config(suite_config, folder / "lake", folder / "landing")
+    report = replay(config, "files", limit=3000, malformed=12, batch_size=700)
+    produced = list(itertools.islice(retail_events(pq.read_table(DATA)), 3000))
+    impostor = {**produced[0], "page_url": "/somewhere-else"}
+    FilesSink(str(folder / "landing")).send([("x", encode(impostor))])
+    first = run(spark, config, "run-1")
+    second = run(spark, config, "run-2")
+    return {"config": config, "report": report, "produced": produced, "first": first, "second": second}
+
+
+def test_every_record_lands_once_and_bad_ones_are_dead_lettered(spark: SparkSession, streamed: dict[str, Any]) -> None:
+    config, produced = streamed["config"], streamed["produced"]
+    assert (streamed["report"].events, streamed["report"].malformed) == (3000, 12)
+    distinct = {e["event_id"] for e in produced}
+    first = streamed["first"]
+    assert first["bronze/events"] == 3000 + 12 + 1
+    assert first["bronze/events_deadletter"] == 12 + 1
+    assert first["silver/events"] == len(distinct)
+    assert first["silver/events_late"] == 0
+    assert read(spark, config, "bronze", "events").count() == 3013
+    silver = read(spark, config, "silver", "events")
+    assert silver.count() == silver.select("event_id").distinct().count() == len(distinct)
+    impostor = read(spark, config, "bronze", "events_deadletter").where("error LIKE 'event_id was already used%'")
+    assert impostor.count() == 1
+
+
+def test_views_equal_their_recomputation_from_silver(spark: SparkSession, streamed: dict[str, Any]) -> None:
+    config = streamed["config"]
+    speed = config.speed
+    silver = read(spark, config, "silver", "events")
+    recomputed = silver.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
+    assert_df_equality(
+        read(spark, config, "gold", "customer_sessions_5min"), recomputed, ignore_row_order=True, ignore_nullable=True
+    )
+    assert_df_equality(
+        read(spark, config, "gold", "customer_value"),
+        silver.transform(events.customer_value(speed.purchase_type)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    assert_df_equality(
+        read(spark, config, "gold", "customer_sessions"),
+        silver.transform(events.session_activity(speed.page_view_type)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    purchases = sum(
+        1 for e in {e["event_id"]: e for e in streamed["produced"]}.values() if e["event_type"] == "purchase"
+    )
+    assert read(spark, config, "gold", "fulfillment_requests").count() == purchases
+
+
+def test_the_same_checkpoint_on_the_same_input_writes_nothing(streamed: dict[str, Any]) -> None:
+    assert set(streamed["second"].values()) == {0}
+
+
+def test_progress_and_state_are_recorded_per_batch(spark: SparkSession, streamed: dict[str, Any]) -> None:
+    config = streamed["config"]
+    state = read(spark, config, "audit", "stream_state")
+    progress = read(spark, config, "audit", "stream_progress")
+    assert state.agg({"records": "sum"}).first()[0] == 3013  # type: ignore[index]
+    assert sorted(r["batch_id"] for r in progress.collect()) == sorted(r["batch_id"] for r in state.collect())
+    row = progress.orderBy("batch_id").first()
+    assert row is not None
+    assert row["num_input_rows"] > 0
+    assert "addBatch" in row["duration_ms"]
+    assert json.loads(row["sources"])[0]["description"].startswith("FileStreamSource")
+
+
+def test_events_later_than_the_watermark_are_set_aside(spark: SparkSession, streamed: dict[str, Any]) -> None:
+    config = streamed["config"]
+    newest = max(e["timestamp"] for e in streamed["produced"])
+    stale = dict(streamed["produced"][5], event_id="stale-1", timestamp="2010-11-30T00:00:00Z")
+    fine = dict(streamed["produced"][5], event_id="fine-1", timestamp=newest)
+    FilesSink(config.speed.files.path).send([("x", encode(stale)), ("x", encode(fine))])
+    written = run(spark, config, "run-3")
+    assert written["silver/events_late"] == 1
+    assert written["silver/events"] == 1
+    late = read(spark, config, "silver", "events_late").first()
+    assert late is not None
+    assert (late["event_id"], late["_watermark"]) == (
+        "stale-1",
+        dt.datetime.fromisoformat(newest.rstrip("Z")) - dt.timedelta(minutes=10),
+    )
