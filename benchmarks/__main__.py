@@ -8,7 +8,7 @@ import json
 
 from benchmarks.harness import RESULTS
 
-BENCHMARKS = ["bronze_ingest"]
+BENCHMARKS = ["bronze_ingest", "speed_layer"]
 
 
 def main() -> None:

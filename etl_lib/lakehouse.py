@@ -123,9 +123,12 @@ def ensure_table(
     path: str,
     schema: StructType,
     properties: Mapping[str, str] | None = None,
+    partition_by: Sequence[str] = (),
 ) -> DeltaTable:
     """The Delta table at ``path``, created empty with ``schema`` if it does not exist yet."""
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
     for key, value in {**PORTABLE_TABLE_PROPERTIES, **(properties or {})}.items():
         builder = builder.property(key, value)
     return builder.execute()

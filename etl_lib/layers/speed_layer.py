@@ -20,6 +20,7 @@ records each batch's progress in ``audit/stream_progress``.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import signal
@@ -36,7 +37,7 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from etl_lib import lakehouse
-from etl_lib.config import EntityConfig, SuiteConfig
+from etl_lib.config import EntityConfig, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers import events
 from etl_lib.layers.landing import run_metadata, writes_of_run
@@ -63,6 +64,7 @@ STATE_SCHEMA = (
     "watermark TIMESTAMP, records BIGINT, "
     "dead_letters BIGINT, late BIGINT, duplicates BIGINT, fresh BIGINT, processed_at TIMESTAMP, run_id STRING"
 )
+RAW_SCHEMA = "_source STRING, _stream STRING, _partition STRING, _offset STRING, _arrived_at TIMESTAMP, payload BINARY"
 PROGRESS_SCHEMA = (
     "query_id STRING, query_run_id STRING, query_name STRING, batch_id BIGINT, timestamp STRING, "
     "num_input_rows BIGINT, input_rows_per_second DOUBLE, processed_rows_per_second DOUBLE, "
@@ -125,11 +127,11 @@ def _paths(config: SuiteConfig) -> _Paths:
 class ProgressRecorder(StreamingQueryListener):
     """Keeps each micro-batch's progress until the next batch (or the end of the run) writes it down."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
         self.rows: list[tuple[Any, ...]] = []
         self.lock = threading.Lock()
-        self.last_batch = -1
+        self.last_batch: dict[str, int] = {}
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's name
         """Nothing to record at start."""
@@ -142,7 +144,7 @@ class ProgressRecorder(StreamingQueryListener):
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         progress = event.progress
-        if progress.name != self.name:
+        if progress.name not in self.names:
             return
         sources = [
             {"description": s.description, "start": s.startOffset, "end": s.endOffset, "rows": s.numInputRows}
@@ -162,7 +164,17 @@ class ProgressRecorder(StreamingQueryListener):
         )
         with self.lock:
             self.rows.append(row)
-            self.last_batch = max(self.last_batch, int(progress.batchId))
+            self.last_batch[progress.name] = max(self.last_batch.get(progress.name, -1), int(progress.batchId))
+
+    def wait_for(self, queries: Sequence[StreamingQuery], timeout: float = 10.0) -> None:
+        """Wait until the listener has heard of each query's last batch (it hears a moment after the query)."""
+        deadline = time.monotonic() + timeout
+        for query in queries:
+            last = query.lastProgress
+            while last is not None and self.last_batch.get(query.name, -1) < int(last["batchId"]):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.2)
 
     def drain(self) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -178,8 +190,9 @@ def _flush_progress(
         return
     frame = spark.createDataFrame([(*row, context.run_id) for row in rows], PROGRESS_SCHEMA)
     # Progress arrives in batch order, so the newest batch id is an increasing transaction version.
-    newest = max(int(row[3]) for row in rows)
-    lakehouse.append(frame, path, (f"{query_id}:audit/stream_progress", newest))
+    # Progress arrives in batch order, so the ingest query's newest batch id is an increasing version.
+    newest = max(int(row[3]) for row in rows if row[0] == query_id) if any(r[0] == query_id for r in rows) else None
+    lakehouse.append(frame, path, (f"{query_id}:audit/stream_progress", newest) if newest is not None else None)
 
 
 class SpeedBatch:
@@ -220,7 +233,8 @@ class SpeedBatch:
                 before = self._partition_marks(spark, query_id, batch_id)
                 # Each stream partition (Kafka partition, Kinesis shard) is read at its own pace, so the
                 # watermark follows the slowest: an event is late once every partition has moved past it.
-                watermark = _minus(spark, min(before.values()) if before else None, speed.allowed_lateness)
+                lateness = interval(speed.allowed_lateness)
+                watermark = min(before.values()) - lateness if before else None
                 valid = parsed.transform(events.valid_events(self.entity, batch_id, query_id, now))
                 on_time, late = events.split_late(valid, watermark)
                 kept = events.first_per_event_id(on_time)
@@ -239,9 +253,9 @@ class SpeedBatch:
                 state_row = (query_id, batch_id, newest, after, watermark, counts["records"],
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
                              self.context.run_id)  # fmt: skip
+                state = spark.createDataFrame([state_row], STATE_SCHEMA)
                 fresh_rows = fresh
-                writes = [
-                    # Silver first: it is what readers wait for.
+                writes: list[Callable[[], object]] = [
                     lambda: lakehouse.append(
                         fresh_rows.drop("payload"), paths.silver, txn("silver/events"), partition_by=("event_date",)
                     ),
@@ -250,25 +264,19 @@ class SpeedBatch:
                         paths.bronze,
                         txn("bronze/events"),
                     ),
-                    lambda: self._update_views(spark, fresh_rows, txn),
-                    lambda: lakehouse.append(refused, paths.dead_letters, txn("bronze/events_deadletter")),
-                    lambda: lakehouse.append(
-                        late.withColumn("_watermark", F.lit(watermark).cast("timestamp")),
-                        paths.late,
-                        txn("silver/events_late"),
-                    ),
-                    lambda: lakehouse.append(
-                        fresh_rows.transform(events.fulfillment_requests(speed.purchase_type)),
-                        paths.outbox,
-                        txn("gold/fulfillment_requests"),
-                    ),
+                    lambda: lakehouse.append(state, paths.state, txn("audit/stream_state")),
                     lambda: _flush_progress(spark, self.recorder, paths.progress, self.context, query_id),
                 ]
-                _all_at_once(writes)
-                # The state goes last: a batch is done when its state row is there.
-                state = spark.createDataFrame([state_row], STATE_SCHEMA)
-                lakehouse.append(state, paths.state, txn("audit/stream_state"))
-            log.info("speed batch %d: %s", batch_id, counts)
+                # Most batches refuse nothing and have nothing late: no empty commits for them.
+                if counts["dead_letters"]:
+                    writes.append(
+                        lambda: lakehouse.append(refused, paths.dead_letters, txn("bronze/events_deadletter"))
+                    )
+                if counts["late"]:
+                    aside = late.withColumn("_watermark", F.lit(watermark).cast("timestamp"))
+                    writes.append(lambda: lakehouse.append(aside, paths.late, txn("silver/events_late")))
+                written = _all_at_once(writes)
+            log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
         finally:
             parsed.unpersist()
             records.unpersist()
@@ -304,7 +312,40 @@ class SpeedBatch:
         ids = on_time.select("event_id").distinct()
         return stored.join(ids, "event_id", "left_semi").select("event_id", "_payload_digest")
 
-    def _update_views(self, spark: SparkSession, fresh: DataFrame, txn: Any) -> None:
+
+class ViewsBatch:
+    """What one micro-batch of new silver events does to the real-time gold views and the outbox."""
+
+    def __init__(self, config: SuiteConfig, context: RunContext, query_id: _QueryId) -> None:
+        self.speed = config.speed
+        self.context = context
+        self.query_id = query_id
+        self.paths = _paths(config)
+
+    def __call__(self, fresh: DataFrame, batch_id: int) -> None:
+        query_id = self.query_id.get()
+        spark = fresh.sparkSession
+        speed, paths = self.speed, self.paths
+
+        def txn(table: str) -> tuple[str, int]:
+            return (f"{query_id}:{table}", batch_id)
+
+        fresh = fresh.persist()
+        try:
+            metadata = run_metadata(self.context, "speed_layer/views", query_id=query_id, batch_id=batch_id)
+            with lakehouse.commit_metadata(spark, metadata):
+                outbox = fresh.transform(events.fulfillment_requests(speed.purchase_type))
+                _all_at_once(
+                    [
+                        lambda: self._merge_views(spark, fresh, txn),
+                        lambda: lakehouse.append(outbox, paths.outbox, txn("gold/fulfillment_requests")),
+                    ]
+                )
+        finally:
+            fresh.unpersist()
+
+    def _merge_views(self, spark: SparkSession, fresh: DataFrame, txn: Any) -> None:
+        # One after the other: each MERGE's transaction id is a setting of the (shared) session.
         speed, paths = self.speed, self.paths
         windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
         with lakehouse.idempotent(spark, *txn("gold/customer_sessions_5min")):
@@ -369,21 +410,23 @@ def _partition_maxima(parsed: DataFrame, source: str) -> dict[str, Any]:
     return {str(row[key]): row["m"] for row in rows if row["m"] is not None}
 
 
-def _all_at_once(writes: Sequence[Callable[[], object]]) -> None:
-    """Run independent writes of a micro-batch together (each Delta commit waits mostly on storage)."""
+def _timed(write: Callable[[], object]) -> float:
+    started = time.monotonic()
+    write()
+    return round(time.monotonic() - started, 2)
+
+
+def _all_at_once(writes: Sequence[Callable[[], object]]) -> list[float]:
+    """Run independent writes of a micro-batch together; returns the seconds each took.
+
+    Each Delta commit spends much of its time waiting on storage and the log, so they overlap well.
+    """
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="speed-write") as pool:
-        futures = [pool.submit(write) for write in writes]
+        futures = [pool.submit(_timed, write) for write in writes]
     errors = [future.exception() for future in futures if future.exception() is not None]
     if errors:
         raise errors[0]  # type: ignore[misc]
-
-
-def _minus(spark: SparkSession, moment: Any, interval: str) -> Any:
-    """``moment`` less an interval such as ``10 minutes`` (None stays None), by Spark's own arithmetic."""
-    if moment is None:
-        return None
-    row = spark.range(1).select((F.lit(moment).cast("timestamp") - F.expr(f"INTERVAL {interval}")).alias("m")).first()
-    return None if row is None else row["m"]
+    return [future.result() for future in futures]
 
 
 def _install_stop_signals(stop: threading.Event) -> None:
@@ -394,17 +437,26 @@ def _install_stop_signals(stop: threading.Event) -> None:
         signal.signal(number, lambda *_: stop.set())
 
 
-def _run_query(query: StreamingQuery, available_now: bool) -> None:
-    if available_now:
-        query.awaitTermination()
-        return
-    stop = threading.Event()
+def _run_until_stopped(queries: Sequence[StreamingQuery], stop: threading.Event) -> None:
+    """Keep long-running queries going until one ends or ``stop`` is set, then stop them between batches."""
     _install_stop_signals(stop)
-    while query.isActive and not stop.is_set():
-        query.awaitTermination(1)
-    if query.isActive:
-        log.info("stopping %s", query.name)
-        query.stop()
+    while all(query.isActive for query in queries) and not stop.is_set():
+        queries[0].awaitTermination(1)
+    for query in queries:
+        # Stopping a query in the middle of a micro-batch interrupts its writes; wait for the batch to end.
+        deadline = time.monotonic() + 120
+        while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if query.isActive:
+            log.info("stopping %s", query.name)
+            query.stop()
+
+
+def _raise_if_failed(queries: Sequence[StreamingQuery]) -> None:
+    for query in queries:
+        failure = query.exception()
+        if failure is not None:
+            raise JobFailedError(f"the speed layer's query {query.name} failed: {failure}")
 
 
 @contextlib.contextmanager
@@ -416,52 +468,77 @@ def _listening(spark: SparkSession, recorder: ProgressRecorder) -> Iterator[None
         spark.streams.removeListener(recorder)
 
 
+def silver_schema(spark: SparkSession, config: SuiteConfig) -> Any:
+    """The columns of silver/events, derived from the transforms that produce them."""
+    entity = config.entities[ENTITY]
+    raw = spark.createDataFrame([], RAW_SCHEMA)
+    checks = events.parse_events(entity, config.speed.max_payload_bytes, config.speed.max_future_skew)
+    return (
+        raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload").schema
+    )
+
+
+def context_free_time() -> dt.datetime:
+    """A placeholder time for deriving schemas (no row is ever stamped with it)."""
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
     """Run the speed layer until stopped (SIGTERM/SIGINT), or with ``--available-now`` drain and stop.
+
+    Two queries run: ``speed_layer_<source>`` takes the stream into bronze and silver (the hot path, kept
+    short so that events are visible in silver soon), and ``speed_layer_<source>_views`` folds new silver
+    events into the gold views and the outbox.
 
     Returns:
         Every table written, with the rows this run's commits wrote.
 
     Raises:
         ConfigError: if the events entity is missing or the source is not usable.
-        JobFailedError: if the streaming query fails.
+        JobFailedError: if a streaming query fails.
     """
+    if ENTITY not in config.entities:
+        raise ConfigError(f"{config.source_file}: entities.{ENTITY}: the speed layer needs this entity")
     name = query_name(config)
     paths = _paths(config)
     versions = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in TABLES}  # type: ignore[arg-type]
-    recorder = ProgressRecorder(name)
-    query_id = _QueryId()
-    handler = SpeedBatch(config, context, query_id, recorder)
-    writer = (
-        read_event_stream(spark, config.speed, config.services)
-        .writeStream.queryName(name)
-        .option("checkpointLocation", config.lakehouse.query_checkpoint(name))
-        .foreachBatch(handler)
-    )
+    recorder = ProgressRecorder({name, f"{name}_views"})
+    ingest_id, views_id = _QueryId(), _QueryId()
     available_now = config.run.available_now
-    writer = (
-        writer.trigger(availableNow=True)
-        if available_now
-        else writer.trigger(processingTime=config.speed.trigger_interval)
-    )
+
+    def started(frame: DataFrame, query: str, handler: Any, holder: _QueryId) -> StreamingQuery:
+        writer = (
+            frame.writeStream.queryName(query)
+            .option("checkpointLocation", config.lakehouse.query_checkpoint(query))
+            .foreachBatch(handler)
+        )
+        trigger = {"availableNow": True} if available_now else {"processingTime": config.speed.trigger_interval}
+        running = writer.trigger(**trigger).start()
+        holder.set(str(running.id))
+        return running
+
+    # The views query reads silver as a stream, so silver must exist before it starts.
+    lakehouse.ensure_table(spark, paths.silver, silver_schema(spark, config), partition_by=("event_date",))
     with _listening(spark, recorder):
-        query = writer.start()
-        query_id.set(str(query.id))
-        _run_query(query, available_now)
-        # The listener hears of the last batch a moment after the query ends.
-        last = query.lastProgress
-        deadline = time.monotonic() + 10
-        while last is not None and recorder.last_batch < int(last["batchId"]) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    failure = query.exception()
-    if failure is not None:
-        raise JobFailedError(f"the speed layer's query {name} failed: {failure}")
+        source = read_event_stream(spark, config.speed, config.services)
+        ingest = started(source, name, SpeedBatch(config, context, ingest_id, recorder), ingest_id)
+        if available_now:
+            ingest.awaitTermination()
+            _raise_if_failed([ingest])
+        silver = lakehouse.read_stream(spark, paths.silver)
+        views = started(silver, f"{name}_views", ViewsBatch(config, context, views_id), views_id)
+        if available_now:
+            views.awaitTermination()
+        else:
+            _run_until_stopped([ingest, views], context.stop)
+        recorder.wait_for([ingest, views])
+    _raise_if_failed([ingest, views])
     with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
-        _flush_progress(spark, recorder, paths.progress, context, str(query.id))
+        _flush_progress(spark, recorder, paths.progress, context, str(ingest.id))
     result = JobResult(job=context.job, run_id=context.run_id)
     for layer, table in TABLES:
         path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
         result.writes.append(writes_of_run(spark, layer, table, path, versions[(layer, table)], context.run_id))  # type: ignore[arg-type]
     result.metrics["source"] = config.speed.source
-    result.metrics["query_id"] = str(query.id)
+    result.metrics["query_id"] = str(ingest.id)
     return result

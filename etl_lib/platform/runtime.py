@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class RunContext:
     run_time: dt.datetime
     #: The clock for times taken during the run (a streaming micro-batch's, say).
     clock: Callable[[], dt.datetime] = utc_now
+    #: Set to ask a long-running job to finish its current work and stop (signals set it too).
+    stop: threading.Event = field(default_factory=threading.Event, compare=False)
 
     @classmethod
     def new(

@@ -1,0 +1,16 @@
+"""Benchmarks that need real services run at tiny size and yield well-formed results (no time is asserted)."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from benchmarks import speed_layer
+
+
+def test_speed_layer_benchmark_tiny(spark: SparkSession) -> None:
+    result = speed_layer.run("tiny", spark=spark)
+    drain, live = result["rows"]
+    assert drain["suite_events_per_s_per_core"] > 0
+    assert drain["passthrough_events_per_s_per_core"] > 0
+    assert live["events_measured"] >= 380  # 400 sent; those not yet in silver when measured are left out
+    assert 0 < live["latency_p50_s"] <= live["latency_p99_s"]
