@@ -518,6 +518,8 @@ class RunConfig(_Section):
 
     process_date: dt.date | None = None
     available_now: bool = False
+    #: The table a table-level job works on (``quality replay``), as ``layer/name``.
+    table: str | None = Field(default=None, pattern=r"^(bronze|silver|gold|audit|mesh)/[a-z][a-z0-9_]*$")
 
 
 class SuiteConfig(_Section):

@@ -316,3 +316,42 @@ def merge_increments(
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+def _is_conflict(error: BaseException) -> bool:
+    from delta.exceptions import DeltaConcurrentModificationException
+
+    if isinstance(error, DeltaConcurrentModificationException):
+        return True
+    # Two writers creating the same table race on its first commit; Delta reports it in these words.
+    text = str(error)
+    return any(
+        marker in text
+        for marker in ("DELTA_CONCURRENT", "ConcurrentAppendException", "ProtocolChangedException", "already exists")
+    )
+
+
+def append_retrying(
+    frame: DataFrame,
+    path: str,
+    idempotency: tuple[str, int] | None = None,
+    attempts: int = 10,
+    sleep: Callable[[float], None] | None = None,
+) -> None:
+    """:func:`append`, retried when a concurrent writer's commit got in first (audit tables are shared).
+
+    Raises:
+        Exception: the last conflict, once ``attempts`` are spent, or any other error at once.
+    """
+    import random
+    import time
+
+    wait = sleep or time.sleep
+    for attempt in range(1, attempts + 1):
+        try:
+            append(frame, path, idempotency)
+            return
+        except Exception as error:
+            if attempt == attempts or not _is_conflict(error):
+                raise
+            wait(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter, not security

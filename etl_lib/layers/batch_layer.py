@@ -26,9 +26,11 @@ from etl_lib.config import BatchConfig, EntityConfig, FileSourceConfig, JdbcSour
 from etl_lib.errors import ConfigError
 from etl_lib.layers import dimensions, gold, silver
 from etl_lib.layers.changes import diff_rows
-from etl_lib.layers.landing import land_files, land_jdbc, run_metadata, writes_of_run
+from etl_lib.layers.landing import land_files, land_jdbc, writes_of_run
 from etl_lib.platform.dag import Task, raise_for_failures, run_tasks
-from etl_lib.platform.runtime import JobResult, RunContext, TableWrite
+from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
+from etl_lib.quality.apply import check
+from etl_lib.quality.audit import Stamp
 
 ENTITY = "order_lines"
 
@@ -55,12 +57,20 @@ def _order_lines_handler(
     clean = silver.clean_order_lines(batch.product_code_pattern, batch.non_product_codes)
     reading = f"bronze/{source.table}"
 
+    reference = end_of(config, context)
+
     def handle(frame: DataFrame, batch_id: int) -> None:
         session = frame.sparkSession
         metadata = run_metadata(context, f"silver/{ENTITY}", source=name, reading=reading, batch_id=batch_id)
+        stamp = Stamp(context.run_id, context.job, batch_id, context.run_time)
+        frame = frame.persist()
         typed = frame.transform(to_entity).persist()
         try:
             with lakehouse.commit_metadata(session, metadata):
+                # The extract as landed is measured (bronze keeps every row whatever its quality).
+                check(
+                    session, config, "bronze", source.table, frame, stamp, reference, (f"quality:{reading}", batch_id)
+                )
                 bad = typed.transform(silver.rejected(f"silver/{ENTITY}", context.run_id, context.run_time))
                 if not bad.isEmpty():
                     # A replayed micro-batch (after a crash) must not reject its rows twice.
@@ -71,10 +81,15 @@ def _order_lines_handler(
                     .transform(clean)
                     .transform(silver.dedupe_lines)
                     .transform(_stamped(context))
+                ).persist()
+                kept, _ = check(
+                    session, config, "silver", ENTITY, good, stamp, reference, (f"quality:{reading}->silver", batch_id)
                 )
-                lakehouse.insert_new(session, target, good, [silver.LINE_ID])
+                lakehouse.insert_new(session, target, kept, [silver.LINE_ID])
+                good.unpersist()
         finally:
             typed.unpersist()
+            frame.unpersist()
 
     return handle
 
@@ -207,13 +222,27 @@ def build_gold(
         "customer_features": gold.customer_features(process_date, batch.customer_segments),
         "daily_revenue": gold.daily_revenue(process_date),
     }
-    desired = lakehouse.read(spark, order_lines, version=silver_version).transform(steps[table])
+    computed = lakehouse.read(spark, order_lines, version=silver_version).transform(steps[table]).persist()
+    stamp = Stamp(context.run_id, context.job, None, context.run_time)
+    desired, _ = check(spark, config, "gold", table, computed, stamp, end_of(config, context))
     lakehouse.ensure_table(spark, target, desired.schema)
     changes = diff_rows(desired, lakehouse.read(spark, target), keys)
     metadata = run_metadata(context, f"gold/{table}", inputs=inputs, process_date=str(process_date))
     with lakehouse.commit_metadata(spark, metadata):
         lakehouse.apply_changes(spark, target, changes, keys)
+    computed.unpersist()
     return [writes_of_run(spark, "gold", table, target, before, context.run_id)]
+
+
+def process_date_of(config: SuiteConfig, context: RunContext) -> dt.date:
+    """The run's process date: ``run.process_date``, else the run's own date (UTC)."""
+    return config.run.process_date or context.run_time.date()
+
+
+def end_of(config: SuiteConfig, context: RunContext) -> dt.datetime:
+    """The end of the process date: "now" for freshness rules of a batch run."""
+    day = process_date_of(config, context) + dt.timedelta(days=1)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def batch_tasks(config: SuiteConfig, context: RunContext, process_date: dt.date) -> list[Task]:
@@ -260,7 +289,7 @@ def batch_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         JobFailedError: naming each task that failed and those skipped because of it.
     """
     batch, _ = _require(config)
-    process_date = config.run.process_date or context.run_time.date()
+    process_date = process_date_of(config, context)
     outcomes = run_tasks(spark, batch_tasks(config, context, process_date), batch.max_parallel_tables)
     result = JobResult(job=context.job, run_id=context.run_id)
     for outcome in outcomes:

@@ -8,14 +8,9 @@ from pyspark.sql import functions as F
 from etl_lib import lakehouse
 from etl_lib.config import FileSourceConfig, JdbcSourceConfig, Layer, SuiteConfig
 from etl_lib.layers.bronze import with_ingestion_metadata
-from etl_lib.platform.runtime import RunContext, TableWrite
+from etl_lib.platform.runtime import RunContext, TableWrite, run_metadata
 from etl_lib.sources import bookmarks, jdbc
 from etl_lib.sources.files import read_files_stream, source_file
-
-
-def run_metadata(context: RunContext, task: str, **extra: object) -> dict[str, object]:
-    """The metadata every commit of a run carries."""
-    return {"run_id": context.run_id, "job": context.job, "task": task, **extra}
 
 
 def writes_of_run(

@@ -40,8 +40,11 @@ from etl_lib import lakehouse
 from etl_lib.config import EntityConfig, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers import events
-from etl_lib.layers.landing import run_metadata, writes_of_run
-from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.layers.landing import writes_of_run
+from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
+from etl_lib.quality.apply import check
+from etl_lib.quality.audit import Stamp
+from etl_lib.quality.engine import FAILURE_TYPE, FAILURES
 from etl_lib.sources.events import read_event_stream
 
 log = logging.getLogger(__name__)
@@ -245,6 +248,13 @@ class SpeedBatch:
                 dead = events.dead_letters(batch_id, query_id, now)
                 refused = parsed.transform(dead).unionByName(conflicts.transform(dead))
                 counts = _counts(parsed, fresh, conflicts, watermark)
+                stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
+                # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
+                checked, evaluation = check(
+                    spark, self.config, "silver", ENTITY, fresh.drop("payload"), stamp, now,
+                    (f"{query_id}:quality", batch_id), stop_when_held=False,
+                )  # fmt: skip
+                counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
                 after = dict(before)
                 for partition, mark in _partition_maxima(parsed, speed.source).items():
                     after[partition] = max(mark, after[partition]) if partition in after else mark
@@ -254,10 +264,10 @@ class SpeedBatch:
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
                              self.context.run_id)  # fmt: skip
                 state = spark.createDataFrame([state_row], STATE_SCHEMA)
-                fresh_rows = fresh
+                fresh_rows = checked
                 writes: list[Callable[[], object]] = [
                     lambda: lakehouse.append(
-                        fresh_rows.drop("payload"), paths.silver, txn("silver/events"), partition_by=("event_date",)
+                        fresh_rows, paths.silver, txn("silver/events"), partition_by=("event_date",)
                     ),
                     lambda: lakehouse.append(
                         records.transform(events.bronze_records(batch_id, query_id, now)),
@@ -473,9 +483,10 @@ def silver_schema(spark: SparkSession, config: SuiteConfig) -> Any:
     entity = config.entities[ENTITY]
     raw = spark.createDataFrame([], RAW_SCHEMA)
     checks = events.parse_events(entity, config.speed.max_payload_bytes, config.speed.max_future_skew)
-    return (
-        raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload").schema
-    )
+    frame = raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload")
+    if config.quality.rules_of("silver", ENTITY) is not None:
+        frame = frame.withColumn(FAILURES, F.array().cast(FAILURE_TYPE))
+    return frame.schema
 
 
 def context_free_time() -> dt.datetime:

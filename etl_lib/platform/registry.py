@@ -72,6 +72,12 @@ JOBS: dict[str, JobSpec] = {
             ),
         ),
         JobSpec(
+            name="quality_replay",
+            target="etl_lib.quality.replay:replay_job",
+            summary="Check a table's quarantined rows again and merge those that now pass into the table.",
+            options=(JobOption("--table", "run.table", "the table, as layer/name (e.g. silver/order_lines)"),),
+        ),
+        JobSpec(
             name="ingest_files",
             target="etl_lib.layers.ingest:ingest_files",
             summary="Land every configured file source into its bronze Delta table, new files only.",

@@ -73,3 +73,8 @@ class JobResult:
         for key, value in sorted(self.metrics.items()):
             lines.append(f"  {key}: {value}")
         return "\n".join(lines)
+
+
+def run_metadata(context: RunContext, task: str, **extra: object) -> dict[str, object]:
+    """The metadata every Delta commit of a run carries: run, job, task, and what the task adds."""
+    return {"run_id": context.run_id, "job": context.job, "task": task, **extra}

@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_lib.config import SuiteConfig
-
 PROJECT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.py"))
 
@@ -55,9 +53,19 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"extract": folder, "events": events}
 
 
+@pytest.fixture(scope="module")
+def shared_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One lakehouse for the notebooks, which run in name order (the batch layer's tables serve the replay)."""
+    return tmp_path_factory.mktemp("notebook-lake")
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_with_a_local_session(
-    notebook: Path, spark: SparkSession, lake: SuiteConfig, landing: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    notebook: Path,
+    spark: SparkSession,
+    shared_lake: Path,
+    landing: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     source = notebook.read_text()
     assert source.startswith("# Databricks notebook source\n")
@@ -69,7 +77,8 @@ def test_notebook_runs_with_a_local_session(
             "conf": str(PROJECT / "conf" / "test.yaml"),
             "overrides": "\n".join(
                 [
-                    f"lakehouse.root={lake.lakehouse.root}",
+                    f"lakehouse.root={shared_lake}",
+                    "run.table=silver/order_lines",
                     f"sources.online_retail.path={landing['extract']}",
                     f"speed.files.path={landing['events']}",
                     "run.available_now=true",

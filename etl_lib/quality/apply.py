@@ -1,0 +1,59 @@
+"""The one call jobs make: check a batch against its table's rules, record the outcome, keep what passes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+
+from etl_lib.config import Layer, SuiteConfig
+from etl_lib.quality import alerts
+from etl_lib.quality.audit import Stamp, raise_for, record
+from etl_lib.quality.engine import Evaluation, evaluate
+
+log = logging.getLogger(__name__)
+
+
+def check(
+    spark: SparkSession,
+    config: SuiteConfig,
+    layer: Layer,
+    table: str,
+    frame: DataFrame,
+    stamp: Stamp,
+    reference_time: dt.datetime,
+    idempotency: tuple[str, int] | None = None,
+    stop_when_held: bool = True,
+) -> tuple[DataFrame, Evaluation | None]:
+    """Evaluate ``layer/table``'s rules on ``frame``, write results and quarantine, announce, maybe stop.
+
+    Args:
+        spark: session for the audit writes.
+        config: the suite configuration (rules, lakehouse, alerts).
+        layer: layer of the table the batch is for.
+        table: the table's name.
+        frame: the batch; persist it if it is costly to compute, it is read twice.
+        stamp: run, job, micro-batch and time.
+        reference_time: "now" for freshness rules.
+        idempotency: ``(application id, micro-batch id)`` so a replayed micro-batch records nothing twice.
+        stop_when_held: a batch job stops when its batch is held back; a stream goes on with the next batch.
+
+    Returns:
+        The rows to write (with ``_dq_failures``) and the evaluation, or ``frame`` itself and None when the
+        table has no rules.
+
+    Raises:
+        QualityFailedError: after recording, if a ``fail`` rule did not pass or a batch job's batch was held.
+    """
+    rules = config.quality.rules_of(layer, table)
+    if rules is None:
+        return frame, None
+    evaluation = evaluate(
+        frame, f"{layer}/{table}", rules, config.quality.threshold_of(rules), stamp.run_id, reference_time
+    )
+    record(spark, config.lakehouse, evaluation, stamp, idempotency)
+    alerts.announce(config.quality.alerts, config.services, evaluation)
+    log.info("quality %s", evaluation.summary)
+    raise_for(evaluation, stop_when_held)
+    return evaluation.kept, evaluation

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+
+from etl_lib.config import RuleConfig, TableQualityConfig
+from etl_lib.quality.engine import FAILURES, evaluate
+
+NOW = dt.datetime(2011, 12, 10, tzinfo=dt.UTC)
+SCHEMA = "id STRING, code STRING, qty INT, price DOUBLE, country STRING, at TIMESTAMP"
+
+
+def lines(spark: SparkSession) -> DataFrame:
+    rows = [
+        ("1", "85123A", 6, 2.55, "UK", dt.datetime(2011, 12, 9, 10)),
+        ("2", "POST", 1, 18.0, "UK", dt.datetime(2011, 12, 9, 11)),
+        ("3", "22423", -1, 0.0, None, dt.datetime(2011, 12, 9, 12)),
+        ("3", "22423", 80995, 2.08, "Narnia", dt.datetime(2011, 12, 9, 13)),
+    ]
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def rules(*specs: dict[str, Any], key: tuple[str, ...] = ("id",)) -> TableQualityConfig:
+    return TableQualityConfig(key=list(key), rules=[RuleConfig(**spec) for spec in specs])
+
+
+def test_every_rule_type_counts_its_failures_and_names_samples(spark: SparkSession) -> None:
+    table = rules(
+        {"name": "country_known", "type": "completeness", "column": "country", "threshold": 0.7},
+        {"name": "id_unique", "type": "uniqueness", "columns": ["id"]},
+        {"name": "product_code", "type": "validity", "column": "code", "pattern": "^[0-9]{5}"},
+        {"name": "qty_plausible", "type": "range", "column": "qty", "min": -10000, "max": 10000},
+        {"name": "known_country", "type": "allowed_values", "column": "country", "values": ["UK", "EIRE"]},
+        {"name": "priced", "type": "expression", "expression": "price > 0", "threshold": 0.5},
+        {"name": "enough_rows", "type": "row_count", "min": 5},
+        {"name": "fresh", "type": "freshness", "column": "at", "max_age": "1 day"},
+        {"name": "recent", "type": "range", "column": "at", "min": "2011-12-09 11:30:00"},
+    )
+    evaluation = evaluate(lines(spark), "silver/lines", table, 0.5, "run-1", NOW)
+    found = {r.rule: (r.failing_rows, r.passed, r.sample_keys) for r in evaluation.results}
+    assert found == {
+        "country_known": (1, True, ["3"]),
+        "id_unique": (1, False, ["3"]),
+        "product_code": (1, False, ["2"]),
+        "qty_plausible": (1, False, ["3"]),
+        "known_country": (1, False, ["3"]),
+        "priced": (1, True, ["3"]),
+        "enough_rows": (0, False, []),
+        "fresh": (0, True, []),
+        "recent": (2, False, ["1", "2"]),
+    }
+    assert evaluation.score == pytest.approx(3 / 9)
+    assert evaluation.held  # 3 of 9 rules pass, below the 0.5 threshold
+    assert evaluation.kept.count() == 0
+    assert evaluation.held_rows.count() == 4
+
+
+def test_row_results_travel_with_the_rows_and_actions_apply(spark: SparkSession) -> None:
+    table = rules(
+        {"name": "product_code", "type": "validity", "column": "code", "pattern": "^[0-9]{5}", "action": "warn",
+         "threshold": 0.5},
+        {"name": "qty_plausible", "type": "range", "column": "qty", "max": 10000, "action": "quarantine",
+         "threshold": 0.5},
+        {"name": "priced", "type": "expression", "expression": "price > 0", "action": "drop", "threshold": 0.5},
+    )  # fmt: skip
+    evaluation = evaluate(lines(spark), "silver/lines", table, 0.5, "run-7", NOW)
+    assert (evaluation.score, evaluation.held) == (1.0, False)
+    assert (evaluation.quarantined_rows, evaluation.dropped_rows) == (1, 1)
+    kept = evaluation.kept.select("id", "qty", FAILURES)
+    expected = spark.createDataFrame(
+        [("1", 6, []), ("2", 1, [("product_code", "code", "code does not match ^[0-9]{5}", "run-7")])],
+        f"id STRING, qty INT, {FAILURES} ARRAY<STRUCT<rule: STRING, column: STRING, message: STRING, run_id: STRING>>",
+    )
+    assert_df_equality(kept, expected, ignore_row_order=True, ignore_nullable=True)
+    [quarantined] = evaluation.quarantined.collect()
+    assert quarantined["qty"] == 80995
+    assert [f["rule"] for f in quarantined[FAILURES]] == ["qty_plausible"]
+
+
+def test_a_fail_rule_that_does_not_pass_is_reported(spark: SparkSession) -> None:
+    table = rules({"name": "enough_rows", "type": "row_count", "min": 10, "severity": "error", "action": "fail"})
+    evaluation = evaluate(lines(spark), "silver/lines", table, 0.0, "run-1", NOW)
+    assert [r.rule for r in evaluation.failed] == ["enough_rows"]
+
+
+def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSession) -> None:
+    frame = spark.range(20_000).selectExpr("CAST(id AS STRING) AS id", "id % 97 AS qty").persist()
+    frame.count()
+    tracker = spark.sparkContext.statusTracker()
+
+    def jobs_for(count: int) -> int:
+        table = rules(
+            *[{"name": f"r{i}", "type": "range", "column": "qty", "min": 0, "max": 90 - i % 5, "threshold": 0}
+              for i in range(count)]
+        )  # fmt: skip
+        group = f"quality-{count}"
+        spark.sparkContext.setJobGroup(group, group)
+        evaluate(frame, "silver/x", table, 0.0, "run", NOW)
+        spark.sparkContext.setJobGroup("", "")
+        return len(tracker.getJobIdsForGroup(group))
+
+    assert jobs_for(1) == jobs_for(10) == jobs_for(50)
+    frame.unpersist()
