@@ -2,8 +2,8 @@
 # MAGIC %md
 # MAGIC # quality_replay
 # MAGIC Checks the rows of a table waiting in `audit/quarantine` against the rules as they are now, and merges
-# MAGIC those that pass into the table. Put `run.table=silver/order_lines` (say) in the `overrides` widget. The notebook installs
-# MAGIC nothing: it calls the same library function as `etl-suite quality replay --table ...`.
+# MAGIC those that pass into the table. Put `run.table=silver/order_lines` (say) in the `overrides` widget.
+# MAGIC The notebook installs nothing: it calls the same library function as `etl-suite quality replay --table ...`.
 
 # COMMAND ----------
 
