@@ -140,6 +140,39 @@ def _produce(namespace: argparse.Namespace) -> int:
     return 0
 
 
+def _quality(namespace: argparse.Namespace) -> int:
+    if namespace.action == "replay":
+        if not namespace.table:
+            raise UsageError("etl-suite quality replay: --table layer/name is required")
+        spec = get_job("quality_replay")
+        arguments = ["--table", namespace.table]
+        if namespace.conf:
+            arguments += ["--conf", namespace.conf]
+        for override in namespace.overrides:
+            arguments += ["--set", override]
+        return _run(spec, arguments, prog="etl-suite quality replay")
+    from etl_lib.quality.report import load_results, report
+
+    config = load_config(namespace.conf, namespace.overrides)
+    print(report(load_results(config.lakehouse.root), namespace.run_id))
+    return 0
+
+
+def _lineage(namespace: argparse.Namespace) -> int:
+    from etl_lib.lineage.query import downstream, load_events, render, upstream
+
+    config = load_config(namespace.conf, namespace.overrides)
+    found = load_events(config.lakehouse.root)
+    if not any(e["dataset"] == namespace.table for e in found):
+        print(f"no lineage recorded for {namespace.table} under {config.lakehouse.root}")
+        return 1
+    if namespace.direction == "upstream":
+        print(render(upstream(found, namespace.table), "<-"))
+    else:
+        print(render(downstream(found, namespace.table), "->"))
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     from etl_lib.platform.stack import active_line
 
@@ -187,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--batch-size", type=int, default=1000, metavar="N", help="records per send (default 1000)")
     _add_config_options(produce)
     produce.set_defaults(handler=_produce)
+
+    quality = commands.add_parser("quality", help="quality results (report) and quarantined rows (replay)")
+    quality.add_argument("action", choices=["report", "replay"])
+    quality.add_argument("--run-id", help="report this run (default: the latest)")
+    quality.add_argument("--table", help="replay this table's quarantine, as layer/name")
+    _add_config_options(quality)
+    quality.set_defaults(handler=_quality)
+
+    lineage = commands.add_parser("lineage", help="what a table was made from (upstream) or feeds (downstream)")
+    lineage.add_argument("direction", choices=["upstream", "downstream"])
+    lineage.add_argument("table", help="layer/name, e.g. gold/customer_features")
+    _add_config_options(lineage)
+    lineage.set_defaults(handler=_lineage)
 
     tables = commands.add_parser("tables", help="list the lakehouse's Delta tables, read without Spark")
     tables.add_argument("--checksum", action="store_true", help="also a checksum of each table's rows (DuckDB)")

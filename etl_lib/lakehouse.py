@@ -17,6 +17,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from etl_lib.lineage.capture import record_read, recording
+
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 #: Deletion vectors stay off so that every table stays readable by the deltalake package (DuckDB and
@@ -135,10 +137,12 @@ def ensure_table(
 
 
 def read(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
-    """The table at ``path`` (as of ``version`` when given)."""
+    """The table at ``path`` (as of ``version`` when given); the read is noted for lineage."""
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
+    if recording():
+        record_read(path, version if version is not None else current_version(spark, path))
     return reader.load(path)
 
 
@@ -218,6 +222,8 @@ def read_stream(spark: SparkSession, path: str) -> DataFrame:
     Commits that only change existing rows (a MERGE that updates, a compaction) are skipped, so an
     upstream table that is mostly appended to can still feed its consumers incrementally.
     """
+    # A stream reads up to the newest version when its run ends; lineage resolves it then.
+    record_read(path, None)
     return spark.readStream.format("delta").option("skipChangeCommits", "true").load(path)
 
 

@@ -60,6 +60,28 @@ def list_tables(root: str) -> list[TableInfo]:
     return found
 
 
+def table_rows(path: str, where: str = "") -> list[dict[str, Any]]:
+    """Every row of the (small) Delta table at ``path`` as dicts, read by DuckDB.
+
+    Used for the audit tables the command line reports on; ``where`` is an SQL condition the caller builds
+    from its own code, never from user input.
+    """
+    connection = duckdb_connection()
+    try:
+        escaped = path.replace("'", "''")
+        clause = f" WHERE {where}" if where else ""
+        cursor = connection.execute(f"SELECT * FROM delta_scan('{escaped}'){clause}")  # noqa: S608
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def is_table(path: str) -> bool:
+    """True if a local Delta table is at ``path``."""
+    return (Path(path) / "_delta_log").is_dir()
+
+
 def duckdb_checksum(path: str) -> tuple[int, int]:
     """``(rows, digest)`` of a Delta table computed by DuckDB: the sum of a hash of every row.
 

@@ -290,7 +290,7 @@ def batch_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
     """
     batch, _ = _require(config)
     process_date = process_date_of(config, context)
-    outcomes = run_tasks(spark, batch_tasks(config, context, process_date), batch.max_parallel_tables)
+    outcomes = run_tasks(spark, batch_tasks(config, context, process_date), batch.max_parallel_tables, context.lineage)
     result = JobResult(job=context.job, run_id=context.run_id)
     for outcome in outcomes:
         result.writes.extend(outcome.writes)

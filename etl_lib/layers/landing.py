@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 from etl_lib import lakehouse
 from etl_lib.config import FileSourceConfig, JdbcSourceConfig, Layer, SuiteConfig
 from etl_lib.layers.bronze import with_ingestion_metadata
+from etl_lib.lineage.capture import record_read
 from etl_lib.platform.runtime import RunContext, TableWrite, run_metadata
 from etl_lib.sources import bookmarks, jdbc
 from etl_lib.sources.files import read_files_stream, source_file
@@ -28,6 +29,7 @@ def land_files(
     """Append the files of ``source`` that landed since its last run to its bronze table."""
     target = config.lakehouse.table_path("bronze", source.table)
     before = lakehouse.current_version(spark, target)
+    record_read(f"files:{source.path}", None)
     landed = read_files_stream(spark, source).transform(
         with_ingestion_metadata(name, source_file(), context.run_id, context.run_time)
     )
@@ -52,6 +54,8 @@ def land_jdbc(
     marks_before = lakehouse.current_version(spark, marks)
     committed = bookmarks.committed_mark(spark, marks, target, name)
     increment = jdbc.plan_increment(spark, source, name, committed)
+    upto = increment.upto if increment is not None else committed
+    record_read(f"{source.url}#{source.source_table}", upto if isinstance(upto, int) else None)
     if increment is not None:
         rows = jdbc.read_increment(spark, source, name, increment).transform(
             with_ingestion_metadata(name, F.lit(increment.query), context.run_id, context.run_time)

@@ -41,6 +41,7 @@ from etl_lib.config import EntityConfig, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers import events
 from etl_lib.layers.landing import writes_of_run
+from etl_lib.lineage.capture import task_scope
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
 from etl_lib.quality.audit import Stamp
@@ -536,7 +537,8 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         if available_now:
             ingest.awaitTermination()
             _raise_if_failed([ingest])
-        silver = lakehouse.read_stream(spark, paths.silver)
+        with task_scope(context.lineage, "speed_layer/views"):
+            silver = lakehouse.read_stream(spark, paths.silver)
         views = started(silver, f"{name}_views", ViewsBatch(config, context, views_id), views_id)
         if available_now:
             views.awaitTermination()

@@ -18,6 +18,7 @@ from typing import Literal
 from pyspark.sql import SparkSession
 
 from etl_lib.errors import JobFailedError
+from etl_lib.lineage.capture import LineageRecorder, task_scope
 from etl_lib.platform.runtime import TableWrite
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,10 @@ def child_session(spark: SparkSession) -> SparkSession:
     return session
 
 
-def _run_one(spark: SparkSession, task: Task) -> TaskOutcome:
+def _run_one(spark: SparkSession, task: Task, recorder: LineageRecorder | None) -> TaskOutcome:
+    if recorder is not None:
+        with task_scope(recorder, task.name):
+            return _run_one(spark, task, None)
     session = child_session(spark)
     session.sparkContext.setJobGroup(task.name, task.name, interruptOnCancel=False)
     started = time.monotonic()
@@ -91,8 +95,12 @@ def _run_one(spark: SparkSession, task: Task) -> TaskOutcome:
     return TaskOutcome(task.name, "succeeded", time.monotonic() - started, writes=writes)
 
 
-def run_tasks(spark: SparkSession, tasks: Sequence[Task], max_workers: int) -> list[TaskOutcome]:
+def run_tasks(
+    spark: SparkSession, tasks: Sequence[Task], max_workers: int, recorder: LineageRecorder | None = None
+) -> list[TaskOutcome]:
     """Run ``tasks`` respecting their dependencies, at most ``max_workers`` at a time.
+
+    The reads of each task are recorded for lineage under its name when a ``recorder`` is given.
 
     Returns:
         One outcome per task, in the order the tasks were given.
@@ -118,7 +126,7 @@ def run_tasks(spark: SparkSession, tasks: Sequence[Task], max_workers: int) -> l
                     )
                 elif all(state == "succeeded" for state in states):
                     waiting.remove(task)
-                    running[pool.submit(_run_one, spark, task)] = task.name
+                    running[pool.submit(_run_one, spark, task, recorder)] = task.name
             if not running:
                 continue
             done, _ = wait(running, return_when=FIRST_COMPLETED)

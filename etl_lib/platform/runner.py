@@ -8,6 +8,8 @@ import time
 from pyspark.sql import SparkSession
 
 from etl_lib.config import SuiteConfig
+from etl_lib.lineage.capture import task_scope
+from etl_lib.platform.governance import Governance
 from etl_lib.platform.registry import get_job
 from etl_lib.platform.runtime import JobResult, RunContext
 from etl_lib.platform.session import build_session
@@ -40,9 +42,20 @@ def run_job(
     function = spec.load()
     context = context or RunContext.new(name)
     session = spark or build_session(config.spark)
+    governance = Governance(session, config, context, context.lineage)
     started = time.monotonic()
     log.info("job %s run %s started", name, context.run_id)
-    result = function(session, config, context)
+    governance.started()
+    try:
+        with task_scope(context.lineage, name):
+            result = function(session, config, context)
+    except BaseException as error:
+        try:
+            governance.finished(None, error)
+        except Exception as audit_error:  # noqa: BLE001 - the job's own error is the one to raise
+            log.error("could not record the failed run %s: %s", context.run_id, audit_error)
+        raise
     result.metrics.setdefault("duration_seconds", round(time.monotonic() - started, 2))
+    governance.finished(result, None)
     log.info("job %s run %s succeeded", name, context.run_id)
     return result

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from etl_lib.config import Layer
+from etl_lib.lineage.capture import LineageRecorder
 
 
 def utc_now() -> dt.datetime:
@@ -28,6 +29,8 @@ class RunContext:
     clock: Callable[[], dt.datetime] = utc_now
     #: Set to ask a long-running job to finish its current work and stop (signals set it too).
     stop: threading.Event = field(default_factory=threading.Event, compare=False)
+    #: What the run's tasks read, for lineage.
+    lineage: LineageRecorder = field(default_factory=LineageRecorder, compare=False)
 
     @classmethod
     def new(

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from etl_lib.config import ServicesConfig, SpeedConfig
 from etl_lib.errors import ConfigError
+from etl_lib.lineage.capture import record_read
 
 
 def kafka_bootstrap(speed: SpeedConfig, services: ServicesConfig) -> str:
@@ -119,9 +120,12 @@ def read_event_stream(spark: SparkSession, speed: SpeedConfig, services: Service
         ConfigError: for a landing folder that does not exist (a stream needs it to start).
     """
     if speed.source == "kafka":
+        record_read(f"kafka:{kafka_bootstrap(speed, services)}/{speed.kafka.topic}", None)
         return _kafka(spark, speed, services)
     if speed.source == "kinesis":
+        record_read(f"kinesis:{speed.kinesis.stream}", None)
         return _kinesis(spark, speed, services)
+    record_read(f"files:{speed.files.path}", None)
     from etl_lib.config import is_uri
 
     if not is_uri(speed.files.path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,99 @@ def test_a_failing_source_fails_the_run_and_spares_the_other(
     assert message.startswith("6 of 7 tasks did not succeed:\n  bronze/erp_csv: failed: AnalysisException")
     assert "  silver/order_lines: skipped: not run: bronze/erp_csv did not succeed" in message
     assert delta_rows(config.lakehouse.table_path("bronze", "online_retail")) == 100
+
+
+FACTS = {  # ../data/README.md: what the extract is known to hold
+    "customer_known": 135_080,
+    "description_present": 1_454,
+    "not_cancelled": 9_288,
+    "no_write_off": 1_336,
+    "product_code": 2_995,
+    "price_not_zero": 2_515,
+    "price_not_negative": 2,
+    "no_exact_duplicates": 5_268,
+}
+
+
+def test_quality_rules_on_the_real_extract_count_the_known_facts(full_run: dict[str, Any]) -> None:
+    from etl_lib.portable import table_rows
+
+    config: SuiteConfig = full_run["config"]
+    rows = table_rows(config.lakehouse.table_path("audit", "quality_results"), "run_id = 'run-1'")
+    bronze = {r["rule"]: r for r in rows if r["table"] == "bronze/online_retail"}
+    assert {rule: bronze[rule]["failing_rows"] for rule in FACTS} == FACTS
+    # The outliers by range, counted independently by DuckDB on the bundled file.
+    [(quantity, price)] = duckdb_query(
+        f"SELECT count(*) FILTER (WHERE abs(Quantity) > 10000), count(*) FILTER (WHERE UnitPrice > 10000) "
+        f"FROM read_parquet('{DATA}')"
+    )
+    assert (bronze["quantity_plausible"]["failing_rows"], bronze["price_plausible"]["failing_rows"]) == (
+        quantity,
+        price,
+    )
+    assert all(r["passed"] for r in rows)
+    assert {r["table"] for r in rows} == {
+        "bronze/online_retail", "silver/order_lines", "gold/customer_features", "gold/daily_revenue"
+    }  # fmt: skip
+    flagged = duckdb_query(
+        "SELECT count(*) FROM t WHERE len(_dq_failures) > 0 AND list_contains("
+        "list_transform(_dq_failures, f -> f.rule), 'price_not_negative')",
+        t=config.lakehouse.table_path("silver", "order_lines"),
+    )
+    assert flagged == [(2,)]  # the two "Adjust bad debt" lines carry the rule they failed
+
+
+def test_lineage_of_a_gold_table_from_the_command_line(
+    full_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from etl_lib.cli import main
+
+    config: SuiteConfig = full_run["config"]
+    arguments = ["--conf", str(PROJECT / "conf" / "test.yaml"), "--set", f"lakehouse.root={config.lakehouse.root}"]
+    assert main(["lineage", "upstream", "gold/customer_features", *arguments]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        "gold/customer_features v1  (batch_layer: gold/customer_features, 4,372 rows, run run-1)"
+    )
+    assert lines[1].startswith("<- silver/order_lines v1  (batch_layer: silver/order_lines, 536,641 rows, run run-1)")
+    assert lines[2].startswith(
+        "   <- bronze/online_retail v0  (batch_layer: bronze/online_retail, 541,909 rows, run run-1)"
+    )
+    assert lines[3] == f"      <- files:{DATA.parent}"
+    assert main(["lineage", "downstream", "bronze/online_retail", *arguments]) == 0
+    downstream = capsys.readouterr().out
+    for table in ("silver/order_lines", "silver/dim_products", "silver/dim_customers", "gold/daily_revenue"):
+        assert f"-> {table} v1" in downstream
+
+
+def test_every_run_is_recorded_with_its_config_redacted(full_run: dict[str, Any]) -> None:
+    from etl_lib.portable import table_rows
+
+    config: SuiteConfig = full_run["config"]
+    runs = table_rows(config.lakehouse.table_path("audit", "etl_runs"))
+    by_run = {(r["run_id"], r["status"]) for r in runs}
+    assert {("run-1", "running"), ("run-1", "succeeded"), ("run-2", "running"), ("run-2", "succeeded")} <= by_run
+    final = next(r for r in runs if (r["run_id"], r["status"]) == ("run-1", "succeeded"))
+    assert (final["job"], final["platform"], final["spark_version"]) == ("batch_layer", "local", "4.1.1")
+    assert final["ended_at"] >= final["started_at"]
+    recorded = json.loads(final["config"])
+    assert recorded["lakehouse"]["root"] == config.lakehouse.root
+    assert recorded["services"]["postgres"]["password_env"] == "ETL_SUITE_PG_PASSWORD"
+    assert dict(final["metrics"])["process_date"] == "2011-12-10"
+
+
+def test_openlineage_events_are_emitted_once_per_run_and_valid(full_run: dict[str, Any]) -> None:
+    import jsonschema
+
+    config: SuiteConfig = full_run["config"]
+    lines = (Path(config.lakehouse.root) / "_lineage" / "openlineage.jsonl").read_text().splitlines()
+    emitted = [json.loads(line) for line in lines]
+    schema = json.loads((PROJECT / "tests" / "resources" / "openlineage-runevent.schema.json").read_text())
+    for event in emitted:
+        jsonschema.validate(event, schema)
+    assert [e["eventType"] for e in emitted] == ["START", "COMPLETE", "START", "COMPLETE"]
+    complete = emitted[1]
+    outputs = {o["name"].rsplit("/", 2)[-2] + "/" + o["name"].rsplit("/", 1)[-1]: o for o in complete["outputs"]}
+    assert outputs["gold/customer_features"]["outputFacets"]["outputStatistics"]["rowCount"] == 4_372
+    assert outputs["silver/order_lines"]["facets"]["version"]["datasetVersion"] == "1"
+    assert any(i["name"].endswith("data/online_retail") for i in complete["inputs"])
