@@ -227,6 +227,31 @@ def read_stream(spark: SparkSession, path: str) -> DataFrame:
     return spark.readStream.format("delta").option("skipChangeCommits", "true").load(path)
 
 
+class BatchHandler:
+    """A ``foreachBatch`` function that keeps the error it raised, so the job can raise it as it was.
+
+    Spark reports an error of a micro-batch as a ``StreamingQueryException`` carrying a traceback as text;
+    :meth:`reraise` turns it back into the suite's own exception (a quality failure, say).
+    """
+
+    def __init__(self, handle: Callable[[DataFrame, int], None]) -> None:
+        self.handle = handle
+        self.error: BaseException | None = None
+
+    def __call__(self, frame: DataFrame, batch_id: int) -> None:
+        try:
+            self.handle(frame, batch_id)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def reraise(self, failure: BaseException) -> None:
+        """Raise the handler's own error if it caused ``failure``, else ``failure``."""
+        if self.error is not None:
+            raise self.error from failure
+        raise failure
+
+
 def foreach_batch_available_now(
     frame: DataFrame,
     checkpoint: str,
@@ -235,16 +260,21 @@ def foreach_batch_available_now(
 ) -> None:
     """Run ``handle(batch, batch_id)`` on everything ``frame`` (a stream) has available now, then stop.
 
-    ``handle`` must be idempotent for a given ``batch_id``: after a crash the last batch is replayed.
+    ``handle`` must be idempotent for a given ``batch_id``: after a crash the last batch is replayed. An
+    error it raises ends the query and is raised here as it was raised.
     """
+    handler = BatchHandler(handle)
     query = (
         frame.writeStream.queryName(query_name)
         .option("checkpointLocation", checkpoint)
         .trigger(availableNow=True)
-        .foreachBatch(handle)
+        .foreachBatch(handler)
         .start()
     )
-    query.awaitTermination()
+    try:
+        query.awaitTermination()
+    except Exception as failure:  # noqa: BLE001 - re-raised, as the handler's own error when it is one
+        handler.reraise(failure)
 
 
 def checksum(spark: SparkSession, path: str, version: int | None = None) -> tuple[int, int]:

@@ -463,11 +463,12 @@ def _run_until_stopped(queries: Sequence[StreamingQuery], stop: threading.Event)
             query.stop()
 
 
-def _raise_if_failed(queries: Sequence[StreamingQuery]) -> None:
-    for query in queries:
-        failure = query.exception()
-        if failure is not None:
-            raise JobFailedError(f"the speed layer's query {query.name} failed: {failure}")
+def _await(query: StreamingQuery, handler: lakehouse.BatchHandler) -> None:
+    """Wait for an available-now query; its failure is raised as the micro-batch raised it."""
+    try:
+        query.awaitTermination()
+    except Exception as failure:  # noqa: BLE001 - re-raised, as the handler's own error when it is one
+        handler.reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
 
 
 @contextlib.contextmanager
@@ -518,11 +519,14 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
     ingest_id, views_id = _QueryId(), _QueryId()
     available_now = config.run.available_now
 
-    def started(frame: DataFrame, query: str, handler: Any, holder: _QueryId) -> StreamingQuery:
+    handlers: dict[str, lakehouse.BatchHandler] = {}
+
+    def started(frame: DataFrame, query: str, handle: Any, holder: _QueryId) -> StreamingQuery:
+        handlers[query] = lakehouse.BatchHandler(handle)
         writer = (
             frame.writeStream.queryName(query)
             .option("checkpointLocation", config.lakehouse.query_checkpoint(query))
-            .foreachBatch(handler)
+            .foreachBatch(handlers[query])
         )
         trigger = {"availableNow": True} if available_now else {"processingTime": config.speed.trigger_interval}
         running = writer.trigger(**trigger).start()
@@ -535,17 +539,19 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         source = read_event_stream(spark, config.speed, config.services)
         ingest = started(source, name, SpeedBatch(config, context, ingest_id, recorder), ingest_id)
         if available_now:
-            ingest.awaitTermination()
-            _raise_if_failed([ingest])
+            _await(ingest, handlers[name])
         with task_scope(context.lineage, "speed_layer/views"):
             silver = lakehouse.read_stream(spark, paths.silver)
         views = started(silver, f"{name}_views", ViewsBatch(config, context, views_id), views_id)
         if available_now:
-            views.awaitTermination()
+            _await(views, handlers[f"{name}_views"])
         else:
             _run_until_stopped([ingest, views], context.stop)
         recorder.wait_for([ingest, views])
-    _raise_if_failed([ingest, views])
+    for query in (ingest, views):
+        failure = query.exception()
+        if failure is not None:
+            handlers[query.name].reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
     with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
         _flush_progress(spark, recorder, paths.progress, context, str(ingest.id))
     result = JobResult(job=context.job, run_id=context.run_id)

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import RuleConfig, TableQualityConfig, interval
@@ -80,9 +80,13 @@ def _quoted(name: str) -> Column:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
-def _literal(value: float | str, like: str) -> Column:
-    # Dates and timestamps are written as ISO text in YAML; they compare in the column's own type.
-    return F.lit(value).cast(like) if isinstance(value, str) else F.lit(value)
+def _shown(value: float | str | None) -> str:
+    """A bound as written: ``10`` rather than ``10.0``, nothing for no bound."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _message(rule: RuleConfig) -> str:
@@ -94,69 +98,91 @@ def _message(rule: RuleConfig) -> str:
     if rule.type == "validity":
         return f"{column} does not match {rule.pattern}"
     if rule.type == "range":
-        bounds = f"[{'' if rule.min is None else rule.min}, {'' if rule.max is None else rule.max}]"
+        bounds = f"[{_shown(rule.min)}, {_shown(rule.max)}]"
         return f"{column} is outside {bounds}"
     if rule.type == "allowed_values":
         return f"{column} is not one of {', '.join(str(v) for v in rule.values or [])}"
     return f"fails {rule.expression}"
 
 
-def _row_failure(rule: RuleConfig, types: dict[str, str], index: int) -> Column:
-    """True where a row fails ``rule`` (row rules only)."""
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _text(value: str) -> str:
+    # A Spark SQL string literal: backslashes and quotes escaped.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _value(value: float | str | int, kind: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if kind in ("date", "timestamp", "timestamp_ntz") or kind.startswith("decimal"):
+        return f"CAST({_text(value)} AS {kind})"
+    return _text(value)
+
+
+def failure_sql(rule: RuleConfig, types: dict[str, str], key_order: list[str]) -> str:
+    """SQL that is true where a row fails ``rule`` (row rules only).
+
+    Rules are written as one SQL text each so that a table's rules become one projection built in one
+    call, however many there are (building them column by column costs a round trip per operator).
+    """
     if rule.type == "uniqueness":
-        return F.col(f"__dq_seen_{index}") > 1
+        # Every row after the first of its values fails: the count of exact repeats.
+        partition = ", ".join(_ident(c) for c in rule.columns or [])
+        order = ", ".join(_ident(c) for c in key_order) or "1"
+        return f"row_number() OVER (PARTITION BY {partition} ORDER BY {order}) > 1"
     if rule.type == "expression":
-        return ~F.coalesce(F.expr(rule.expression or "false"), F.lit(False))
-    value = _quoted(rule.column or "")
+        return f"NOT coalesce(({rule.expression}), false)"
+    column = _ident(rule.column or "")
+    kind = types.get(rule.column or "", "string")
     if rule.type == "completeness":
-        missing = value.isNull()
-        if types.get(rule.column or "") == "string":
-            missing = missing | (F.trim(value) == "")
-        return missing
+        return f"({column} IS NULL OR trim({column}) = '')" if kind == "string" else f"{column} IS NULL"
     if rule.type == "validity":
-        return value.isNotNull() & ~value.cast("string").rlike(rule.pattern or "")
+        return f"({column} IS NOT NULL AND NOT CAST({column} AS STRING) RLIKE {_text(rule.pattern or '')})"
     if rule.type == "range":
-        kind = types.get(rule.column or "", "double")
-        outside = F.lit(False)
+        bounds = []
         if rule.min is not None:
-            outside = outside | (value < _literal(rule.min, kind))
+            bounds.append(f"{column} < {_value(rule.min, kind)}")
         if rule.max is not None:
-            outside = outside | (value > _literal(rule.max, kind))
-        return value.isNotNull() & outside
-    return value.isNotNull() & ~value.isin(list(rule.values or []))
+            bounds.append(f"{column} > {_value(rule.max, kind)}")
+        return f"({column} IS NOT NULL AND ({' OR '.join(bounds)}))"
+    values = ", ".join(_value(v, kind) for v in rule.values or [])
+    return f"({column} IS NOT NULL AND NOT {column} IN ({values}))"
+
+
+def _reason_sql(rule: RuleConfig, name: str, run_id: str) -> str:
+    column = ", ".join(rule.target_columns)
+    fields = [
+        f"'rule', {_text(rule.name)}",
+        f"'column', {_text(column) if column else 'CAST(NULL AS STRING)'}",
+        f"'message', {_text(_message(rule))}",
+        f"'run_id', {_text(run_id)}",
+    ]
+    return f"CASE WHEN {name} THEN named_struct({', '.join(fields)}) END"
 
 
 def flag(frame: DataFrame, table: TableQualityConfig, run_id: str) -> tuple[DataFrame, list[str]]:
     """``frame`` with a boolean failure column per row rule and the ``_dq_failures`` list.
 
     Returns:
-        The flagged frame and the names of the failure columns, in the order of the table's rules.
+        The flagged frame and the names of the failure columns, in the order of the table's rules ("" for
+        dataset rules).
     """
     types = dict(frame.dtypes)
-    flagged = frame
-    key_order = [_quoted(k) for k in table.key] or [F.lit(1)]
-    for index, rule in enumerate(table.rules):
-        if rule.type == "uniqueness":
-            seen = Window.partitionBy(*[_quoted(c) for c in rule.columns or []]).orderBy(*key_order)
-            flagged = flagged.withColumn(f"__dq_seen_{index}", F.row_number().over(seen))
-    columns: list[str] = []
-    reasons: list[Column] = []
-    for index, rule in enumerate(table.rules):
-        if not rule.is_row_rule:
-            columns.append("")
-            continue
-        name = f"__dq_fail_{index}"
-        flagged = flagged.withColumn(name, _row_failure(rule, types, index))
-        columns.append(name)
-        reason = F.struct(
-            F.lit(rule.name).alias("rule"),
-            F.lit(", ".join(rule.target_columns) or None).cast("string").alias("column"),
-            F.lit(_message(rule)).alias("message"),
-            F.lit(run_id).alias("run_id"),
-        )
-        reasons.append(F.when(F.col(name), reason))
-    failures = F.filter(F.array(*reasons), lambda r: r.isNotNull()) if reasons else F.array().cast(FAILURE_TYPE)
-    return flagged.withColumn(FAILURES, failures.cast(FAILURE_TYPE)), columns
+    columns = [f"__dq_fail_{index}" if rule.is_row_rule else "" for index, rule in enumerate(table.rules)]
+    flags = [
+        f"{failure_sql(rule, types, list(table.key))} AS {name}"
+        for rule, name in zip(table.rules, columns, strict=True)
+        if name
+    ]
+    flagged = frame.selectExpr("*", *flags)
+    reasons = [_reason_sql(rule, name, run_id) for rule, name in zip(table.rules, columns, strict=True) if name]
+    failures = f"filter(array({', '.join(reasons)}), r -> r IS NOT NULL)" if reasons else "array()"
+    return flagged.selectExpr("*", f"CAST({failures} AS {FAILURE_TYPE}) AS {FAILURES}"), columns
 
 
 def _sample_key(table: TableQualityConfig) -> Column:
@@ -168,8 +194,11 @@ def _sample_key(table: TableQualityConfig) -> Column:
 def _metrics(
     flagged: DataFrame, table: TableQualityConfig, columns: list[str], quarantine: Column, drop: Column
 ) -> dict[str, object]:
-    """Every count the rules and actions need, from one aggregation (one Spark job)."""
-    key = _sample_key(table)
+    """Every count the rules and actions need, from one aggregation (one Spark job).
+
+    Only counts and fixed-width values are aggregated: per-rule aggregates of text (sample keys, say)
+    multiply the cost of the pass with the number of rules.
+    """
     aggregates: list[Column] = [
         F.count(F.lit(1)).alias("rows"),
         F.sum(quarantine.cast("bigint")).alias("quarantined"),
@@ -177,24 +206,43 @@ def _metrics(
     ]
     for index, (rule, name) in enumerate(zip(table.rules, columns, strict=True)):
         if name:
-            failing = F.col(name)
-            aggregates += [
-                F.sum(failing.cast("bigint")).alias(f"f{index}"),
-                F.min(F.when(failing, key)).alias(f"s{index}a"),
-                F.max(F.when(failing, key)).alias(f"s{index}b"),
-            ]
+            aggregates.append(F.sum(F.col(name).cast("bigint")).alias(f"f{index}"))
         elif rule.type == "freshness":
             aggregates.append(F.max(_quoted(rule.column or "")).alias(f"m{index}"))
     row = flagged.agg(*aggregates).first()
     return {} if row is None else row.asDict()
 
 
-def _result(rule: RuleConfig, index: int, metrics: dict[str, object], reference: dt.datetime) -> RuleResult:
+SAMPLE_BUDGET = 1000
+
+
+def _samples(
+    flagged: DataFrame, table: TableQualityConfig, columns: list[str], failing: set[str]
+) -> dict[str, list[str]]:
+    """A few keys of failing rows per failing rule, from the first failing rows found (a bounded read)."""
+    if not table.key or not failing:
+        return {}
+    named = [name for name in columns if name in failing]
+    any_failure = F.lit(False)
+    for name in named:
+        any_failure = any_failure | F.col(name)
+    rows = flagged.where(any_failure).select(_sample_key(table).alias("key"), *named).limit(SAMPLE_BUDGET).collect()
+    found: dict[str, list[str]] = {name: [] for name in named}
+    for row in rows:
+        for name in named:
+            if row[name] and len(found[name]) < SAMPLES and row["key"] not in found[name]:
+                found[name].append(row["key"])
+    return found
+
+
+def _result(
+    rule: RuleConfig, index: int, metrics: dict[str, object], reference: dt.datetime, samples: list[str]
+) -> RuleResult:
     rows = int(metrics.get("rows") or 0)  # type: ignore[call-overload]
     if rule.type == "row_count":
         low_ok = rule.min is None or rows >= float(rule.min)
         high_ok = rule.max is None or rows <= float(rule.max)
-        expected = f"[{'' if rule.min is None else rule.min}, {'' if rule.max is None else rule.max}]"
+        expected = f"[{_shown(rule.min)}, {_shown(rule.max)}]"
         return RuleResult(
             rule.name, rule.type, [], rule.severity, rule.action, float(rows), None, low_ok and high_ok, 0, rows, [],
             f"{rows} rows, expected {expected}",
@@ -210,7 +258,6 @@ def _result(rule: RuleConfig, index: int, metrics: dict[str, object], reference:
         )  # fmt: skip
     failing = int(metrics.get(f"f{index}") or 0)  # type: ignore[call-overload]
     ratio = 1.0 - failing / rows if rows else 1.0
-    samples = [str(v) for v in dict.fromkeys((metrics.get(f"s{index}a"), metrics.get(f"s{index}b"))) if v is not None]
     return RuleResult(
         rule.name, rule.type, rule.target_columns, rule.severity, rule.action, ratio, rule.threshold,
         ratio >= rule.threshold, failing, rows, samples[:SAMPLES], f"{failing} of {rows} rows: {_message(rule)}",
@@ -250,7 +297,11 @@ def evaluate(
             by_action[rule.action].append(column)
     quarantine, drop = _any(by_action["quarantine"]), _any(by_action["drop"])
     metrics = _metrics(flagged, table, columns, quarantine, drop)
-    results = [_result(rule, i, metrics, reference_time) for i, rule in enumerate(table.rules)]
+    failing = {name for i, name in enumerate(columns) if name and int(metrics.get(f"f{i}") or 0)}  # type: ignore[call-overload]
+    samples = _samples(flagged, table, columns, failing)
+    results = [
+        _result(rule, i, metrics, reference_time, samples.get(columns[i], [])) for i, rule in enumerate(table.rules)
+    ]
     rows = int(metrics.get("rows") or 0)  # type: ignore[call-overload]
     score = sum(r.passed for r in results) / len(results) if results else 1.0
     held = score < threshold

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from benchmarks import bronze_ingest
+from benchmarks import bronze_ingest, quality_rules
 from benchmarks.harness import record
 
 
@@ -22,3 +22,12 @@ def test_bronze_ingest_tiny(spark: SparkSession, tmp_path: Path) -> None:
     written = json.loads(path.read_text())
     assert written["machine"]["spark"] == spark.version
     assert written["rows"] == result["rows"]
+
+
+def test_quality_rules_tiny(spark: SparkSession) -> None:
+    result = quality_rules.run("tiny", repeat=1, spark=spark)
+    assert [row["case"] for row in result["rows"]] == [
+        "1 rules, one pass", "10 rules, one pass", "50 rules, one pass", "50 rules, one scan per rule"
+    ]  # fmt: skip
+    assert result["rows"][0]["ratio_to_1_rule"] == 1.0
+    assert all(row["seconds"] > 0 for row in result["rows"])

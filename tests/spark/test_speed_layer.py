@@ -137,3 +137,22 @@ def test_events_later_than_the_watermark_are_set_aside(spark: SparkSession, stre
         "stale-1",
         dt.datetime.fromisoformat(newest.rstrip("Z")) - dt.timedelta(minutes=10),
     )
+
+
+def test_a_purchase_failing_a_quarantine_rule_waits_in_quarantine(
+    spark: SparkSession, streamed: dict[str, Any]
+) -> None:
+    from etl_lib.portable import table_rows
+
+    config = streamed["config"]
+    purchase = next(e for e in streamed["produced"] if e["event_type"] == "purchase")
+    newest = max(e["timestamp"] for e in streamed["produced"])
+    refunded_twice = dict(purchase, event_id="negative-1", amount=-12.5, timestamp=newest)
+    FilesSink(config.speed.files.path).send([("x", encode(refunded_twice))])
+    written = run(spark, config, "run-4")
+    assert written["silver/events"] == 0
+    held = [q for q in table_rows(config.lakehouse.table_path("audit", "quarantine")) if q["run_id"] == "run-4"]
+    assert [(q["table"], [f["rule"] for f in q["failures"]]) for q in held] == [
+        ("silver/events", ["purchase_amount_not_negative"])
+    ]
+    assert '"event_id":"negative-1"' in held[0]["record"]

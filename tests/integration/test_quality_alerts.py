@@ -1,0 +1,63 @@
+"""Quality metrics to CloudWatch and alerts to SNS, against the local AWS endpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pyspark.sql import SparkSession
+
+from etl_lib.config import AlertsConfig, RuleConfig, SuiteConfig, TableQualityConfig
+from etl_lib.quality import alerts
+from etl_lib.quality.engine import evaluate
+from etl_lib.services.aws import AwsService, local_client
+
+
+def test_metrics_go_to_cloudwatch_and_a_held_batch_alerts_through_sns(
+    spark: SparkSession, suite_config: SuiteConfig, aws: AwsService
+) -> None:
+    sns, sqs, cloudwatch = (local_client(aws.aws, name) for name in ("sns", "sqs", "cloudwatch"))
+    topic = sns.create_topic(Name="data-quality-alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="quality-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    frame = spark.createDataFrame([("a", 1), ("b", -5), ("c", None)], "id STRING, qty INT")
+    table = TableQualityConfig(
+        key=["id"],
+        rules=[
+            RuleConfig(name="qty_known", type="completeness", column="qty", severity="error"),
+            RuleConfig(name="qty_positive", type="range", column="qty", min=0),
+        ],
+    )
+    evaluation = evaluate(frame, "silver/orders", table, 0.9, "run-9", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert evaluation.held
+    settings = AlertsConfig(cloudwatch_namespace="DataQuality", sns_topic_arn=topic, local_endpoint=True)
+    alerts.announce(settings, suite_config.services, evaluation)
+
+    names = {
+        (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+        for m in cloudwatch.list_metrics(Namespace="DataQuality")["Metrics"]
+    }
+    assert ("QualityScore", (("Table", "silver/orders"),)) in names
+    assert ("FailingRows", (("Rule", "qty_positive"), ("Table", "silver/orders"))) in names
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="DataQuality", MetricName="QualityScore", Dimensions=[{"Name": "Table", "Value": "silver/orders"}],
+        StartTime=dt.datetime(2000, 1, 1), EndTime=dt.datetime(2100, 1, 1), Period=86400 * 365, Statistics=["Minimum"],
+    )  # fmt: skip
+    assert [point["Minimum"] for point in stats["Datapoints"]] == [0.0]
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+    notification = json.loads(messages[0]["Body"])
+    assert notification["Subject"] == "Data quality alert: silver/orders"
+    body = json.loads(notification["Message"])
+    assert (body["table"], body["held_back"], body["score"]) == ("silver/orders", True, 0.0)
+    assert [r["rule"] for r in body["failing_rules"]] == ["qty_known", "qty_positive"]
+
+
+def test_nothing_is_sent_unless_configured(spark: SparkSession, suite_config: SuiteConfig) -> None:
+    frame = spark.createDataFrame([("a", 1)], "id STRING, qty INT")
+    table = TableQualityConfig(rules=[RuleConfig(name="qty_known", type="completeness", column="qty")])
+    evaluation = evaluate(frame, "silver/orders", table, 0.9, "run", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    # No endpoint is running for this test: a call would fail.
+    alerts.announce(AlertsConfig(), suite_config.services, evaluation)
