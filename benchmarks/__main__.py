@@ -8,7 +8,7 @@ import json
 
 from benchmarks.harness import RESULTS
 
-BENCHMARKS = ["bronze_ingest", "quality_rules", "speed_layer"]
+BENCHMARKS = ["bronze_ingest", "quality_rules", "iforest_fidelity", "scoring_throughput", "speed_layer"]
 
 
 def main() -> None:

@@ -173,6 +173,39 @@ def _lineage(namespace: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(namespace: argparse.Namespace) -> int:
+    import json
+
+    from etl_lib.serving.realtime import lookup
+
+    config = load_config(namespace.conf, namespace.overrides)
+    source, found = lookup(config, namespace.customer_id)
+    if found is None:
+        print(f"customer {namespace.customer_id} is not in the real-time store nor in the speed layer's views")
+        return 1
+    print(json.dumps({"source": source, "customer": found}, indent=2, sort_keys=True))
+    return 0
+
+
+def _catalog(namespace: argparse.Namespace) -> int:
+    from etl_lib.mesh.listing import describe, latest_products, read_rows, render
+
+    config = load_config(namespace.conf, namespace.overrides)
+    if namespace.action == "list":
+        print(render(latest_products(config.lakehouse.root, namespace.domain), config.lakehouse.root))
+        return 0
+    if not namespace.product:
+        raise UsageError(f"etl-suite catalog {namespace.action}: name the product, as domain.product")
+    if namespace.action == "show":
+        print(describe(config, namespace.product, namespace.consumer))
+        return 0
+    if not namespace.consumer:
+        raise UsageError("etl-suite catalog read: --as CONSUMER is required (reading is granted per consumer)")
+    for row in read_rows(config, namespace.product, namespace.consumer, namespace.limit):
+        print(row)
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     from etl_lib.platform.stack import active_line
 
@@ -206,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     services = commands.add_parser("services", help="start, stop or check the local services")
     services.add_argument("action", choices=["up", "down", "status"])
-    services.add_argument("names", nargs="*", metavar="SERVICE", help="kafka, postgres, aws (default: all)")
+    services.add_argument("names", nargs="*", metavar="SERVICE", help="kafka, postgres, aws, redis (default: all)")
     _add_config_options(services)
     services.set_defaults(handler=_services)
 
@@ -233,6 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("table", help="layer/name, e.g. gold/customer_features")
     _add_config_options(lineage)
     lineage.set_defaults(handler=_lineage)
+
+    serve = commands.add_parser("serve", help="a customer's latest metrics, from Redis or else the Delta views")
+    serve.add_argument("what", choices=["customer"])
+    serve.add_argument("customer_id", metavar="CUSTOMER_ID")
+    _add_config_options(serve)
+    serve.set_defaults(handler=_serve)
+
+    catalog = commands.add_parser("catalog", help="the data products of the mesh: list, show, read as a consumer")
+    catalog.add_argument("action", choices=["list", "show", "read"])
+    catalog.add_argument("product", nargs="?", metavar="DOMAIN.PRODUCT", help="for show and read")
+    catalog.add_argument("--domain", help="list only this domain's products")
+    catalog.add_argument("--as", dest="consumer", metavar="CONSUMER", help="the consumer reading (read, show)")
+    catalog.add_argument("--limit", type=int, default=10, metavar="N", help="rows read shows (default 10)")
+    _add_config_options(catalog)
+    catalog.set_defaults(handler=_catalog)
 
     tables = commands.add_parser("tables", help="list the lakehouse's Delta tables, read without Spark")
     tables.add_argument("--checksum", action="store_true", help="also a checksum of each table's rows (DuckDB)")

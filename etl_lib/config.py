@@ -168,6 +168,22 @@ class AwsServiceConfig(_Section):
         return f"http://{self.host}:{self.port}"
 
 
+class RedisServiceConfig(_Section):
+    """The Redis server of the real-time store (the seed's ElastiCache): local, or any reachable one."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6379, ge=1, le=65535)
+    db: int = Field(default=0, ge=0)
+    #: The environment variable holding the password; unset or empty: no authentication.
+    password_env: str = "ETL_SUITE_REDIS_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        """``redis://host:port/db``, without credentials."""
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
+
+
 class ServicesConfig(_Section):
     """Local services started by ``etl-suite services up``; their state lives under ``work_dir``."""
 
@@ -176,6 +192,7 @@ class ServicesConfig(_Section):
     kafka: KafkaServiceConfig = Field(default_factory=KafkaServiceConfig)
     postgres: PostgresServiceConfig = Field(default_factory=PostgresServiceConfig)
     aws: AwsServiceConfig = Field(default_factory=AwsServiceConfig)
+    redis: RedisServiceConfig = Field(default_factory=RedisServiceConfig)
 
 
 _SPARK_TYPE = re.compile(
@@ -513,6 +530,136 @@ class LineageConfig(_Section):
     openlineage: OpenLineageConfig = Field(default_factory=OpenLineageConfig)
 
 
+class AnomalyConfig(_Section):
+    """The Isolation Forest that checks purchases."""
+
+    model_name: str = "purchase_anomaly"
+    #: Columns of an order line (or purchase event) the model sees.
+    features: list[Identifier] = Field(default_factory=lambda: ["quantity", "unit_price", "amount"])
+    trees: int = Field(default=100, ge=1)
+    sample_size: int = Field(default=256, ge=2)
+    contamination: float = Field(default=0.005, gt=0, lt=0.5)
+    random_state: int = 42
+    #: Rows sampled to the driver for training.
+    training_rows: int = Field(default=200_000, ge=1000)
+    #: Score order lines as the batch layer writes them, and purchases as the speed layer does.
+    in_batch_layer: bool = True
+    in_speed_layer: bool = True
+
+
+class ChurnConfig(_Section):
+    """The churn models: Online Retail customers, and the Telco data set."""
+
+    model_name: str = "customer_churn"
+    telco_model_name: str = "telco_churn"
+    telco_path: Location = Field(
+        default="./data/telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv", validate_default=True
+    )
+    #: An Online Retail customer has churned who buys nothing in the last this-many days of the data.
+    inactive_days: int = Field(default=90, ge=1)
+    features: list[Identifier] = Field(
+        default_factory=lambda: [
+            "recency_days", "frequency", "monetary", "tenure_days", "avg_monthly_spend", "return_rate", "total_spend",
+        ]
+    )  # fmt: skip
+    folds: int = Field(default=5, ge=2)
+    risk_bands: Bands = Field(
+        default_factory=lambda: [Band(name="Low", below=0.3), Band(name="Medium", below=0.7), Band(name="High")]
+    )
+    #: The seed's lifetime value: monthly spend / churn probability * 12, capped here.
+    ltv_cap: float = Field(default=10_000.0, gt=0)
+    #: High-risk customers are also announced on this SNS topic (with ``quality.alerts.local_endpoint``).
+    campaign_sns_topic_arn: str | None = None
+
+
+class MlConfig(_Section):
+    """Models: tracked and versioned in MLflow, the one under ``alias`` used for scoring."""
+
+    #: Empty: a SQLite store under ``work_dir`` (artifacts beside it).
+    tracking_uri: str | None = None
+    work_dir: Location = Field(default="./.work/mlflow", validate_default=True)
+    experiment: str = "lakehouse-etl-suite"
+    alias: str = "champion"
+    #: Point the alias at each newly trained version (off: promote by hand, after review).
+    promote_new_models: bool = True
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
+
+
+class RealtimeStoreConfig(_Section):
+    """Latest per-customer metrics the speed layer keeps in Redis (``services.redis``) for lookups."""
+
+    enabled: bool = False
+    key_prefix: str = Field(default="etl-suite:customer:", min_length=1)
+    #: Commands sent per pipelined round trip.
+    pipeline_size: int = Field(default=500, gt=0)
+    #: Keys expire this long after their last update (none: they stay).
+    ttl_seconds: int | None = Field(default=None, gt=0)
+
+
+class ServingConfig(_Section):
+    """The lambda serving layer: views joining the batch and speed results, and their reconciliation."""
+
+    #: Where batch results end and speed results begin (ISO time). Empty: the batch layer's high-water mark
+    #: (the newest line in silver/order_lines), floored to the speed layer's window.
+    cutoff: dt.datetime | None = None
+    #: A speed value within this distance of the batch value is a match.
+    tolerance: float = Field(default=0.0, ge=0)
+    #: Rewrite the speed windows that drift from the batch recomputation (recorded in lineage).
+    correct_drift: bool = False
+    realtime_store: RealtimeStoreConfig = Field(default_factory=RealtimeStoreConfig)
+
+
+Permission = Literal["read", "describe"]
+
+
+class ProductConfig(_Section):
+    """A data product of a domain: a published copy of a lakehouse table, with its contract."""
+
+    #: The table it publishes, as ``layer/name``.
+    source: str = Field(pattern=r"^(bronze|silver|gold|audit|mesh)/[a-z][a-z0-9_]*$")
+    description: str = ""
+    #: The columns published (all when empty).
+    columns: list[str] = Field(default_factory=list)
+    #: The column whose newest value says how fresh the product is, and how old that may be.
+    freshness_column: str | None = None
+    max_age: str | None = Field(default=None, pattern=r"^\d+ (second|minute|hour|day)s?$")
+    version: str = "1.0.0"
+
+
+class DomainConfig(_Section):
+    """A domain of the data mesh: who owns it, where its products live, who may read them."""
+
+    owner: str = Field(min_length=1)
+    description: str = ""
+    #: Where the domain's product tables live; empty: ``<lakehouse.root>/mesh``.
+    location: Location | None = None
+    #: Consumer (team) name: what it may do with every product of the domain.
+    consumers: dict[str, list[Permission]] = Field(default_factory=dict)
+    products: dict[Identifier, ProductConfig] = Field(default_factory=dict)
+
+
+class GlueCatalogConfig(_Section):
+    """Registration in the AWS Glue Data Catalog and Lake Formation grants (off by default)."""
+
+    enabled: bool = False
+    #: Glue database of a domain: this prefix and the domain's name.
+    database_prefix: str = ""
+    lake_formation: bool = False
+    #: Consumer name: its IAM principal (role or user ARN), to which Lake Formation grants are made.
+    principals: dict[str, str] = Field(default_factory=dict)
+    #: Talk to the local AWS endpoint of ``services.aws`` instead of AWS.
+    local_endpoint: bool = False
+    region: str | None = None
+
+
+class MeshConfig(_Section):
+    """The data mesh: domains and their products, and the catalogs they are registered in."""
+
+    domains: dict[Identifier, DomainConfig] = Field(default_factory=dict)
+    glue: GlueCatalogConfig = Field(default_factory=GlueCatalogConfig)
+
+
 class RunConfig(_Section):
     """Per-run settings, usually given on the command line (``--process-date``, ``--available-now``)."""
 
@@ -535,6 +682,9 @@ class SuiteConfig(_Section):
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     lineage: LineageConfig = Field(default_factory=LineageConfig)
+    ml: MlConfig = Field(default_factory=MlConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     #: The file this configuration was read from (not part of the YAML).
@@ -712,10 +862,15 @@ def _read_mapping(file: Path) -> dict[str, Any]:
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` laid over ``base``: mappings merge key by key, anything else is replaced."""
+    """``override`` laid over ``base``: mappings merge key by key, anything else is replaced.
+
+    ``null`` over an inherited mapping removes it (``sources: {online_retail: null}`` drops that source).
+    """
     merged = _deep_copy(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        if value is None and isinstance(merged.get(key), Mapping):
+            del merged[key]
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = _deep_copy(value) if isinstance(value, Mapping) else value

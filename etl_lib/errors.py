@@ -31,3 +31,9 @@ class ServiceError(EtlSuiteError):
 
 class JobFailedError(EtlSuiteError):
     """A job ran and failed; the message names the step that failed."""
+
+
+class AccessDeniedError(EtlSuiteError):
+    """A consumer asked for a data product its domain has not granted it."""
+
+    exit_code = 3

@@ -36,6 +36,8 @@ class Commit:
     operation: str
     metrics: dict[str, str]
     user_metadata: dict[str, Any]
+    #: When it was committed (as the session's clock gives it).
+    timestamp: Any = None
 
     @property
     def rows_written(self) -> int:
@@ -77,7 +79,9 @@ def commits_since(spark: SparkSession, path: str, after_version: int | None) -> 
     if not is_delta_table(spark, path):
         return []
     history = (
-        DeltaTable.forPath(spark, path).history().select("version", "operation", "operationMetrics", "userMetadata")
+        DeltaTable.forPath(spark, path)
+        .history()
+        .select("version", "operation", "operationMetrics", "userMetadata", "timestamp")
     )
     if after_version is not None:
         history = history.where(history.version > after_version)
@@ -89,6 +93,7 @@ def commits_since(spark: SparkSession, path: str, after_version: int | None) -> 
             str(row["operation"]),
             dict(row["operationMetrics"] or {}),
             _parse_user_metadata(row["userMetadata"]),
+            row["timestamp"],
         )
         for row in rows
     ]
@@ -391,3 +396,28 @@ def append_retrying(
             if attempt == attempts or not _is_conflict(error):
                 raise
             wait(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+
+
+def overwrite(frame: DataFrame, path: str) -> None:
+    """Replace the contents (and schema) of the table at ``path`` with ``frame``, as one new version."""
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+
+
+def replace_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str], present: str) -> None:
+    """Make the rows of ``keys`` in the table at ``path`` what ``rows`` says, in one MERGE.
+
+    ``rows`` holds one row per key; where its boolean column ``present`` is true the table gets that row
+    (updated or inserted), where it is false the table's row of that key is deleted.
+    """
+    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    columns = [name for name in rows.columns if name != present]
+    values: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(rows.alias("s"), condition)
+        .whenMatchedUpdate(condition=f"s.`{present}`", set=values)
+        .whenMatchedDelete(condition=f"NOT s.`{present}`")
+        .whenNotMatchedInsert(condition=f"s.`{present}`", values=values)
+        .execute()
+    )

@@ -6,6 +6,7 @@ check it and how ``etl-suite tables`` lists the lakehouse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,17 +105,17 @@ def duckdb_connection() -> Any:
     return connection
 
 
-def duckdb_query(sql: str, **tables: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` in DuckDB with each keyword bound as a view over the Delta table at that path.
+def duckdb_query(sql: str, parameters: Sequence[Any] = (), **tables: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (with ``?`` placeholders bound to ``parameters``) in DuckDB, each keyword a Delta table's view.
 
-    Example: ``duckdb_query("SELECT count(*) FROM t", t="/lake/bronze/x")``.
+    Example: ``duckdb_query("SELECT count(*) FROM t WHERE id = ?", ["7"], t="/lake/bronze/x")``.
     """
     connection = duckdb_connection()
     try:
         for name, path in tables.items():
             escaped = path.replace("'", "''")
             connection.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{escaped}')")  # noqa: S608
-        rows: list[tuple[Any, ...]] = connection.execute(sql).fetchall()
+        rows: list[tuple[Any, ...]] = connection.execute(sql, list(parameters)).fetchall()
         return rows
     finally:
         connection.close()

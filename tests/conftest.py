@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -60,3 +61,55 @@ def lake(tmp_path: Path, suite_config: SuiteConfig) -> SuiteConfig:
     return suite_config.model_copy(
         update={"lakehouse": suite_config.lakehouse.model_copy(update={"root": str(tmp_path / "lakehouse")})}
     )
+
+
+@pytest.fixture(scope="session")
+def retail_lake(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A lakehouse the batch layer built from the whole bundled extract, run twice as of 2011-12-10.
+
+    Tests that change it work on a copy (:func:`copied_lake`).
+    """
+    import datetime as dt
+
+    from etl_lib import lakehouse
+    from etl_lib.config import validate_config
+    from etl_lib.platform.runner import run_job
+    from etl_lib.platform.runtime import RunContext
+    from etl_lib.portable import duckdb_checksum
+
+    def context(run_id: str) -> RunContext:
+        return RunContext.new(
+            "batch_layer", clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC), new_id=lambda: run_id
+        )
+
+    data = suite_config.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(tmp_path_factory.mktemp("retail") / "lake")
+    data["run"]["process_date"] = "2011-12-10"
+    config = validate_config(data)
+    tables = [("bronze", "online_retail"), ("silver", "order_lines"), ("silver", "dim_products"),
+              ("silver", "dim_customers"), ("gold", "customer_features"), ("gold", "daily_revenue")]  # fmt: skip
+    first = run_job("batch_layer", config, spark, context("run-1"))
+    paths = {f"{layer}/{table}": config.lakehouse.table_path(layer, table) for layer, table in tables}  # type: ignore[arg-type]
+    after_first = {name: lakehouse.checksum(spark, path) for name, path in paths.items()}
+    by_duckdb = {name: duckdb_checksum(path) for name, path in paths.items()}
+    versions = {name: lakehouse.current_version(spark, path) for name, path in paths.items()}
+    second = run_job("batch_layer", config, spark, context("run-2"))
+    return {
+        "config": config,
+        "first": first,
+        "second": second,
+        "after_first": after_first,
+        "by_duckdb": by_duckdb,
+        "versions": versions,
+    }
+
+
+def copied_lake(retail_lake: dict[str, Any], target: Path) -> SuiteConfig:
+    """The retail lakehouse copied to ``target`` (with its checkpoints), and the configuration pointing at it."""
+    import shutil
+
+    source: SuiteConfig = retail_lake["config"]
+    shutil.copytree(source.lakehouse.root, target)
+    return source.model_copy(update={"lakehouse": source.lakehouse.model_copy(update={"root": str(target)})})

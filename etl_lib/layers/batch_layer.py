@@ -56,6 +56,7 @@ def _order_lines_handler(
     to_entity = silver.to_entity(entity, source.columns, source.formats)
     clean = silver.clean_order_lines(batch.product_code_pattern, batch.non_product_codes)
     reading = f"bronze/{source.table}"
+    score = _anomaly_scoring(config)
 
     reference = end_of(config, context)
 
@@ -80,6 +81,7 @@ def _order_lines_handler(
                     .transform(silver.with_line_id(list(entity.columns)))
                     .transform(clean)
                     .transform(silver.dedupe_lines)
+                    .transform(score)
                     .transform(_stamped(context))
                 ).persist()
                 kept, _ = check(
@@ -92,6 +94,21 @@ def _order_lines_handler(
             frame.unpersist()
 
     return handle
+
+
+def _anomaly_scoring(config: SuiteConfig) -> silver.Step:
+    """The step scoring purchases with the anomaly model's champion (resolved once, here), or no step."""
+    settings = config.ml.anomaly
+    if not settings.in_batch_layer:
+        return lambda frame: frame
+    from pyspark.sql import functions as F
+
+    from etl_lib.ml.anomaly import with_anomaly_scores
+    from etl_lib.ml.tracking import champion_if_any
+
+    model, reason = champion_if_any(config.ml, settings.model_name)
+    purchases = ~F.col("is_cancellation") & F.col("is_product")
+    return with_anomaly_scores(model, settings.features, applies=purchases, unavailable=reason)
 
 
 def build_order_lines(spark: SparkSession, config: SuiteConfig, context: RunContext) -> list[TableWrite]:

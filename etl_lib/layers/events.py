@@ -145,11 +145,14 @@ def bronze_records(batch_id: int, query_id: str, ingested_at: dt.datetime) -> St
 
 
 def valid_events(entity: EntityConfig, batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
-    """Step keeping the accepted events, with silver's columns."""
+    """Step keeping the accepted events, with silver's columns (and ``unit_price`` of a purchase line)."""
 
     def step(events: DataFrame) -> DataFrame:
+        quantity, amount = F.col("quantity"), F.col("amount")
+        unit_price = F.when(quantity.isNotNull() & (quantity != 0), amount / quantity).cast("decimal(18,3)")
         return events.where(F.size(ERRORS) == 0).select(
             *entity.columns,
+            unit_price.alias("unit_price"),
             "event_date",
             "payload",
             "_payload_digest",

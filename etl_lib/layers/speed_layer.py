@@ -215,6 +215,7 @@ class SpeedBatch:
         self.query_id = query_id
         self.recorder = recorder
         self.paths = _paths(config)
+        self.score = anomaly_scoring(config)
         #: The event-time high mark after each batch of this run, by batch id.
         self._marks: dict[int, dict[str, Any]] = {}
 
@@ -252,7 +253,7 @@ class SpeedBatch:
                 stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
                 checked, evaluation = check(
-                    spark, self.config, "silver", ENTITY, fresh.drop("payload"), stamp, now,
+                    spark, self.config, "silver", ENTITY, fresh.drop("payload").transform(self.score), stamp, now,
                     (f"{query_id}:quality", batch_id), stop_when_held=False,
                 )  # fmt: skip
                 counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
@@ -328,6 +329,7 @@ class ViewsBatch:
     """What one micro-batch of new silver events does to the real-time gold views and the outbox."""
 
     def __init__(self, config: SuiteConfig, context: RunContext, query_id: _QueryId) -> None:
+        self.config = config
         self.speed = config.speed
         self.context = context
         self.query_id = query_id
@@ -352,8 +354,22 @@ class ViewsBatch:
                         lambda: lakehouse.append(outbox, paths.outbox, txn("gold/fulfillment_requests")),
                     ]
                 )
+            if self.config.serving.realtime_store.enabled:
+                self._publish(spark, fresh, batch_id)
         finally:
             fresh.unpersist()
+
+    def _publish(self, spark: SparkSession, fresh: DataFrame, batch_id: int) -> None:
+        # After the views' commits: the totals read back are what this batch made them, on a retry too.
+        from etl_lib.serving import realtime
+
+        metrics = realtime.customer_metrics(
+            lakehouse.read(spark, self.paths.customer_value),
+            lakehouse.read(spark, self.paths.sessions),
+            batch_id,
+            self.context.clock(),
+        )
+        realtime.publish(fresh.transform(metrics), self.config)
 
     def _merge_views(self, spark: SparkSession, fresh: DataFrame, txn: Any) -> None:
         # One after the other: each MERGE's transaction id is a setting of the (shared) session.
@@ -480,12 +496,29 @@ def _listening(spark: SparkSession, recorder: ProgressRecorder) -> Iterator[None
         spark.streams.removeListener(recorder)
 
 
+def anomaly_scoring(config: SuiteConfig, resolve: bool = True) -> Callable[[DataFrame], DataFrame]:
+    """The step scoring purchase events with the anomaly model's champion (resolved once), or no step.
+
+    With ``resolve`` false no model is looked up: the step only shapes the columns (for schemas).
+    """
+    settings = config.ml.anomaly
+    if not settings.in_speed_layer:
+        return lambda frame: frame
+    from etl_lib.ml.anomaly import with_anomaly_scores
+    from etl_lib.ml.tracking import champion_if_any
+
+    model, reason = champion_if_any(config.ml, settings.model_name) if resolve else (None, "schema only")
+    purchases = F.col("event_type") == config.speed.purchase_type
+    return with_anomaly_scores(model, settings.features, applies=purchases, unavailable=reason)
+
+
 def silver_schema(spark: SparkSession, config: SuiteConfig) -> Any:
     """The columns of silver/events, derived from the transforms that produce them."""
     entity = config.entities[ENTITY]
     raw = spark.createDataFrame([], RAW_SCHEMA)
     checks = events.parse_events(entity, config.speed.max_payload_bytes, config.speed.max_future_skew)
     frame = raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload")
+    frame = frame.transform(anomaly_scoring(config, resolve=False))
     if config.quality.rules_of("silver", ENTITY) is not None:
         frame = frame.withColumn(FAILURES, F.array().cast(FAILURE_TYPE))
     return frame.schema

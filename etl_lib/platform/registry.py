@@ -78,6 +78,26 @@ JOBS: dict[str, JobSpec] = {
             options=(JobOption("--table", "run.table", "the table, as layer/name (e.g. silver/order_lines)"),),
         ),
         JobSpec(
+            name="train_models",
+            target="etl_lib.ml.jobs:train_models",
+            summary="Train the purchase Isolation Forest and the churn models; log and register them in MLflow.",
+        ),
+        JobSpec(
+            name="score",
+            target="etl_lib.ml.jobs:score",
+            summary="Score churn (gold/churn_scores, retention campaign) and purchase anomalies with the champions.",
+        ),
+        JobSpec(
+            name="reconcile",
+            target="etl_lib.serving.reconcile:reconcile",
+            summary="Serving views over batch and speed results; speed reconciled with a batch recomputation.",
+        ),
+        JobSpec(
+            name="publish_products",
+            target="etl_lib.mesh.publish:publish_products",
+            summary="Publish each domain's data products: table, catalog row, data contract, catalog registration.",
+        ),
+        JobSpec(
             name="ingest_files",
             target="etl_lib.layers.ingest:ingest_files",
             summary="Land every configured file source into its bronze Delta table, new files only.",

@@ -72,6 +72,7 @@ class ManagedProcess:
         marker: str,
         env: Mapping[str, str] | None = None,
         user: str | None = None,
+        stdin_text: str | None = None,
     ) -> int:
         """Start ``command`` in its own session with output appended to the log.
 
@@ -80,19 +81,25 @@ class ManagedProcess:
             marker: a string of the command line that identifies this server (guards against pid reuse).
             env: extra environment variables.
             user: run as this user (a server that refuses to run as root).
+            stdin_text: written to the server's standard input, which is then closed (settings that must
+                not appear on a command line or in a file, such as a password).
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **(env or {})}
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
                 list(command),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=full_env,
                 start_new_session=True,
                 user=user,
             )
+            if stdin_text is not None:
+                assert process.stdin is not None
+                process.stdin.write(stdin_text.encode())
+                process.stdin.close()
         self.pid_file.write_text(json.dumps({"pid": process.pid, "marker": marker}), encoding="utf-8")
         return process.pid
 

@@ -8,11 +8,13 @@ from etl_lib.services.aws import AwsService
 from etl_lib.services.base import LocalService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import PostgresService
+from etl_lib.services.redis import RedisService
 
 SERVICES: dict[str, type[LocalService]] = {
     "kafka": KafkaService,
     "postgres": PostgresService,
     "aws": AwsService,
+    "redis": RedisService,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from etl_lib.config import SuiteConfig
 from etl_lib.services.aws import AwsService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import PostgresService
+from etl_lib.services.redis import RedisService
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +36,22 @@ def aws(suite_config: SuiteConfig) -> Iterator[AwsService]:
     service.up()
     yield service
     service.down()
+
+
+#: The password the test Redis server requires (a test value, set in the environment as a user would).
+REDIS_TEST_PASSWORD = "redis-test-password"
+
+
+@pytest.fixture(scope="session")
+def redis_server(suite_config: SuiteConfig) -> Iterator[RedisService]:
+    variable = suite_config.services.redis.password_env
+    previous = os.environ.get(variable)
+    os.environ[variable] = REDIS_TEST_PASSWORD
+    service = RedisService(suite_config.services)
+    service.up()
+    yield service
+    service.down()
+    if previous is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = previous

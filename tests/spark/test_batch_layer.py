@@ -54,30 +54,9 @@ def rows_of(result: JobResult) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def full_run(
-    spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """The batch layer on the whole bundled extract, run twice with the same process date."""
-    root = tmp_path_factory.mktemp("full")
-    config = configured(suite_config, root / "lake")
-    first = run_job("batch_layer", config, spark, context("run-1"))
-    after_first = {
-        f"{layer}/{table}": lakehouse.checksum(spark, config.lakehouse.table_path(layer, table))
-        for layer, table in TABLES
-    }  # type: ignore[arg-type]
-    by_duckdb = {name: duckdb_checksum(config.lakehouse.table_path(*name.split("/"))) for name in after_first}  # type: ignore[arg-type]
-    versions = {
-        name: lakehouse.current_version(spark, config.lakehouse.table_path(*name.split("/"))) for name in after_first
-    }  # type: ignore[arg-type]
-    second = run_job("batch_layer", config, spark, context("run-2"))
-    return {
-        "config": config,
-        "first": first,
-        "second": second,
-        "after_first": after_first,
-        "by_duckdb": by_duckdb,
-        "versions": versions,
-    }
+def full_run(retail_lake: dict[str, Any]) -> dict[str, Any]:
+    """The batch layer on the whole bundled extract, run twice with the same process date (conftest)."""
+    return retail_lake
 
 
 def test_full_extract_lands_with_its_known_facts(spark: SparkSession, full_run: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from benchmarks import bronze_ingest, quality_rules
+from benchmarks import bronze_ingest, iforest_fidelity, quality_rules, scoring_throughput
 from benchmarks.harness import record
 
 
@@ -31,3 +31,18 @@ def test_quality_rules_tiny(spark: SparkSession) -> None:
     ]  # fmt: skip
     assert result["rows"][0]["ratio_to_1_rule"] == 1.0
     assert all(row["seconds"] > 0 for row in result["rows"])
+
+
+def test_iforest_fidelity_tiny(spark: SparkSession) -> None:
+    result = iforest_fidelity.run("tiny", spark=spark)
+    assert [row["case"].split(" ")[0] for row in result["rows"]] == ["4_breastw", "29_Pima"]
+    for row in result["rows"]:
+        assert 0.5 < row["suite_auc"] <= 1.0
+        assert abs(row["suite_auc"] - row["paper_auc"]) < 0.05
+
+
+def test_scoring_throughput_tiny(spark: SparkSession) -> None:
+    result = scoring_throughput.run("tiny", repeat=1, spark=spark)
+    assert [row["case"] for row in result["rows"]] == ["single-process scikit-learn", "pandas UDF in Spark"]
+    assert result["rows"][0]["speedup"] == 1.0
+    assert all(row["rows_per_second"] > 0 for row in result["rows"])

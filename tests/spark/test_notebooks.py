@@ -8,7 +8,15 @@ import pytest
 from pyspark.sql import SparkSession
 
 PROJECT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.py"))
+#: The order the notebooks run in, each on what the ones before it wrote (others run after these, by name).
+ORDER = (
+    "batch_layer", "ingest_files", "quality_replay", "speed_layer", "train_models", "score", "reconcile",
+    "publish_products",
+)  # fmt: skip
+NOTEBOOKS = sorted(
+    (PROJECT / "notebooks").glob("*.py"),
+    key=lambda path: (ORDER.index(path.stem) if path.stem in ORDER else len(ORDER), path.stem),
+)
 
 
 class Widgets:
@@ -46,8 +54,10 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from etl_lib.producer.sinks import FilesSink
 
     folder = tmp_path_factory.mktemp("landing")
-    table = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet").slice(0, 2000)
-    pq.write_table(table, folder / "extract.parquet")
+    whole = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet")
+    # Every 100th line: a small extract spanning the whole year, so that churn has a history to learn from.
+    pq.write_table(whole.take(list(range(0, whole.num_rows, 100))), folder / "extract.parquet")
+    table = whole.slice(0, 2000)
     events = tmp_path_factory.mktemp("events")
     FilesSink(str(events)).send([(e["customer_id"], encode(e)) for e in retail_events(table.slice(0, 100))])
     return {"extract": folder, "events": events}
@@ -55,7 +65,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def shared_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One lakehouse for the notebooks, which run in name order (the batch layer's tables serve the replay)."""
+    """One lakehouse for the notebooks, which run in :data:`ORDER` (each on the tables of those before it)."""
     return tmp_path_factory.mktemp("notebook-lake")
 
 

@@ -46,7 +46,7 @@ def test_unknown_command_and_missing_command(capsys: pytest.CaptureFixture[str])
 
 def test_unknown_service_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["services", "status", "zookeeper"]) == 2
-    assert capsys.readouterr().err == "error: unknown service zookeeper; known services: kafka, postgres, aws\n"
+    assert capsys.readouterr().err == "error: unknown service zookeeper; known services: kafka, postgres, aws, redis\n"
 
 
 def test_config_error_is_reported_before_spark_starts(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_every_shipped_config_file_is_valid() -> None:
     files = sorted((PROJECT / "conf").glob("*.yaml"))  # conf/base/ holds what they extend, not environments
-    assert [f.name for f in files] == ["databricks.yaml", "local.yaml", "test.yaml"]
+    assert [f.name for f in files] == ["databricks.yaml", "local.yaml", "services.yaml", "test.yaml"]
     for file in files:
         config = load_config(file)
         assert config.source_file == str(file)
@@ -224,3 +224,12 @@ def test_redaction_hides_secrets_but_not_where_they_come_from(tmp_path: Path) ->
     assert data["services"]["postgres"]["password_env"] == "ETL_SUITE_PG_PASSWORD"
     assert "AKIA-very-secret" not in repr(data)
     assert "hunter2" not in repr(data)
+
+
+def test_null_over_an_inherited_mapping_removes_it(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text(
+        f"extends: {PROJECT / 'conf' / 'local.yaml'}\nsources:\n  online_retail: null\n", encoding="utf-8"
+    )
+    assert load_config(tmp_path / "child.yaml").sources == {}
+    services = load_config(PROJECT / "conf" / "services.yaml")
+    assert (sorted(services.sources), services.speed.source) == (["orders_db"], "kafka")

@@ -1,0 +1,193 @@
+"""What the catalog records about a data product, and its data contract, from plain values (no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl_lib.config import DomainConfig, MeshConfig, ProductConfig
+
+#: ``mesh/data_products``: one row per publication of a product.
+CATALOG_SCHEMA = (
+    "domain STRING, product STRING, dataset STRING, location STRING, source STRING, source_version BIGINT, "
+    "version BIGINT, description STRING, owner STRING, consumers MAP<STRING, ARRAY<STRING>>, schema_json STRING, "
+    "row_count BIGINT, last_updated TIMESTAMP, quality_score DOUBLE, freshness_at TIMESTAMP, is_fresh BOOLEAN, "
+    "upstream ARRAY<STRING>, model_versions ARRAY<STRING>, contract_path STRING, glue_table STRING, "
+    "run_id STRING, published_at TIMESTAMP"
+)
+#: The contract format the files follow (Open Data Contract Standard).
+CONTRACT_API_VERSION = "v3.0.2"
+
+
+@dataclass(frozen=True)
+class ProductRef:
+    """``domain.product``, as users name a product."""
+
+    domain: str
+    product: str
+
+    @classmethod
+    def parse(cls, text: str) -> ProductRef:
+        """``"sales.daily_revenue"`` as a reference.
+
+        Raises:
+            ValueError: if ``text`` is not ``domain.product``.
+        """
+        domain, dot, product = text.partition(".")
+        if not dot or not domain or not product or "." in product:
+            raise ValueError(f"{text!r} is not a product name like 'domain.product'")
+        return cls(domain, product)
+
+    def __str__(self) -> str:
+        return f"{self.domain}.{self.product}"
+
+
+def table_name(ref: ProductRef) -> str:
+    """The product table's name in its domain's location (and in the ``mesh`` layer by default)."""
+    return f"{ref.domain}_{ref.product}"
+
+
+def domain_location(domain: DomainConfig, lakehouse_root: str) -> str:
+    """Where the domain's product tables live."""
+    return (domain.location or f"{lakehouse_root.rstrip('/')}/mesh").rstrip("/")
+
+
+def product_location(mesh: MeshConfig, ref: ProductRef, lakehouse_root: str) -> str:
+    """The product's Delta table."""
+    return f"{domain_location(mesh.domains[ref.domain], lakehouse_root)}/{table_name(ref)}"
+
+
+def glue_database(prefix: str, domain: str) -> str:
+    """The Glue database that holds a domain's products."""
+    return f"{prefix}{domain}"
+
+
+@dataclass
+class Publication:
+    """What one publication of a product found out, for its catalog row and its contract."""
+
+    ref: ProductRef
+    product: ProductConfig
+    domain: DomainConfig
+    location: str
+    version: int
+    source_version: int | None
+    schema: list[dict[str, Any]]
+    row_count: int
+    last_updated: dt.datetime
+    quality_score: float | None
+    quality_rules: list[dict[str, Any]] = field(default_factory=list)
+    freshness_at: dt.datetime | None = None
+    is_fresh: bool | None = None
+    upstream: list[str] = field(default_factory=list)
+    model_versions: list[str] = field(default_factory=list)
+    contract_path: str = ""
+    glue_table: str | None = None
+
+
+def catalog_row(publication: Publication, run_id: str, published_at: dt.datetime, root: str) -> dict[str, Any]:
+    """The ``mesh/data_products`` row of a publication."""
+    p = publication
+    prefix = root.rstrip("/") + "/"
+    dataset = p.location[len(prefix) :] if p.location.startswith(prefix) else p.location
+    return {
+        "domain": p.ref.domain,
+        "product": p.ref.product,
+        "dataset": dataset,
+        "location": p.location,
+        "source": p.product.source,
+        "source_version": p.source_version,
+        "version": p.version,
+        "description": p.product.description,
+        "owner": p.domain.owner,
+        "consumers": {name: list(perms) for name, perms in p.domain.consumers.items()},
+        "schema_json": json.dumps(p.schema),
+        "row_count": p.row_count,
+        "last_updated": p.last_updated,
+        "quality_score": p.quality_score,
+        "freshness_at": p.freshness_at,
+        "is_fresh": p.is_fresh,
+        "upstream": p.upstream,
+        "model_versions": p.model_versions,
+        "contract_path": p.contract_path,
+        "glue_table": p.glue_table,
+        "run_id": run_id,
+        "published_at": published_at,
+    }
+
+
+def contract(publication: Publication, server_type: str) -> dict[str, Any]:
+    """The product's data contract, in the spirit of the Open Data Contract Standard (v3)."""
+    p = publication
+    properties = [
+        {
+            "name": column["name"],
+            "physicalType": column["type"],
+            "logicalType": _logical_type(column["type"]),
+            "required": not column["nullable"],
+        }
+        for column in p.schema
+    ]
+    document: dict[str, Any] = {
+        "apiVersion": CONTRACT_API_VERSION,
+        "kind": "DataContract",
+        "id": f"{p.ref.domain}.{p.ref.product}",
+        "name": p.ref.product,
+        "version": p.product.version,
+        "status": "active",
+        "domain": p.ref.domain,
+        "dataProduct": str(p.ref),
+        "description": {"purpose": p.product.description or f"{p.product.source}, published by {p.ref.domain}"},
+        "team": [{"username": p.domain.owner, "role": "owner"}],
+        "roles": [
+            {"role": consumer, "access": "read" if "read" in perms else "describe"}
+            for consumer, perms in sorted(p.domain.consumers.items())
+        ],
+        "servers": [{"server": "lakehouse", "type": server_type, "format": "delta", "path": p.location}],
+        "schema": [
+            {
+                "name": p.ref.product,
+                "physicalName": table_name(p.ref),
+                "logicalType": "object",
+                "physicalType": "table",
+                "properties": properties,
+            }
+        ],
+        "quality": [
+            {
+                "rule": r["rule"],
+                "type": "custom",
+                "description": r.get("message") or r["rule"],
+                "mustBeGreaterOrEqualTo": r["threshold"],
+                "dimension": r["rule_type"],
+            }
+            for r in p.quality_rules
+        ],
+        "customProperties": [
+            {"property": "sourceTable", "value": p.product.source},
+            {"property": "upstream", "value": p.upstream},
+            {"property": "modelVersions", "value": p.model_versions},
+        ],
+    }
+    if p.product.max_age and p.product.freshness_column:
+        document["slaProperties"] = [
+            {"property": "freshness", "value": p.product.max_age, "element": p.product.freshness_column}
+        ]
+    return document
+
+
+def _logical_type(physical: str) -> str:
+    lowered = physical.lower()
+    if lowered.startswith(("decimal", "double", "float")):
+        return "number"
+    if lowered in ("int", "bigint", "smallint", "tinyint"):
+        return "integer"
+    if lowered in ("timestamp", "timestamp_ntz", "date"):
+        return "date"
+    if lowered == "boolean":
+        return "boolean"
+    if lowered.startswith(("array", "map", "struct")):
+        return "array" if lowered.startswith("array") else "object"
+    return "string"

@@ -1,0 +1,1 @@
+"""The lambda serving layer: views over batch and speed results, reconciliation, the real-time store."""

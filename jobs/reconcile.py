@@ -1,0 +1,15 @@
+"""Job reconcile (see etl-suite jobs).
+
+    spark-submit jobs/reconcile.py [--conf PATH] [--set KEY=VALUE ...]
+
+is the same as ``etl-suite run reconcile ...``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from etl_lib.cli import job_main
+
+if __name__ == "__main__":
+    sys.exit(job_main("reconcile"))

@@ -1,0 +1,15 @@
+"""Job train_models (see etl-suite jobs).
+
+    spark-submit jobs/train_models.py [--conf PATH] [--set KEY=VALUE ...]
+
+is the same as ``etl-suite run train_models ...``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from etl_lib.cli import job_main
+
+if __name__ == "__main__":
+    sys.exit(job_main("train_models"))

@@ -1,0 +1,134 @@
+"""The real-time store: the speed layer writes the latest customer metrics to a real Redis server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_py
+from pyspark.sql import SparkSession
+
+from etl_lib import lakehouse
+from etl_lib.cli import main
+from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.platform.runner import run_job
+from etl_lib.platform.runtime import RunContext
+from etl_lib.producer.replay import replay
+from etl_lib.services.redis import RedisService, redis_client
+from etl_lib.serving import realtime
+from tests.integration.conftest import REDIS_TEST_PASSWORD
+
+CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def store_config(base: SuiteConfig, folder: Path) -> SuiteConfig:
+    data = base.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(folder / "lake")
+    data["speed"]["source"] = "files"
+    data["speed"]["files"]["path"] = str(folder / "landing")
+    data["run"]["available_now"] = True
+    data["serving"]["realtime_store"] = {"enabled": True, "key_prefix": "test:customer:", "pipeline_size": 64}
+    return validate_config(data)
+
+
+def stored(client: Any, prefix: str) -> dict[str, dict[str, str]]:
+    return {key.removeprefix(prefix): client.hgetall(key) for key in client.scan_iter(f"{prefix}*")}
+
+
+@pytest.fixture(scope="module")
+def streamed(
+    spark: SparkSession,
+    suite_config: SuiteConfig,
+    redis_server: RedisService,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
+    config = store_config(suite_config, tmp_path_factory.mktemp("realtime"))
+    client = redis_client(config.services.redis)
+    for key in client.scan_iter("test:customer:*"):
+        client.delete(key)
+    replay(config, "files", limit=2500, batch_size=800)
+    context = RunContext.new("speed_layer", clock=lambda: CLOCK, new_id=lambda: "rt-1")
+    run_job("speed_layer", config, spark, context)
+    return config
+
+
+def test_the_server_wants_its_password_which_is_nowhere_on_disk_or_command_line(redis_server: RedisService) -> None:
+    anonymous = redis_py.Redis(host=redis_server.host, port=redis_server.port, socket_timeout=2)
+    with pytest.raises(redis_py.exceptions.AuthenticationError):
+        anonymous.ping()
+    pid = redis_server.process.pid()
+    assert pid is not None
+    assert REDIS_TEST_PASSWORD not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    for path in redis_server.state_dir.rglob("*"):
+        if path.is_file():
+            assert REDIS_TEST_PASSWORD not in path.read_text(errors="replace"), path
+
+
+def test_every_customer_of_the_stream_is_in_redis_as_in_delta(spark: SparkSession, streamed: SuiteConfig) -> None:
+    config = streamed
+    lake = config.lakehouse
+    values = lakehouse.read(spark, lake.table_path("gold", "customer_value"))
+    sessions = lakehouse.read(spark, lake.table_path("gold", "customer_sessions"))
+    customers = lakehouse.read(spark, lake.table_path("silver", "events")).select("customer_id")
+    expected = {
+        row["customer_id"]: realtime.hash_of(row.asDict())
+        for row in customers.transform(realtime.customer_metrics(values, sessions, 0, CLOCK)).collect()
+    }
+    found = stored(redis_client(config.services.redis), "test:customer:")
+    assert len(found) == customers.distinct().count() == 60
+
+    def without_batch(fields: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in fields.items() if k not in ("updated_batch", "updated_at")}
+
+    assert {k: without_batch(v) for k, v in found.items()} == {k: without_batch(v) for k, v in expected.items()}
+    assert {v["updated_at"] for v in found.values()} == {CLOCK.replace(tzinfo=None).isoformat()}
+
+
+def test_writing_a_batch_again_changes_nothing(spark: SparkSession, streamed: SuiteConfig) -> None:
+    config = streamed
+    client = redis_client(config.services.redis)
+    before = stored(client, "test:customer:")
+    lake = config.lakehouse
+    last_batch = max(int(v["updated_batch"]) for v in before.values())
+    touched = lakehouse.read(spark, lake.table_path("silver", "events")).where(f"_batch_id = {last_batch}")
+    metrics = realtime.customer_metrics(
+        lakehouse.read(spark, lake.table_path("gold", "customer_value")),
+        lakehouse.read(spark, lake.table_path("gold", "customer_sessions")),
+        last_batch,
+        CLOCK,
+    )
+    realtime.publish(touched.transform(metrics), config)
+    assert stored(client, "test:customer:") == before
+
+
+def test_lookup_answers_from_redis_then_falls_back_to_delta(
+    streamed: SuiteConfig, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = streamed
+    client = redis_client(config.services.redis)
+    customer, fields = next(iter(stored(client, "test:customer:").items()))
+    overrides = [
+        "--set", f"lakehouse.root={config.lakehouse.root}",
+        "--set", "serving.realtime_store.key_prefix='test:customer:'",
+    ]  # fmt: skip
+    conf = ["--conf", str(Path(__file__).resolve().parents[2] / "conf" / "test.yaml")]
+    assert main(["serve", "customer", customer, *conf, *overrides]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer == {"source": "redis", "customer": fields}
+
+    # Not in Redis (expired, say): the Delta views answer with the same values.
+    client.delete(f"test:customer:{customer}")
+    assert main(["serve", "customer", customer, *conf, *overrides]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["source"] == "delta"
+    assert answer["customer"] == {k: v for k, v in fields.items() if k not in ("updated_batch", "updated_at")}
+
+    # Redis unreachable: the same.
+    down = ["--set", "services.redis.port=1"]
+    assert main(["serve", "customer", customer, *conf, *overrides, *down]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "delta"
+
+    assert main(["serve", "customer", "no-such-customer", *conf, *overrides]) == 1
