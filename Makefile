@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup system-packages jvm lock fmt lint test test-unit test-spark test-integration demo bench package services-up services-down clean
+.PHONY: help setup system-packages jvm lock fmt lint test test-unit test-spark test-integration demo demo-services bench package services-up services-down clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ setup: ## Install everything on a fresh machine (LINE=spark41|spark35); idempote
 	$(MAKE) --no-print-directory system-packages $(STAMP) jvm && \
 	echo "setup of line $(LINE) done in $$(( $$(date +%s) - start ))s"
 
-system-packages: ## Java, Maven, PostgreSQL and Redis from Debian's packages, if missing
+system-packages: ## Java, Maven, PostgreSQL, Redis and Chromium from Debian's packages, if missing
 	@bash scripts/install-system-packages.sh
 
 $(PY):
@@ -64,9 +64,13 @@ test-spark: setup ## Only the tests on the local SparkSession
 test-integration: setup ## Only the tests against real local services
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-demo: setup ## Run the main job (the batch layer) on the embedded default, conf/local.yaml, and show what it wrote
-	$(VENV)/bin/etl-suite run batch_layer --process-date 2011-12-10
-	$(VENV)/bin/etl-suite tables
+demo: setup ## The whole lambda pipeline on the bundled data (conf/local.yaml, no services); summary and HTML report
+	$(VENV)/bin/etl-suite demo
+
+demo-services: setup ## The same with the real Kafka broker, PostgreSQL and the local AWS endpoint (conf/services.yaml)
+	$(VENV)/bin/etl-suite services up kafka postgres aws --conf conf/services.yaml
+	$(VENV)/bin/etl-suite demo --conf conf/services.yaml; status=$$?; \
+	$(VENV)/bin/etl-suite services down --conf conf/services.yaml; exit $$status
 
 bench: setup ## Run the benchmarks; results go to benchmarks/results and benchmarks/RESULTS.md
 	$(PY) -m benchmarks

@@ -206,6 +206,17 @@ def _catalog(namespace: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(namespace: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from etl_lib.demo.run import run_demo
+
+    config = load_config(namespace.conf, namespace.overrides)
+    report = Path(namespace.report).resolve()
+    run_demo(config, events=namespace.events, report=report)
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     from etl_lib.platform.stack import active_line
 
@@ -281,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--limit", type=int, default=10, metavar="N", help="rows read shows (default 10)")
     _add_config_options(catalog)
     catalog.set_defaults(handler=_catalog)
+
+    demo = commands.add_parser("demo", help="run every job on the configured lakehouse; summary and HTML report")
+    demo.add_argument(
+        "--events", type=int, default=10_000, metavar="N", help="events the speed layer gets (default 10,000)"
+    )
+    demo.add_argument(
+        "--report", default=".work/demo/report.html", metavar="PATH", help="the HTML report (default: %(default)s)"
+    )
+    _add_config_options(demo)
+    demo.set_defaults(handler=_demo)
 
     tables = commands.add_parser("tables", help="list the lakehouse's Delta tables, read without Spark")
     tables.add_argument("--checksum", action="store_true", help="also a checksum of each table's rows (DuckDB)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the programs the suite needs beside Python: Java 17 and Maven (to
 # resolve and run the JVM side), a PostgreSQL server and a Redis server (local services for tests and
-# the demo). Anything already present is left alone, so this is quick and offline on a second run.
+# the demo), and Chromium (a test renders the demo's report headless). Anything already present is left
+# alone, so this is quick and offline on a second run.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, interval, is_uri
 from etl_lib.errors import ConfigError, JobFailedError
+from etl_lib.lineage.capture import task_scope
 from etl_lib.lineage.query import Node, load_events, upstream
 from etl_lib.mesh import catalog
 from etl_lib.mesh.catalog import ProductRef, Publication
@@ -118,7 +119,7 @@ def _publish_one(
     if product.columns:
         frame = frame.select(*product.columns)
     location = catalog.product_location(config.mesh, ref, config.lakehouse.root)
-    with lakehouse.commit_metadata(spark, run_metadata(context, context.job, product=str(ref))):
+    with lakehouse.commit_metadata(spark, run_metadata(context, f"publish {ref}", product=str(ref))):
         lakehouse.overwrite(frame, location)
     version = lakehouse.current_version(spark, location)
     assert version is not None
@@ -188,7 +189,9 @@ def publish_products(spark: SparkSession, config: SuiteConfig, context: RunConte
     rows, unpublished = [], []
     for ref in refs:
         try:
-            publication, write = _publish_one(spark, config, context, ref, lineage)
+            # A task per product, so that its lineage names its own source only.
+            with task_scope(context.lineage, f"publish {ref}"):
+                publication, write = _publish_one(spark, config, context, ref, lineage)
         except SourceMissingError as missing:
             # The others are still published; the run fails at the end, naming what is missing.
             unpublished.append(str(missing))
