@@ -100,6 +100,29 @@ def write_text(location: str, text: str) -> None:
     Path(location).write_text(text, encoding="utf-8")
 
 
+def _same_location(left: str, right: str) -> bool:
+    def normal(location: str) -> str:
+        return location.removeprefix("file://").removeprefix("file:").rstrip("/")
+
+    return normal(left) == normal(right)
+
+
+def register_in_spark_catalog(spark: SparkSession, ref: ProductRef, location: str) -> None:
+    """``domain.product`` in the session's catalog, as an external Delta table at ``location``.
+
+    A table of that name at another location (the product moved, or another lakehouse registered it) is
+    dropped from the catalog first; being external, its files stay where they are.
+    """
+    name = f"`{ref.domain}`.`{ref.product}`"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{ref.domain}`")
+    if spark.catalog.tableExists(f"{ref.domain}.{ref.product}"):
+        detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
+        if detail is None or not _same_location(str(detail["location"]), location):
+            spark.sql(f"DROP TABLE {name}")
+    escaped = location.replace("\\", "\\\\").replace("'", "\\'")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{escaped}'")
+
+
 def _publish_one(
     spark: SparkSession, config: SuiteConfig, context: RunContext, ref: ProductRef, lineage: list[dict[str, Any]]
 ) -> tuple[Publication, TableWrite]:
@@ -161,9 +184,7 @@ def _publish_one(
         publication.contract_path,
         yaml.safe_dump(catalog.contract(publication, "s3" if location.startswith("s3") else "local"), sort_keys=False),
     )
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{ref.domain}`")
-    escaped = location.replace("'", "\\'")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS `{ref.domain}`.`{ref.product}` USING DELTA LOCATION '{escaped}'")
+    register_in_spark_catalog(spark, ref, location)
     glue = config.mesh.glue
     if glue.enabled:
         from etl_lib.mesh import glue as glue_catalog

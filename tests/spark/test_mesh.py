@@ -18,7 +18,8 @@ from etl_lib.cli import main
 from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.errors import AccessDeniedError, JobFailedError
 from etl_lib.mesh.access import read_product
-from etl_lib.mesh.publish import model_versions
+from etl_lib.mesh.catalog import ProductRef
+from etl_lib.mesh.publish import model_versions, register_in_spark_catalog
 from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import RunContext
 from etl_lib.portable import duckdb_query
@@ -148,6 +149,21 @@ def test_each_product_has_a_data_contract(published: Any) -> None:
 def test_products_are_in_the_spark_catalog(spark: SparkSession, published: Any) -> None:
     assert spark.sql("SELECT count(*) FROM sales.daily_revenue").first()[0] == 1716  # type: ignore[index]
     assert spark.sql("SELECT count(*) FROM customer.customer_features").first()[0] == 4372  # type: ignore[index]
+
+
+def test_the_spark_catalog_follows_a_product_that_moved(spark: SparkSession, published: Any) -> None:
+    config, _ = published
+    elsewhere = config.lakehouse.table_path("gold", "customer_features")
+    spark.sql("CREATE DATABASE IF NOT EXISTS sales")
+    spark.sql("DROP TABLE IF EXISTS sales.daily_revenue")
+    spark.sql(f"CREATE TABLE sales.daily_revenue USING DELTA LOCATION '{elsewhere}'")
+    assert spark.sql("SELECT count(*) FROM sales.daily_revenue").first()[0] == 4372  # type: ignore[index]
+    register_in_spark_catalog(
+        spark, ProductRef("sales", "daily_revenue"), f"{config.lakehouse.root}/mesh/sales_daily_revenue"
+    )
+    assert spark.sql("SELECT count(*) FROM sales.daily_revenue").first()[0] == 1716  # type: ignore[index]
+    # Only the catalog entry went: the table it named is still there.
+    assert lakehouse.read(spark, elsewhere).count() == 4372
 
 
 def test_catalog_list_filters_by_domain(published: Any, capsys: pytest.CaptureFixture[str]) -> None:
