@@ -40,6 +40,7 @@ def suite_config(work_dir: Path) -> SuiteConfig:
         [
             f"lakehouse.root={work_dir / 'lakehouse'}",
             f"services.work_dir={work_dir / 'services'}",
+            f"ml.work_dir={work_dir / 'mlflow'}",
             f"spark.conf.spark.sql.warehouse.dir={work_dir / 'warehouse'}",
         ],
     )

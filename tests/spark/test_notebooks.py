@@ -88,6 +88,7 @@ def test_notebook_runs_with_a_local_session(
             "overrides": "\n".join(
                 [
                     f"lakehouse.root={shared_lake}",
+                    f"ml.work_dir={shared_lake / '_mlflow'}",
                     "run.table=silver/order_lines",
                     f"sources.online_retail.path={landing['extract']}",
                     f"speed.files.path={landing['events']}",
