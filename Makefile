@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 LINE ?= $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("etl_lib/platform/stack.toml", "rb"))["default_line"])')
 LOCK := requirements/$(LINE).lock
 STAMP := $(VENV)/.installed-$(LINE)
+# Where `make package` writes (DIST=...), and the configuration its job definitions come from (CONF=...).
+DIST ?= dist
 PYTEST_ARGS ?=
 
 export PYSPARK_PYTHON := $(abspath $(PY))
@@ -75,9 +77,10 @@ demo-services: setup ## The same with the real Kafka broker, PostgreSQL and the 
 bench: setup ## Run the benchmarks; results go to benchmarks/results and benchmarks/RESULTS.md
 	$(PY) -m benchmarks
 
-package: $(STAMP) ## Build the wheel of etl_lib into dist/
-	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
-	@ls -1 dist/*.whl
+package: $(STAMP) ## The wheel, the --py-files zip, requirements, flat configs and Glue/EMR/Databricks job definitions in dist/
+	rm -rf $(DIST) build
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(DIST) .
+	$(PY) -m etl_lib.platform.package --out $(DIST) $(if $(CONF),--conf $(CONF))
 
 services-up: setup ## Start Kafka, PostgreSQL and the AWS endpoint on loopback (conf/local.yaml)
 	$(VENV)/bin/etl-suite services up

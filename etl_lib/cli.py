@@ -250,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     services = commands.add_parser("services", help="start, stop or check the local services")
     services.add_argument("action", choices=["up", "down", "status"])
-    services.add_argument("names", nargs="*", metavar="SERVICE", help="kafka, postgres, aws, redis (default: all)")
+    services.add_argument(
+        "names", nargs="*", metavar="SERVICE", help="kafka, postgres, aws, redis, spark (default: all)"
+    )
     _add_config_options(services)
     services.set_defaults(handler=_services)
 
@@ -355,4 +357,18 @@ def job_main(job: str, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jobs/<job>.py`` (spark-submit, Glue, EMR): the same as ``etl-suite run <job>``."""
     _configure_logging()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    return _guarded(lambda: _run(get_job(job), arguments, prog=f"jobs/{job}.py"))
+    prog = f"jobs/{job}.py"
+
+    def run() -> int:
+        from etl_lib.platform.glue_args import is_glue_invocation, suite_arguments
+
+        spec = get_job(job)
+        given = arguments
+        if is_glue_invocation(arguments):
+            # Started by AWS Glue: its own arguments beside ours, and ours under Glue-safe names.
+            given = suite_arguments(
+                [prog, *arguments], {opt.flag.removeprefix("--"): opt.switch for opt in spec.options}
+            )
+        return _run(spec, given, prog=prog)
+
+    return _guarded(run)

@@ -184,6 +184,22 @@ class RedisServiceConfig(_Section):
         return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
 
 
+class SparkClusterServiceConfig(_Section):
+    """A Spark standalone cluster on loopback: one master and its workers (tests run jobs on it)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=7077, ge=1, le=65535)
+    webui_port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1)
+    worker_cores: int = Field(default=1, ge=1)
+    worker_memory: str = Field(default="2g", pattern=r"^[0-9]+[mg]$")
+
+    @property
+    def master_url(self) -> str:
+        """``spark://host:port``: what ``spark.master`` is set to for a job to run on the cluster."""
+        return f"spark://{self.host}:{self.port}"
+
+
 class ServicesConfig(_Section):
     """Local services started by ``etl-suite services up``; their state lives under ``work_dir``."""
 
@@ -193,6 +209,7 @@ class ServicesConfig(_Section):
     postgres: PostgresServiceConfig = Field(default_factory=PostgresServiceConfig)
     aws: AwsServiceConfig = Field(default_factory=AwsServiceConfig)
     redis: RedisServiceConfig = Field(default_factory=RedisServiceConfig)
+    spark: SparkClusterServiceConfig = Field(default_factory=SparkClusterServiceConfig)
 
 
 _SPARK_TYPE = re.compile(
@@ -660,6 +677,48 @@ class MeshConfig(_Section):
     glue: GlueCatalogConfig = Field(default_factory=GlueCatalogConfig)
 
 
+class GlueDeployConfig(_Section):
+    """AWS Glue job definitions (``CreateJob`` input) for every job."""
+
+    role_arn: str = "arn:aws:iam::123456789012:role/etl-suite-glue"
+    worker_type: str = "G.1X"
+    number_of_workers: int = Field(default=2, ge=2)
+    timeout_minutes: int = Field(default=120, ge=1)
+    #: The suite's configuration on Glue: a file of ``conf/`` (shipped with ``--extra-files``).
+    conf: str = "conf/glue.yaml"
+    #: Each job's name on Glue: this prefix and the job's name.
+    job_prefix: str = "etl-suite-"
+
+
+class EmrDeployConfig(_Section):
+    """EMR on EC2 steps and EMR Serverless job runs (spark-submit arguments) for every job."""
+
+    release_label: str = "emr-7.12.0"
+    conf: str = "conf/emr.yaml"
+    #: EMR Serverless: the application and the role its runs assume.
+    application_id: str = "00etlsuiteapp"
+    execution_role_arn: str = "arn:aws:iam::123456789012:role/etl-suite-emr-serverless"
+
+
+class DatabricksDeployConfig(_Section):
+    """A Databricks asset bundle: one job per suite job, each a notebook task on a job cluster."""
+
+    conf: str = "conf/databricks.yaml"
+    spark_version: str = "16.4.x-scala2.12"
+    node_type_id: str = "m5d.large"
+    num_workers: int = Field(default=1, ge=0)
+
+
+class DeployConfig(_Section):
+    """Where ``make package`` puts the suite for the platforms, and how their job definitions look."""
+
+    #: Where the package's files are uploaded (the descriptors point there): ``s3://bucket/prefix``.
+    artifacts_uri: str = Field(default="s3://etl-suite-artifacts/lakehouse-etl-suite", pattern=r"^s3://[^/]+(/.*)?$")
+    glue: GlueDeployConfig = Field(default_factory=GlueDeployConfig)
+    emr: EmrDeployConfig = Field(default_factory=EmrDeployConfig)
+    databricks: DatabricksDeployConfig = Field(default_factory=DatabricksDeployConfig)
+
+
 class RunConfig(_Section):
     """Per-run settings, usually given on the command line (``--process-date``, ``--available-now``)."""
 
@@ -685,6 +744,7 @@ class SuiteConfig(_Section):
     ml: MlConfig = Field(default_factory=MlConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     #: The file this configuration was read from (not part of the YAML).
@@ -889,6 +949,11 @@ def _read_with_bases(file: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]
     if not isinstance(base, str):
         raise ConfigError(f"{file}: extends: expected the path of a configuration file")
     return deep_merge(_read_with_bases(file.parent / base, (*chain, resolved)), data)
+
+
+def read_layered(file: str | Path) -> dict[str, Any]:
+    """A configuration file as data, its ``extends`` chain laid flat (not validated, no overrides)."""
+    return _read_with_bases(Path(file))
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SuiteConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,18 @@ DEMO_PROCESS_DATE = "2011-12-10"
 #: The extract's columns the producer reads, by the entity's names.
 ORIGINAL_COLUMNS = {"invoice_no": "InvoiceNo", "stock_code": "StockCode", "quantity": "Quantity",
                     "invoice_date": "InvoiceDate", "unit_price": "UnitPrice", "customer_id": "CustomerID"}  # fmt: skip
-#: Jobs in the order the demo runs them ("produce" fills the landing folder the speed layer reads).
-STEPS = ("batch_layer", "produce", "speed_layer", "train_models", "score", "reconcile", "publish_products")
+#: The demo's plan: phases one after another; in a phase, lanes side by side, each on a session of its
+#: own, running its steps in order. Training reads only the batch layer's tables and works in
+#: scikit-learn on the driver, while the speed layer and the reconciliation spend much of their time on
+#: small Delta commits: side by side they keep both cores busy. Scoring waits for the new models.
+PHASES: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("batch_layer",),),
+    (("produce", "speed_layer", "reconcile"), ("train_models",)),
+    (("score",),),
+    (("publish_products",),),
+)
+#: Every step, in the order of the plan ("produce" fills the landing folder the speed layer reads).
+STEPS = tuple(step for phase in PHASES for lane in phase for step in lane)
 
 
 @dataclass
@@ -60,8 +71,8 @@ def demo_config(config: SuiteConfig) -> SuiteConfig:
     data = config.model_dump(mode="json")
     data["run"]["process_date"] = data["run"]["process_date"] or DEMO_PROCESS_DATE
     data["run"]["available_now"] = True
-    # A few files per micro-batch, so that the report shows the stream batch by batch.
-    data["speed"]["files"]["max_files_per_trigger"] = data["speed"]["files"]["max_files_per_trigger"] or 4
+    # Half the replayed files per micro-batch, so that the report shows the stream batch by batch.
+    data["speed"]["files"]["max_files_per_trigger"] = data["speed"]["files"]["max_files_per_trigger"] or 5
     return validate_config(data)
 
 
@@ -110,6 +121,37 @@ def _produce(config: SuiteConfig, events: int) -> Step:
     report = replay(config, target, limit=events, batch_size=max(1, events // 10), data=replay_data(config))
     where = landing if target == "files" else target
     return Step("produce", time.monotonic() - started, report.events, f"{report.events:,} events to {where}")
+
+
+def _job_step(name: str, config: SuiteConfig, session: Any) -> Step:
+    from etl_lib.platform.runner import run_job
+
+    started = time.monotonic()
+    result = run_job(name, config, session)
+    rows = sum(write.rows_written for write in result.writes)
+    return Step(name, time.monotonic() - started, rows, _detail(result), result)
+
+
+def _promote(config: SuiteConfig, step: Step) -> None:
+    """Promote the versions the demo's training registered, as the training job itself would have.
+
+    The demo trains without promoting, alongside the speed layer, and promotes once that phase is done:
+    the speed layer resolves the champion when it starts, and what it scores with must not depend on which
+    of the two happens to finish first.
+    """
+    if not config.ml.promote_new_models or step.result is None:
+        return
+    from etl_lib.ml import tracking
+
+    metrics = step.result.metrics
+    names = {
+        "anomaly_model_version": config.ml.anomaly.model_name,
+        "churn_model_version": config.ml.churn.model_name,
+        "telco_model_version": config.ml.churn.telco_model_name,
+    }
+    for key, name in names.items():
+        if key in metrics:
+            tracking.promote(config.ml, name, str(metrics[key]))
 
 
 def load_orders_database(config: SuiteConfig, say: Callable[[str], None]) -> None:
@@ -165,7 +207,8 @@ def run_demo(
         EtlSuiteError: whatever a job raises; the demo stops at the first failing step.
     """
     from etl_lib.demo.report import summary_lines, write_report
-    from etl_lib.platform.runner import run_job
+    from etl_lib.ml import tracking
+    from etl_lib.platform.dag import child_session
     from etl_lib.platform.session import build_session
 
     config = demo_config(config)
@@ -173,18 +216,38 @@ def run_demo(
     say(f"demo: lakehouse {config.lakehouse.root}, {events:,} replayed events, report {report}")
     load_orders_database(config, say)
     session = spark or build_session(config.spark)
-    for number, name in enumerate(STEPS, start=1):
-        say(f"[{number}/{len(STEPS)}] {name} ...")
+    # The store is created once, here: the speed layer must not look for a champion in a store that the
+    # training beside it is still creating.
+    tracking.use(config.ml)
+    training = config.model_copy(update={"ml": config.ml.model_copy(update={"promote_new_models": False})})
+    done: dict[str, Step] = {}
+
+    def run_step(name: str, lane_session: Any) -> None:
+        number = f"[{STEPS.index(name) + 1}/{len(STEPS)}]"
+        say(f"{number} {name} ...")
         if name == "produce":
             step = _produce(config, events)
         else:
-            started = time.monotonic()
-            result = run_job(name, config, session)
-            rows = sum(write.rows_written for write in result.writes)
-            step = Step(name, time.monotonic() - started, rows, _detail(result), result)
-        run.steps.append(step)
-        done = f"{step.rows_written:>10,} rows written {step.seconds:7.1f} s"
-        say(f"[{number}/{len(STEPS)}] {name:<17} {done}  {step.detail}")
+            step = _job_step(name, training if name == "train_models" else config, lane_session)
+        say(f"{number} {name:<17} {step.rows_written:>10,} rows written {step.seconds:7.1f} s  {step.detail}")
+        done[name] = step
+
+    def run_lane(lane: tuple[str, ...], lane_session: Any) -> None:
+        for name in lane:
+            run_step(name, lane_session)
+
+    for phase in PHASES:
+        if len(phase) == 1:
+            run_lane(phase[0], session)
+        else:
+            with ThreadPoolExecutor(max_workers=len(phase), thread_name_prefix="demo") as pool:
+                lanes = [pool.submit(run_lane, lane, child_session(session)) for lane in phase]
+                for lane in lanes:
+                    lane.result()  # the first failure is raised once the phase has stopped
+        names = [name for lane in phase for name in lane]
+        if "train_models" in names:
+            _promote(config, done["train_models"])
+        run.steps.extend(done[name] for name in names)
     for line in summary_lines(run):
         say(line)
     write_report(run, report)

@@ -45,6 +45,7 @@ def _log_model(model: Any, name: str, sample: Any, config: SuiteConfig, context:
         input_example=sample.head(3),
         # The suite trained these models itself; skops asks for their types to be trusted by name.
         skops_trusted_types=SKOPS_TRUSTED,
+        pip_requirements=tracking.model_requirements(),
     )
     version = str(info.registered_model_version)
     if config.ml.promote_new_models:

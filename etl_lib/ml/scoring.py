@@ -47,6 +47,22 @@ def _missing(frame: pd.DataFrame, features: list[str]) -> pd.Series:
     return reasons
 
 
+def _unscored(scores: dict[str, str], reason: str) -> Callable[[Column], Column]:
+    """The UDFs' result when there is no model: no scores, ``reason`` on every row, no Python worker.
+
+    Every field is nullable, as the UDFs' are: a table first written without a model must take scored
+    rows (whose reason is null) later.
+    """
+
+    def column(features_struct: Column) -> Column:
+        return F.struct(
+            *[F.lit(None).cast(type_name).alias(name) for name, type_name in scores.items()],
+            F.when(features_struct.isNotNull(), F.lit(reason)).alias("unscored_reason"),
+        )
+
+    return column
+
+
 def anomaly_udf(uri: str | None, features: list[str], unavailable: str | None = None) -> Callable[[Column], Column]:
     """A pandas UDF giving ``struct(anomaly_score, is_anomaly, unscored_reason)`` for a struct of ``features``.
 
@@ -54,10 +70,13 @@ def anomaly_udf(uri: str | None, features: list[str], unavailable: str | None = 
     anomalies): the negated ``score_samples`` of the pipeline. ``is_anomaly`` is the pipeline's own verdict
     (its contamination sets the threshold).
     """
+    if uri is None:
+        return _unscored({"anomaly_score": "double", "is_anomaly": "boolean"}, unavailable or "no model")
+    location = uri
 
     @pandas_udf("anomaly_score double, is_anomaly boolean, unscored_reason string")  # type: ignore[call-overload, untyped-decorator]
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model, failure = (None, unavailable) if uri is None else load_model(uri)
+        model, failure = load_model(location)
         for batch in batches:
             result = pd.DataFrame(
                 {"anomaly_score": float("nan"), "is_anomaly": None, "unscored_reason": None}, index=batch.index
@@ -87,10 +106,13 @@ def anomaly_udf(uri: str | None, features: list[str], unavailable: str | None = 
 
 def probability_udf(uri: str | None, features: list[str], unavailable: str | None = None) -> Callable[[Column], Column]:
     """A pandas UDF giving ``struct(probability, unscored_reason)``: the positive class's probability."""
+    if uri is None:
+        return _unscored({"probability": "double"}, unavailable or "no model")
+    location = uri
 
     @pandas_udf("probability double, unscored_reason string")  # type: ignore[call-overload, untyped-decorator]
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model, failure = (None, unavailable) if uri is None else load_model(uri)
+        model, failure = load_model(location)
         for batch in batches:
             result = pd.DataFrame({"probability": float("nan"), "unscored_reason": None}, index=batch.index)
             if model is None:

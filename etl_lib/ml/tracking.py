@@ -26,6 +26,21 @@ class ModelRef:
     uri: str
 
 
+#: What a scikit-learn model the suite logs needs to be loaded again (skops serialises it).
+MODEL_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+
+
+def model_requirements() -> list[str]:
+    """The pinned requirements of a logged model: the versions this process trained it with.
+
+    Stated rather than left to MLflow to infer: inference imports the model in a subprocess (about 6 s a
+    model) and picks up whatever the process had imported, test runners included.
+    """
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in MODEL_PACKAGES]
+
+
 def tracking_uri(ml: MlConfig) -> str:
     """The configured tracking URI, or the local SQLite store under ``ml.work_dir``."""
     if ml.tracking_uri:

@@ -53,6 +53,8 @@ def spark_jar_set(line: SparkLine) -> JarSet:
             "spark.version": line.pyspark,
             "kafka.connector.version": line.kafka_connector,
             "postgresql.version": jvm.postgresql_jdbc,
+            "hadoop.aws.version": line.hadoop_aws,
+            "aws.sdk.v2.version": jvm.aws_sdk_v2,
         },
         skip_spark_provided=True,
     )

@@ -21,6 +21,7 @@ class SparkLine:
     scala_binary: str
     delta_artifact: str
     kafka_connector: str
+    hadoop_aws: str
     glue_version: str
 
     @property
@@ -37,6 +38,7 @@ class JvmVersions:
     kafka_broker: str
     kafka_broker_scala: str
     log4j: str
+    aws_sdk_v2: str
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,6 @@ class AwsService(LocalService):
         self.aws: AwsServiceConfig = services.aws
 
     @property
-    def host(self) -> str:
-        return self.aws.host
-
-    @property
-    def port(self) -> int:
-        return self.aws.port
-
-    @property
     def endpoint(self) -> str:
         return self.aws.endpoint_url
 

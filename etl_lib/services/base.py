@@ -4,31 +4,42 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Protocol
 
 from etl_lib.config import ServicesConfig
 from etl_lib.errors import ServiceError
 from etl_lib.services.process import ManagedProcess, ServiceStatus, port_is_open
 
 
+class _Listening(Protocol):
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
 class LocalService(ABC):
     """A real server on loopback, started on demand and stopped afterwards."""
 
+    #: The service's name, which is also the name of its section of ``services``.
     name: str
 
     def __init__(self, services: ServicesConfig) -> None:
         self.services = services
+        self.section: _Listening = getattr(services, self.name)
         self.state_dir = Path(services.work_dir) / self.name
         self.process = ManagedProcess(self.name, self.state_dir)
 
     @property
-    @abstractmethod
     def host(self) -> str:
         """Interface the server listens on."""
+        return self.section.host
 
     @property
-    @abstractmethod
     def port(self) -> int:
         """Main port of the server."""
+        return self.section.port
 
     @property
     @abstractmethod

@@ -58,14 +58,6 @@ class KafkaService(LocalService):
         self.kafka: KafkaServiceConfig = services.kafka
 
     @property
-    def host(self) -> str:
-        return self.kafka.host
-
-    @property
-    def port(self) -> int:
-        return self.kafka.port
-
-    @property
     def endpoint(self) -> str:
         return self.kafka.bootstrap_servers
 

@@ -62,14 +62,6 @@ class PostgresService(LocalService):
         self._run_as = SERVER_USER_WHEN_ROOT if os.geteuid() == 0 else None
 
     @property
-    def host(self) -> str:
-        return self.pg.host
-
-    @property
-    def port(self) -> int:
-        return self.pg.port
-
-    @property
     def endpoint(self) -> str:
         return f"postgresql://{self.pg.user}@{self.pg.host}:{self.pg.port}/{self.pg.database}"
 

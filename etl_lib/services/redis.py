@@ -36,14 +36,6 @@ class RedisService(LocalService):
         self.redis: RedisServiceConfig = services.redis
 
     @property
-    def host(self) -> str:
-        return self.redis.host
-
-    @property
-    def port(self) -> int:
-        return self.redis.port
-
-    @property
     def endpoint(self) -> str:
         return self.redis.url
 

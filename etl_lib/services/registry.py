@@ -9,12 +9,14 @@ from etl_lib.services.base import LocalService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import PostgresService
 from etl_lib.services.redis import RedisService
+from etl_lib.services.spark import SparkClusterService
 
 SERVICES: dict[str, type[LocalService]] = {
     "kafka": KafkaService,
     "postgres": PostgresService,
     "aws": AwsService,
     "redis": RedisService,
+    "spark": SparkClusterService,
 }
 
 

@@ -4,38 +4,46 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from etl_lib.config import SuiteConfig
 from etl_lib.services.aws import AwsService
+from etl_lib.services.base import LocalService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import PostgresService
 from etl_lib.services.redis import RedisService
+from etl_lib.services.spark import SparkClusterService
+
+S = TypeVar("S", bound=LocalService)
+
+
+def _running(service: S) -> Iterator[S]:
+    """The service, started (unless it runs) for the tests that use it and stopped after them."""
+    service.up()
+    yield service
+    service.down()
 
 
 @pytest.fixture(scope="session")
 def kafka(suite_config: SuiteConfig) -> Iterator[KafkaService]:
-    service = KafkaService(suite_config.services)
-    service.up()
-    yield service
-    service.down()
+    yield from _running(KafkaService(suite_config.services))
 
 
 @pytest.fixture(scope="session")
 def postgres(suite_config: SuiteConfig) -> Iterator[PostgresService]:
-    service = PostgresService(suite_config.services)
-    service.up()
-    yield service
-    service.down()
+    yield from _running(PostgresService(suite_config.services))
 
 
 @pytest.fixture(scope="session")
 def aws(suite_config: SuiteConfig) -> Iterator[AwsService]:
-    service = AwsService(suite_config.services)
-    service.up()
-    yield service
-    service.down()
+    yield from _running(AwsService(suite_config.services))
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(suite_config: SuiteConfig) -> Iterator[SparkClusterService]:
+    yield from _running(SparkClusterService(suite_config.services))
 
 
 #: The password the test Redis server requires (a test value, set in the environment as a user would).
@@ -47,10 +55,7 @@ def redis_server(suite_config: SuiteConfig) -> Iterator[RedisService]:
     variable = suite_config.services.redis.password_env
     previous = os.environ.get(variable)
     os.environ[variable] = REDIS_TEST_PASSWORD
-    service = RedisService(suite_config.services)
-    service.up()
-    yield service
-    service.down()
+    yield from _running(RedisService(suite_config.services))
     if previous is None:
         os.environ.pop(variable, None)
     else:

@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl_lib.config import SuiteConfig, validate_config
-from etl_lib.demo.run import STEPS, run_demo
+from etl_lib.demo.run import PHASES, STEPS, run_demo
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECTIONS = ("steps", "summary", "reconciliation", "quality", "anomalies", "churn", "revenue", "streaming", "lineage")
@@ -42,11 +42,36 @@ def test_every_step_runs_and_says_what_it_wrote(demo: dict[str, Any]) -> None:
     run, said = demo["run"], demo["said"]
     assert [step.name for step in run.steps] == list(STEPS)
     done = [line for line in said if re.match(r"^\[\d/7\] \S+ +[\d,]+ rows written +[\d.]+ s", line)]
-    assert [line.split()[1] for line in done] == list(STEPS)
+    # Steps of a phase run side by side and say so as they finish.
+    assert sorted(line.split()[1] for line in done) == sorted(STEPS)
     written = {step.name: step.rows_written for step in run.steps}
     assert written["produce"] == 4000
     assert all(written[name] > 0 for name in STEPS if name != "train_models")  # models go to MLflow
     assert run.metrics("reconcile")["verdict"] == "consistent"
+
+
+def test_the_plan_runs_each_step_after_what_it_reads() -> None:
+    where = {step: (index, lane) for index, lanes in enumerate(PHASES) for lane in lanes for step in lane}
+    for step, needs in {
+        "produce": ["batch_layer"],
+        "speed_layer": ["produce"],
+        "train_models": ["batch_layer"],
+        "score": ["train_models", "batch_layer"],
+        "reconcile": ["speed_layer", "batch_layer"],
+        "publish_products": ["score", "reconcile"],
+    }.items():
+        for need in needs:
+            (step_phase, step_lane), (need_phase, need_lane) = where[step], where[need]
+            earlier_in_lane = step_lane == need_lane and step_lane.index(need) < step_lane.index(step)
+            assert need_phase < step_phase or earlier_in_lane, (step, need)
+
+
+def test_models_trained_beside_the_speed_layer_are_promoted_before_scoring(demo: dict[str, Any]) -> None:
+    run = demo["run"]
+    trained = run.metrics("train_models")
+    scored = run.metrics("score")
+    assert trained["anomaly_model_version"] == "1"
+    assert scored["anomalies"] > 0  # the new champion scored the purchases
 
 
 def test_the_summary_lists_tables_scores_models_and_lineage(demo: dict[str, Any]) -> None:

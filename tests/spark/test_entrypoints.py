@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,7 +43,9 @@ def run(command: list[str], root: Path, landing: Path, cwd: Path) -> subprocess.
 
 
 @pytest.mark.slow
-def test_cli_and_spark_submit_write_the_same_table(spark: SparkSession, tmp_path: Path, landing: Path) -> None:
+def test_cli_spark_submit_and_glue_arguments_write_the_same_table(
+    spark: SparkSession, tmp_path: Path, landing: Path
+) -> None:
     by_cli = run([str(BIN / "etl-suite"), "run", "ingest_files"], tmp_path / "a", landing, tmp_path)
     assert by_cli.returncode == 0, by_cli.stderr
     by_submit = run(
@@ -50,7 +53,24 @@ def test_cli_and_spark_submit_write_the_same_table(spark: SparkSession, tmp_path
     )
     assert by_submit.returncode == 0, by_submit.stderr
 
-    for completed, root in ((by_cli, tmp_path / "a"), (by_submit, tmp_path / "b")):
+    # As AWS Glue starts a script: its own arguments beside ours, ours under Glue-safe names.
+    overrides = {
+        "lakehouse.root": str(tmp_path / "c"),
+        "sources.online_retail.path": str(landing),
+        "spark.conf.spark.sql.warehouse.dir": f"{tmp_path / 'c'}/_warehouse",
+    }
+    by_glue = subprocess.run(
+        [str(BIN / "spark-submit"), str(PROJECT / "jobs" / "ingest_files.py"), "--JOB_NAME", "etl-suite-ingest_files",
+         "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1", "--job-bookmark-option", "job-bookmark-disable",
+         "--TempDir", str(tmp_path / "glue-tmp"), "--suite-conf", str(PROJECT / "conf" / "test.yaml"),
+         "--suite-overrides", json.dumps(overrides)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )  # fmt: skip
+    assert by_glue.returncode == 0, by_glue.stderr
+
+    runs = ((by_cli, tmp_path / "a"), (by_submit, tmp_path / "b"), (by_glue, tmp_path / "c"))
+    for completed, root in runs:
         assert "ingest_files succeeded" in completed.stdout
         assert f"bronze/online_retail       2,000 rows  version    0  {root}/bronze/online_retail" in completed.stdout
 
@@ -58,3 +78,4 @@ def test_cli_and_spark_submit_write_the_same_table(spark: SparkSession, tmp_path
         return spark.read.format("delta").load(str(root / "bronze" / "online_retail")).drop("_run_id", "_ingested_at")
 
     assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "b"), ignore_row_order=True)
+    assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "c"), ignore_row_order=True)

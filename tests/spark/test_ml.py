@@ -60,6 +60,23 @@ def test_training_reports_cross_validated_roc_auc(trained: dict[str, Any]) -> No
         assert found.version == "1"
 
 
+def test_each_model_pins_the_packages_it_was_trained_with(trained: dict[str, Any]) -> None:
+    from importlib.metadata import version
+
+    import mlflow
+
+    config: SuiteConfig = trained["config"]
+    tracking.use(config.ml)
+    expected = sorted(
+        f"{name}=={version(name)}" for name in ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+    )
+    for name in ("purchase_anomaly", "customer_churn", "telco_churn"):
+        found = tracking.champion(config.ml, name)
+        assert found is not None
+        requirements = Path(mlflow.artifacts.download_artifacts(f"{found.uri}/requirements.txt"))
+        assert sorted(requirements.read_text().split()) == expected, name
+
+
 def test_churn_scores_bands_and_lifetime_value(spark: SparkSession, trained: dict[str, Any]) -> None:
     config: SuiteConfig = trained["config"]
     scores = table(spark, config, "churn_scores")

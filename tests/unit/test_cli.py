@@ -46,7 +46,10 @@ def test_unknown_command_and_missing_command(capsys: pytest.CaptureFixture[str])
 
 def test_unknown_service_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["services", "status", "zookeeper"]) == 2
-    assert capsys.readouterr().err == "error: unknown service zookeeper; known services: kafka, postgres, aws, redis\n"
+    assert (
+        capsys.readouterr().err
+        == "error: unknown service zookeeper; known services: kafka, postgres, aws, redis, spark\n"
+    )
 
 
 def test_config_error_is_reported_before_spark_starts(tmp_path: Path) -> None:
@@ -98,3 +101,30 @@ def test_job_script_reports_usage_errors_like_the_cli(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2
     assert completed.stderr == "error: jobs/ingest_files.py: unrecognized arguments: --bogus\n"
+
+
+def test_job_script_started_by_glue_ignores_glue_arguments_and_reads_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from etl_lib.cli import job_main
+
+    glue = ["--JOB_NAME", "etl-suite-ingest_files", "--JOB_RUN_ID", "jr_1", "--TempDir", "s3://b/tmp", "--conf", "x=y"]
+    missing = tmp_path / "missing.yaml"
+    # Glue's own arguments (its --conf too) are no error: the suite's configuration, named --suite-conf, is read.
+    assert job_main("ingest_files", [*glue, "--suite-conf", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert job_main("ingest_files", [*glue, "--suite-overrides", "lakehouse.root=/x"]) == 2
+    assert "--suite-overrides: not a JSON object" in capsys.readouterr().err
+    assert job_main("ingest_files", [*glue, "--suite-overrides", '{"no_such_section.key": 1}']) == 2
+    assert "no_such_section" in capsys.readouterr().err
+
+
+def test_job_script_started_by_glue_says_what_is_wrong(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT / "jobs" / "ingest_files.py"), "--JOB_NAME", "j", "--JOB_ID", "j_1",
+         "--suite-conf", str(tmp_path / "missing.yaml")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: ")
+    assert "missing.yaml" in completed.stderr

@@ -32,7 +32,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_every_shipped_config_file_is_valid() -> None:
     files = sorted((PROJECT / "conf").glob("*.yaml"))  # conf/base/ holds what they extend, not environments
-    assert [f.name for f in files] == ["databricks.yaml", "local.yaml", "services.yaml", "test.yaml"]
+    names = ["databricks.yaml", "emr.yaml", "glue.yaml", "local.yaml", "services.yaml", "test.yaml"]
+    assert [f.name for f in files] == names
     for file in files:
         config = load_config(file)
         assert config.source_file == str(file)
