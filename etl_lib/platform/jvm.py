@@ -52,6 +52,7 @@ def spark_jar_set(line: SparkLine) -> JarSet:
             "scala.binary": line.scala_binary,
             "spark.version": line.pyspark,
             "kafka.connector.version": line.kafka_connector,
+            "kafka.token.provider.version": line.kafka_token_provider,
             "postgresql.version": jvm.postgresql_jdbc,
             "hadoop.aws.version": line.hadoop_aws,
             "aws.sdk.v2.version": jvm.aws_sdk_v2,

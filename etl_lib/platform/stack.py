@@ -21,6 +21,8 @@ class SparkLine:
     scala_binary: str
     delta_artifact: str
     kafka_connector: str
+    #: The Kafka token provider, Spark's own version where Maven Central serves it.
+    kafka_token_provider: str
     hadoop_aws: str
     glue_version: str
 

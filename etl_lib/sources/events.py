@@ -52,6 +52,12 @@ def _kinesis(spark: SparkSession, speed: SpeedConfig, services: ServicesConfig) 
     kinesis = speed.kinesis
     endpoint, region = kinesis_endpoint(speed, services)
     if kinesis.connector == "python":
+        if int(spark.version.split(".")[0]) < 4:
+            raise ConfigError(
+                f"speed.kinesis.connector: python is a Python streaming source, which needs Spark 4 (this is "
+                f"Spark {spark.version}); on Spark 3.5 use the platform's Kinesis source: connector databricks "
+                "(Databricks runtimes) or emr (EMR releases)"
+            )
         from etl_lib.services.aws import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
         from etl_lib.sources.kinesis import NAME, KinesisDataSource
 

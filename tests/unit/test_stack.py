@@ -68,6 +68,7 @@ def test_maven_properties_come_from_the_stack() -> None:
         "scala.binary": "2.13",
         "spark.version": "4.1.1",
         "kafka.connector.version": "4.1.3",
+        "kafka.token.provider.version": "4.1.1",
         "postgresql.version": load_stack().jvm.postgresql_jdbc,
         "hadoop.aws.version": "3.4.2",
         "aws.sdk.v2.version": load_stack().jvm.aws_sdk_v2,
