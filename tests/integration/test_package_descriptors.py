@@ -30,7 +30,8 @@ ARTIFACTS = f"s3://{ARTIFACTS_BUCKET}/lakehouse-etl-suite"
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("package") / "dist"
     completed = subprocess.run(
-        ["make", "--no-print-directory", "package", f"DIST={out}"],
+        # On the line this session runs (make would otherwise set the default line up again).
+        ["make", "--no-print-directory", "package", f"DIST={out}", f"LINE={active_line().name}"],
         cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout + completed.stderr
