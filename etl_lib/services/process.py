@@ -55,6 +55,8 @@ class ManagedProcess:
         self.state_dir = state_dir
         self.pid_file = state_dir / "process.json"
         self.log_file = state_dir / f"{name}.log"
+        #: The pid this object started, if it started one (its command line may not read as started yet).
+        self.started_pid: int | None = None
 
     def pid(self) -> int | None:
         """Pid of the live process this folder started, or None."""
@@ -101,7 +103,18 @@ class ManagedProcess:
                 process.stdin.write(stdin_text.encode())
                 process.stdin.close()
         self.pid_file.write_text(json.dumps({"pid": process.pid, "marker": marker}), encoding="utf-8")
+        self.started_pid = process.pid
         return process.pid
+
+    def exited(self) -> bool:
+        """Whether the server is gone.
+
+        One this object started is judged by its pid alone: while it starts, what /proc shows of its command
+        line can differ from the marker (a server may rewrite its argv area, a script execs its program).
+        """
+        if self.started_pid is not None:
+            return not _alive(self.started_pid)
+        return self.pid() is None
 
     def wait_until(
         self,
@@ -112,7 +125,7 @@ class ManagedProcess:
         """Poll ``healthy`` until it is true; fail with the log tail if the process dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.pid() is None:
+            if self.exited():
                 raise ServiceError(f"{self.name} exited while starting; its log ends with:\n{log_tail(self.log_file)}")
             try:
                 if healthy():

@@ -90,7 +90,7 @@ class SparkClusterService(LocalService):
         return state
 
     def healthy(self) -> bool:
-        dead = [worker.name for worker in self.workers if worker.pid() is None]
+        dead = [worker.name for worker in self.workers if worker.exited()]
         if dead:
             raise ServiceError(f"spark: {', '.join(dead)} exited; see the logs under {self.state_dir}")
         state = self.master_state()
