@@ -32,7 +32,7 @@ JOB_NAME = "JOB_NAME"
 
 def is_glue_invocation(argv: Sequence[str]) -> bool:
     """Whether a job script was started with Glue's arguments (they always include ``--JOB_NAME``)."""
-    return any(arg == f"--{JOB_NAME}" or arg.startswith(f"--{JOB_NAME}=") for arg in argv)
+    return _given(argv, JOB_NAME)
 
 
 def _given(argv: Sequence[str], option: str) -> bool:
