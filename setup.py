@@ -34,6 +34,8 @@ setup(
         "numpy>=1.26,<2.4",
         "scikit-learn>=1.5,<2",
         "mlflow>=3.1,<4",
+        # The models the suite logs are serialised with skops; scoring loads them with it.
+        "skops>=0.16,<1",
         "deltalake>=1.0,<2",
         "openlineage-python>=1.30,<2",
     ],
