@@ -18,6 +18,7 @@ from etl_lib import __version__
 from etl_lib.config import SuiteConfig, load_config, redacted
 from etl_lib.errors import EtlSuiteError, UsageError
 from etl_lib.platform.registry import JOBS, JobSpec, get_job
+from etl_lib.platform.secrets import install_log_redaction, scrub
 
 log = logging.getLogger("etl_lib")
 
@@ -317,23 +318,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def explain(error: BaseException) -> str:
+    """One line saying what ``error`` is: for an error from the JVM, the Java exception and its message."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        # Py4JJavaError: its own text is the whole Java stack trace.
+        root = java
+        while root.getCause() is not None and root.getCause() is not root:
+            root = root.getCause()
+        text = f"{root.getClass().getName()}: {root.getMessage()}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 def _guarded(action: Callable[[], int]) -> int:
     try:
         return action()
     except EtlSuiteError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {scrub(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception:  # noqa: BLE001 - reported in full and turned into a failing exit code
-        traceback.print_exc()
+    except Exception as error:  # noqa: BLE001 - reported in full and turned into a failing exit code
+        print(scrub(traceback.format_exc()), file=sys.stderr, end="")
+        # The trace is for whoever debugs; the last line says in one sentence what went wrong.
+        print(f"error: {scrub(explain(error))}", file=sys.stderr)
         return 1
 
 
 def _configure_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     log.setLevel(logging.INFO)
 
 

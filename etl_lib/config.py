@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from etl_lib.errors import ConfigError
 from etl_lib.platform.paths import project_root
+from etl_lib.platform.secrets import check_reference, scrub
 
 LAYERS = ("bronze", "silver", "gold", "audit", "mesh")
 Layer = Literal["bronze", "silver", "gold", "audit", "mesh"]
@@ -74,6 +75,8 @@ def _conf_value(value: object) -> object:
 Location = Annotated[str, Field(min_length=1), AfterValidator(_absolute_location)]
 ConfValue = Annotated[str, BeforeValidator(_conf_value)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
+#: Where a secret lives (``env:NAME``, ``aws-secretsmanager:NAME#FIELD``, ...): never the secret itself.
+SecretRef = Annotated[str, AfterValidator(check_reference)]
 
 
 class _Section(BaseModel):
@@ -126,10 +129,28 @@ class SparkConfig(_Section):
     jvm_cache: Location | None = None
 
 
+_LOOPBACK = re.compile(r"^(127(\.\d{1,3}){3}|::1|localhost)$")
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.x.x.x, ::1 and localhost: addresses no other machine can reach."""
+    return bool(_LOOPBACK.match(host))
+
+
+def _loopback(value: str) -> str:
+    if not is_loopback(value):
+        raise ValueError(f"{value!r} is not a loopback address: the suite's local services listen on 127.0.0.1 only")
+    return value
+
+
+#: The address a local service listens on: loopback only, never reachable from other machines.
+LoopbackHost = Annotated[str, AfterValidator(_loopback)]
+
+
 class KafkaServiceConfig(_Section):
     """The local single-node KRaft broker."""
 
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: int = Field(default=9092, ge=1, le=65535)
     controller_port: int = Field(default=9093, ge=1, le=65535)
     heap: str = "512m"
@@ -143,7 +164,7 @@ class KafkaServiceConfig(_Section):
 class PostgresServiceConfig(_Section):
     """The local PostgreSQL server playing the operational orders database."""
 
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: int = Field(default=5433, ge=1, le=65535)
     database: str = "etl"
     user: str = "etl"
@@ -158,7 +179,7 @@ class PostgresServiceConfig(_Section):
 class AwsServiceConfig(_Section):
     """The local AWS-compatible endpoint (S3, Kinesis, Glue, CloudWatch, SNS, ...)."""
 
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: int = Field(default=4566, ge=1, le=65535)
     region: str = "us-east-1"
 
@@ -187,7 +208,7 @@ class RedisServiceConfig(_Section):
 class SparkClusterServiceConfig(_Section):
     """A Spark standalone cluster on loopback: one master and its workers (tests run jobs on it)."""
 
-    host: str = "127.0.0.1"
+    host: LoopbackHost = "127.0.0.1"
     port: int = Field(default=7077, ge=1, le=65535)
     webui_port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=2, ge=1)
@@ -233,6 +254,17 @@ def _qualified_name(value: str) -> str:
     return value
 
 
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _column_name(value: str) -> str:
+    if not _COLUMN.match(value):
+        raise ValueError(f"{value!r} is not a column name (letters, digits and underscores, not first a digit)")
+    return value
+
+
+#: A column of a table as rules and keys name it (never an expression).
+ColumnName = Annotated[str, AfterValidator(_column_name)]
 SparkType = Annotated[str, AfterValidator(_spark_type)]
 QualifiedName = Annotated[str, AfterValidator(_qualified_name)]
 
@@ -283,9 +315,13 @@ class JdbcSourceConfig(_ExtractSource):
     url: str = Field(pattern=r"^jdbc:[a-z0-9]+:")
     driver: str = "org.postgresql.Driver"
     user: str
-    #: Where the password comes from: this environment variable, else this file (first line).
+    #: Where the password comes from: this secret reference, else this environment variable, else this file.
+    password_secret: SecretRef | None = None
     password_env: str | None = None
     password_file: Location | None = None
+    #: Attempts to reach the database before the run fails, waiting ``retry_wait_seconds``, doubled each time.
+    connect_attempts: int = Field(default=3, ge=1, le=10)
+    retry_wait_seconds: float = Field(default=2.0, ge=0, le=300)
     source_table: QualifiedName
     watermark_column: QualifiedName
     partition_column: QualifiedName | None = None
@@ -428,8 +464,8 @@ class RuleConfig(_Section):
 
     name: Identifier
     type: RuleType
-    column: str | None = None
-    columns: list[str] | None = None
+    column: ColumnName | None = None
+    columns: list[ColumnName] | None = None
     pattern: str | None = None
     min: float | str | None = None
     max: float | str | None = None
@@ -479,7 +515,7 @@ class TableQualityConfig(_Section):
     """The rules of one table, and how its rows are named in samples and replays."""
 
     #: Columns naming a row (samples in the results; the row a quarantine replay merges on).
-    key: list[str] = Field(default_factory=list)
+    key: list[ColumnName] = Field(default_factory=list)
     #: Below this score (the share of rules that pass) a batch is held back whole; default quality.score_threshold.
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     rules: list[RuleConfig] = Field(min_length=1)
@@ -538,6 +574,7 @@ class OpenLineageConfig(_Section):
     url: str | None = None
     endpoint: str = "api/v1/lineage"
     api_key_env: str | None = None
+    api_key_secret: SecretRef | None = None
     namespace: str = "lakehouse-etl-suite"
 
 
@@ -719,6 +756,32 @@ class DeployConfig(_Section):
     databricks: DatabricksDeployConfig = Field(default_factory=DatabricksDeployConfig)
 
 
+class SecretsConfig(_Section):
+    """Where ``aws-secretsmanager:`` secret references are looked up."""
+
+    aws_region: str | None = None
+    #: Ask the local AWS endpoint of ``services.aws`` instead of AWS.
+    aws_local_endpoint: bool = False
+
+
+PiiTreatment = Literal["hash", "mask"]
+
+
+class PrivacyConfig(_Section):
+    """Personal data in silver: columns of an entity replaced by a keyed hash or masked.
+
+    ``hash`` gives HMAC-SHA256 of the value under the key ``hash_key_secret`` names, as 64 hex characters: equal
+    values still join and count alike, and nobody without the key can test a guess. ``mask`` keeps the last four
+    characters and stars the rest (values of four characters or fewer are starred whole). Bronze keeps what it
+    landed, as it always does, so access to bronze is what a deployment restricts.
+    """
+
+    #: entity -> column -> hash | mask; only text columns.
+    pii: dict[Identifier, dict[Identifier, PiiTreatment]] = Field(default_factory=dict)
+    #: The key of the keyed hash (a secret reference); needed as soon as a column is hashed.
+    hash_key_secret: SecretRef | None = None
+
+
 class RunConfig(_Section):
     """Per-run settings, usually given on the command line (``--process-date``, ``--available-now``)."""
 
@@ -745,6 +808,8 @@ class SuiteConfig(_Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     #: The file this configuration was read from (not part of the YAML).
@@ -766,6 +831,19 @@ class SuiteConfig(_Section):
                     + (f"; missing {', '.join(missing)}" if missing else "")
                     + (f"; not in the entity {', '.join(extra)}" if extra else "")
                 )
+        for entity_name, treatments in self.privacy.pii.items():
+            entity = self.entities.get(entity_name)
+            if entity is None:
+                raise ValueError(f"privacy.pii.{entity_name}: no entity {entity_name!r} under entities")
+            for column in treatments:
+                if entity.columns.get(column) != "string":
+                    raise ValueError(
+                        f"privacy.pii.{entity_name}.{column}: only text columns of the entity can be hashed or masked"
+                    )
+        if self.privacy.hash_key_secret is None and any(
+            treatment == "hash" for treatments in self.privacy.pii.values() for treatment in treatments.values()
+        ):
+            raise ValueError("privacy.hash_key_secret: hashing a column needs the key's secret reference")
         tables = [source.table for source in self.sources.values()]
         duplicates = sorted({table for table in tables if tables.count(table) > 1})
         if duplicates:
@@ -896,6 +974,13 @@ def validate_config(data: Mapping[str, Any], source: str = "<memory>") -> SuiteC
     Raises:
         ConfigError: naming ``source`` and every invalid key.
     """
+    written = _secrets_written_in(data)
+    if written:
+        raise ConfigError(
+            f"{source}: secrets are never written in configuration, found one under {', '.join(written)}; "
+            "name where it lives instead (password_secret: env:NAME | aws-secretsmanager:NAME | "
+            "databricks:SCOPE/KEY, or the environment variable in *_env)"
+        )
     try:
         config = SuiteConfig.model_validate(dict(data))
     except ValidationError as error:
@@ -979,6 +1064,32 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private_key|access_key|api_key)", re.I)
 REDACTED = "***"
+#: Keys whose value would be a secret itself (``password``, ``fs.s3a.secret.key``, ``session.token``).
+_SECRET_VALUED = re.compile(
+    r"(^|[._-])(password|passwd|pwd|secret|token|credentials?|(api|access|secret|private)[._-]?key)($|[._-])", re.I
+)
+#: Keys that name where a secret lives, or a class that fetches one: not secrets.
+_SECRET_POINTER = re.compile(r"(_env|_secret|_file|[._]provider|[._]providers)$", re.I)
+#: Secrets inside a value: URL credentials, ``?password=``, JAAS ``password="..."``.
+_SECRET_IN_TEXT = re.compile(r"://[^:/@\s]+:[^@\s]+@|[?&;](password|pwd|secret|token)=|\bpassword\s*=\s*\S", re.I)
+
+
+def _secrets_written_in(data: Any, key: str = "", name: str = "") -> list[str]:
+    """Dotted keys of ``data`` holding what looks like a secret (a config file or an override)."""
+    if isinstance(data, Mapping):
+        found: list[str] = []
+        for inner, value in data.items():
+            found += _secrets_written_in(value, f"{key}.{inner}" if key else str(inner), str(inner))
+        return found
+    if isinstance(data, list | tuple):
+        return [hit for i, item in enumerate(data) for hit in _secrets_written_in(item, f"{key}[{i}]", name)]
+    if data in (None, "") or isinstance(data, bool):
+        return []
+    if _SECRET_VALUED.search(name) and not _SECRET_POINTER.search(name):
+        return [key]
+    if isinstance(data, str) and _SECRET_IN_TEXT.search(data):
+        return [key]
+    return []
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -994,7 +1105,7 @@ def redact(value: Any, key: str = "") -> Any:
     if key and _SECRET_KEY.search(key) and not key.endswith("_env") and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
-        return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", rf"\1{REDACTED}@", value)
+        return scrub(value)
     return value
 
 

@@ -37,3 +37,12 @@ class AccessDeniedError(EtlSuiteError):
     """A consumer asked for a data product its domain has not granted it."""
 
     exit_code = 3
+
+
+class SourceUnavailableError(EtlSuiteError):
+    """A source (a database, a broker) could not be reached, even after the configured retries.
+
+    Its exit code is EX_TEMPFAIL (75): a scheduler may run the job again later, and nothing moved.
+    """
+
+    exit_code = 75

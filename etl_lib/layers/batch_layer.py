@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from etl_lib import lakehouse
 from etl_lib.config import BatchConfig, EntityConfig, FileSourceConfig, JdbcSourceConfig, SuiteConfig
 from etl_lib.errors import ConfigError
-from etl_lib.layers import dimensions, gold, silver
+from etl_lib.layers import dimensions, gold, privacy, silver
 from etl_lib.layers.changes import diff_rows
 from etl_lib.layers.landing import land_files, land_jdbc, writes_of_run
 from etl_lib.platform.dag import Task, raise_for_failures, run_tasks
@@ -57,6 +57,7 @@ def _order_lines_handler(
     clean = silver.clean_order_lines(batch.product_code_pattern, batch.non_product_codes)
     reading = f"bronze/{source.table}"
     score = _anomaly_scoring(config)
+    protect = privacy.pii_protection(config, ENTITY)
 
     reference = end_of(config, context)
 
@@ -78,6 +79,8 @@ def _order_lines_handler(
                     lakehouse.append(bad, rejects, idempotency=(f"rejects:{reading}->silver/{ENTITY}", batch_id))
                 good = (
                     silver.accepted(typed)
+                    # Before the line id: no digest of silver is taken over personal values in clear.
+                    .transform(protect)
                     .transform(silver.with_line_id(list(entity.columns)))
                     .transform(clean)
                     .transform(silver.dedupe_lines)

@@ -53,11 +53,12 @@ def land_jdbc(
     before = lakehouse.current_version(spark, target)
     marks_before = lakehouse.current_version(spark, marks)
     committed = bookmarks.committed_mark(spark, marks, target, name)
-    increment = jdbc.plan_increment(spark, source, name, committed)
+    options = jdbc.connection_options(source, name, config)
+    increment = jdbc.plan_increment(spark, source, name, committed, options)
     upto = increment.upto if increment is not None else committed
     record_read(f"{source.url}#{source.source_table}", upto if isinstance(upto, int) else None)
     if increment is not None:
-        rows = jdbc.read_increment(spark, source, name, increment).transform(
+        rows = jdbc.read_increment(spark, source, increment, options).transform(
             with_ingestion_metadata(name, F.lit(increment.query), context.run_id, context.run_time)
         )
         metadata = run_metadata(context, f"bronze/{source.table}", **bookmarks.landing_metadata(name, increment))

@@ -39,7 +39,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from etl_lib import lakehouse
 from etl_lib.config import EntityConfig, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
-from etl_lib.layers import events
+from etl_lib.layers import events, privacy
 from etl_lib.layers.landing import writes_of_run
 from etl_lib.lineage.capture import task_scope
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
@@ -216,6 +216,7 @@ class SpeedBatch:
         self.recorder = recorder
         self.paths = _paths(config)
         self.score = anomaly_scoring(config)
+        self.protect = privacy.pii_protection(config, ENTITY)
         #: The event-time high mark after each batch of this run, by batch id.
         self._marks: dict[int, dict[str, Any]] = {}
 
@@ -252,8 +253,9 @@ class SpeedBatch:
                 counts = _counts(parsed, fresh, conflicts, watermark)
                 stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
+                silver_rows = fresh.drop("payload").transform(self.protect).transform(self.score)
                 checked, evaluation = check(
-                    spark, self.config, "silver", ENTITY, fresh.drop("payload").transform(self.score), stamp, now,
+                    spark, self.config, "silver", ENTITY, silver_rows, stamp, now,
                     (f"{query_id}:quality", batch_id), stop_when_held=False,
                 )  # fmt: skip
                 counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
@@ -285,7 +287,7 @@ class SpeedBatch:
                         lambda: lakehouse.append(refused, paths.dead_letters, txn("bronze/events_deadletter"))
                     )
                 if counts["late"]:
-                    aside = late.withColumn("_watermark", F.lit(watermark).cast("timestamp"))
+                    aside = late.transform(self.protect).withColumn("_watermark", F.lit(watermark).cast("timestamp"))
                     writes.append(lambda: lakehouse.append(aside, paths.late, txn("silver/events_late")))
                 written = _all_at_once(writes)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)

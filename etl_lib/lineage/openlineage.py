@@ -14,6 +14,7 @@ from typing import Any
 
 from etl_lib import __version__
 from etl_lib.config import OpenLineageConfig, SuiteConfig, secret_from_env
+from etl_lib.platform import secrets
 
 PRODUCER = f"https://github.com/lakehouse-etl-suite/etl-suite/tree/{__version__}"
 
@@ -51,6 +52,7 @@ class Emitter:
     """Emits the run events of one job run (nothing when the transport is ``none``)."""
 
     def __init__(self, config: SuiteConfig, job: str, run_id: str) -> None:
+        self.config = config
         self.settings: OpenLineageConfig = config.lineage.openlineage
         self.root = config.lakehouse.root
         self.job = job
@@ -66,7 +68,11 @@ class Emitter:
         if settings.transport == "http":
             from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-            key = secret_from_env(settings.api_key_env) if settings.api_key_env else None
+            key = None
+            if settings.api_key_secret:
+                key = secrets.resolve(settings.api_key_secret, self.config, "lineage.openlineage.api_key_secret")
+            elif settings.api_key_env:
+                key = secret_from_env(settings.api_key_env)
             if key:
                 http = HttpConfig(
                     url=settings.url or "", endpoint=settings.endpoint, auth=ApiKeyTokenProvider({"apiKey": key})
@@ -108,7 +114,7 @@ class Emitter:
         }
         if error:
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=error[:2000], programmingLanguage="python"
+                message=secrets.scrub(error)[:2000], programmingLanguage="python"
             )
         job_facets: dict[str, Any] = {
             "jobType": job_type_job.JobTypeJobFacet(

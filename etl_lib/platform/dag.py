@@ -17,7 +17,7 @@ from typing import Literal
 
 from pyspark.sql import SparkSession
 
-from etl_lib.errors import JobFailedError
+from etl_lib.errors import EtlSuiteError, JobFailedError
 from etl_lib.lineage.capture import LineageRecorder, task_scope
 from etl_lib.platform.runtime import TableWrite
 
@@ -42,6 +42,8 @@ class TaskOutcome:
     seconds: float = 0.0
     writes: list[TableWrite] = field(default_factory=list)
     error: str | None = None
+    #: The exit code a failure asks for (a suite error's own; 1 for anything else).
+    exit_code: int = 0
 
 
 def _check(tasks: Sequence[Task]) -> None:
@@ -90,6 +92,7 @@ def _run_one(spark: SparkSession, task: Task, recorder: LineageRecorder | None) 
             "failed",
             time.monotonic() - started,
             error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+            exit_code=error.exit_code if isinstance(error, EtlSuiteError) else 1,
         )
     log.info("task %s done in %.1fs", task.name, time.monotonic() - started)
     return TaskOutcome(task.name, "succeeded", time.monotonic() - started, writes=writes)
@@ -150,4 +153,9 @@ def raise_for_failures(outcomes: Sequence[TaskOutcome]) -> None:
     for outcome in bad:
         first_line = (outcome.error or "").splitlines()[0] if outcome.error else ""
         lines.append(f"  {outcome.name}: {outcome.status}: {first_line}")
-    raise JobFailedError("\n".join(lines))
+    failure = JobFailedError("\n".join(lines))
+    codes = {outcome.exit_code for outcome in bad if outcome.status == "failed"}
+    if len(codes) == 1:
+        # Every failure asks for the same exit (a source that cannot be reached: try later): the job does too.
+        failure.exit_code = codes.pop()
+    raise failure

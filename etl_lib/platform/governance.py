@@ -19,6 +19,7 @@ from etl_lib.config import SuiteConfig, redacted
 from etl_lib.lineage import events as lineage_events
 from etl_lib.lineage.capture import LineageRecorder
 from etl_lib.lineage.openlineage import Emitter
+from etl_lib.platform import secrets
 from etl_lib.platform.runtime import JobResult, RunContext
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class Governance:
             lineage_events.write(self.spark, self.config, self.context, found, self.context.clock())
         metrics = {key: str(value) for key, value in (result.metrics if result else {}).items()}
         status = "succeeded" if error is None else "failed"
-        message = None if error is None else f"{type(error).__name__}: {error}"
+        # A failure's text may quote what a driver or a service said back, secrets included: scrubbed.
+        message = None if error is None else secrets.scrub(f"{type(error).__name__}: {error}")
         self._row(status, message, metrics)
         inputs = sorted({(e.dataset, e.version) for e in found if e.kind == "read"}, key=str)
         outputs = [(e.dataset, e.version, e.rows) for e in found if e.kind == "write"]

@@ -12,13 +12,17 @@ rule are set aside with their reasons.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, StructType
 
 from etl_lib.config import RuleConfig, TableQualityConfig, interval
+from etl_lib.errors import ConfigError
 
 FAILURES = "_dq_failures"
 FAILURE_TYPE = "ARRAY<STRUCT<rule: STRING, column: STRING, message: STRING, run_id: STRING>>"
@@ -269,6 +273,89 @@ def _aware(moment: object) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+#: Expression nodes a rule may not hold: a rule judges one row by the table's own columns, and nothing else.
+_REFUSED_NODES = {
+    "CallMethodViaReflection": "calls a Java method",
+    "TryReflect": "calls a Java method",
+    "ScalaUDF": "calls a user-defined function",
+    "PythonUDF": "calls a user-defined function",
+    "ScalarSubquery": "runs a subquery",
+    "Exists": "runs a subquery",
+    "ListQuery": "runs a subquery",
+    "InSubquery": "runs a subquery",
+    "LateralSubquery": "runs a subquery",
+}
+
+
+def _node_names(expression: object) -> Iterator[str]:
+    """Simple class names of a Catalyst expression (through Py4J) and of every expression under it."""
+    stack = [expression]
+    while stack:
+        node = stack.pop()
+        yield str(node.getClass().getSimpleName())  # type: ignore[attr-defined]
+        children = node.children()  # type: ignore[attr-defined]
+        stack.extend(children.apply(i) for i in range(children.size()))
+
+
+def expression_problem(spark: SparkSession, expression: str, schema: StructType) -> str | None:
+    """Why ``expression`` is not a row rule over a table of ``schema``, or None when it is one.
+
+    Spark parses and analyses it against an empty frame of the schema: it must resolve to a boolean using
+    only those columns, with no aggregate, window, generator, subquery, user function or Java reflection.
+    Nothing is read.
+    """
+    probe = spark.createDataFrame([], schema)
+    # PySpark logs every analysis error it raises; a refused rule is reported once, by the caller.
+    quiet = logging.getLogger("SQLQueryContextLogger")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        projected = probe.selectExpr(f"({expression}) AS __rule")
+        kind = projected.schema["__rule"].dataType
+        plan = projected._jdf.queryExecution().analyzed()
+    except Exception as error:  # noqa: BLE001 - Spark's parse and analysis errors are what the caller reports
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return f"Spark cannot read it: {lines[0] if lines else type(error).__name__}"
+    finally:
+        quiet.setLevel(level)
+    if not isinstance(kind, BooleanType):
+        return f"it is {kind.simpleString()}, not boolean"
+    source = probe._jdf.queryExecution().analyzed().nodeName()
+    if plan.nodeName() != "Project" or plan.child().nodeName() != source:
+        return "it is not a row expression (aggregates, windows and generators are not rules of a row)"
+    expressions = plan.expressions()
+    for index in range(expressions.size()):
+        for node in _node_names(expressions.apply(index)):
+            if node in _REFUSED_NODES:
+                return f"it {_REFUSED_NODES[node]}"
+    return None
+
+
+def check_expressions(frame: DataFrame, name: str, table: TableQualityConfig) -> None:
+    """Refuse a table whose expression rules are not boolean row expressions over ``frame``'s columns.
+
+    Raises:
+        ConfigError: naming the table, the rule and what is wrong with its expression.
+    """
+    for rule in table.rules:
+        if rule.type != "expression" or rule.expression is None:
+            continue
+        problem = _expression_problem_cached(frame.sparkSession, rule.expression, frame.schema.json())
+        if problem:
+            raise ConfigError(f"quality.tables.{name}: rule {rule.name}: expression {rule.expression!r}: {problem}")
+
+
+_checked: dict[tuple[str, str], str | None] = {}
+
+
+def _expression_problem_cached(spark: SparkSession, expression: str, schema_json: str) -> str | None:
+    # A stream checks the same rules on every micro-batch: Spark analyses each expression once per schema.
+    key = (expression, schema_json)
+    if key not in _checked:
+        _checked[key] = expression_problem(spark, expression, StructType.fromJson(json.loads(schema_json)))
+    return _checked[key]
+
+
 def evaluate(
     frame: DataFrame,
     name: str,
@@ -290,6 +377,7 @@ def evaluate(
     Returns:
         The evaluation; nothing has been written.
     """
+    check_expressions(frame, name, table)
     flagged, columns = flag(frame, table, run_id)
     by_action: dict[str, list[str]] = {"quarantine": [], "drop": []}
     for rule, column in zip(table.rules, columns, strict=True):

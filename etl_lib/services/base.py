@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol
 
-from etl_lib.config import ServicesConfig
+from etl_lib.config import ServicesConfig, is_loopback
 from etl_lib.errors import ServiceError
 from etl_lib.services.process import ManagedProcess, ServiceStatus, port_is_open
 
@@ -61,6 +61,11 @@ class LocalService(ABC):
             ServiceError: if the port is taken by another program, or the server does not come up.
         """
         if self.process.pid() is None:
+            if not is_loopback(self.host):
+                raise ServiceError(
+                    f"{self.name}: services.{self.name}.host is {self.host}; the suite starts local servers on "
+                    "loopback only (127.0.0.1): a server elsewhere is used, not started"
+                )
             if port_is_open(self.host, self.port):
                 raise ServiceError(
                     f"{self.name}: port {self.host}:{self.port} is already in use by a program the suite did not "

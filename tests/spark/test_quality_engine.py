@@ -8,7 +8,8 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from etl_lib.config import RuleConfig, TableQualityConfig
-from etl_lib.quality.engine import FAILURES, evaluate
+from etl_lib.errors import ConfigError
+from etl_lib.quality.engine import FAILURES, evaluate, expression_problem
 
 NOW = dt.datetime(2011, 12, 10, tzinfo=dt.UTC)
 SCHEMA = "id STRING, code STRING, qty INT, price DOUBLE, country STRING, at TIMESTAMP"
@@ -107,3 +108,37 @@ def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSess
 
     assert jobs_for(1) == jobs_for(10) == jobs_for(50)
     frame.unpersist()
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("qty + 1", "it is int, not boolean"),
+        ("nope > 1", "Spark cannot read it: [UNRESOLVED_COLUMN.WITH_SUGGESTION]"),
+        ("qty > 0; DROP TABLE x", "Spark cannot read it: [PARSE_SYNTAX_ERROR]"),
+        ("count(*) > 0", "it is not a row expression"),
+        ("row_number() OVER (ORDER BY qty) > 1", "it is not a row expression"),
+        ("qty IN (SELECT 1)", "it runs a subquery"),
+        ("qty > (SELECT max(id) FROM range(3))", "it runs a subquery"),
+        ("reflect('java.lang.System', 'getProperty', 'user.home') IS NOT NULL", "it calls a Java method"),
+        ("java_method('java.lang.Math', 'abs', qty) > 0", "it calls a Java method"),
+    ],
+)
+def test_an_expression_rule_must_be_a_boolean_row_expression_over_the_tables_columns(
+    spark: SparkSession, expression: str, problem: str
+) -> None:
+    table = rules({"name": "hostile", "type": "expression", "expression": expression})
+    with pytest.raises(ConfigError) as raised:
+        evaluate(lines(spark), "silver/lines", table, 0.8, "run-1", NOW)
+    message = str(raised.value)
+    assert message.startswith(f"quality.tables.silver/lines: rule hostile: expression {expression!r}: {problem}")
+    assert "\n" not in message
+
+
+def test_a_good_expression_is_checked_against_the_schema_it_runs_on(spark: SparkSession) -> None:
+    assert expression_problem(spark, "country RLIKE '^U' AND price < 10", lines(spark).schema) is None
+    # The same text is refused over a table without those columns.
+    other = spark.createDataFrame([], "id STRING").schema
+    assert (expression_problem(spark, "country RLIKE '^U'", other) or "").startswith(
+        "Spark cannot read it: [UNRESOLVED_COLUMN"
+    )

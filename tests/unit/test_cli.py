@@ -75,12 +75,23 @@ def test_jobs_lists_every_job(capsys: pytest.CaptureFixture[str]) -> None:
     assert listed == sorted(JOBS)
 
 
-def test_config_show_redacts_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_secret_given_on_the_command_line_is_refused_and_not_repeated(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["config", "show", "--set", "spark.conf.spark.hadoop.fs.s3a.secret.key=s3cr3t"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.startswith("error: ")
+    assert "secrets are never written in configuration, found one under spark.conf.spark.hadoop.fs.s3a.secret.key" in (
+        captured.err
+    )
+    assert "s3cr3t" not in captured.err
+
+
+def test_config_show_keeps_where_secrets_come_from(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["config", "show"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "spark.hadoop.fs.s3a.secret.key: '***'" in out
-    assert "s3cr3t" not in out
+    assert "password_env: ETL_SUITE_PG_PASSWORD" in out
 
 
 def test_every_job_has_an_entry_point_script() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from etl_lib.config import (
     apply_overrides,
     load_config,
     override_path,
-    redacted,
+    redact,
     validate_config,
 )
 
@@ -209,22 +210,108 @@ def test_config_is_frozen() -> None:
         config.lakehouse.root = "/elsewhere"  # type: ignore[misc]
 
 
-def test_redaction_hides_secrets_but_not_where_they_come_from(tmp_path: Path) -> None:
+def test_redaction_hides_secrets_but_not_where_they_come_from() -> None:
+    data = {
+        "spark": {
+            "conf": {
+                "spark.hadoop.fs.s3a.secret.key": "AKIA-very-secret",
+                "spark.sql.catalog.x.uri": "jdbc:postgresql://etl:hunter2@db:5432/x",
+                "spark.sql.catalog.y.uri": "jdbc:postgresql://db:5432/y?user=etl&password=swordfish&ssl=true",
+            }
+        },
+        "services": {"postgres": {"password_env": "ETL_SUITE_PG_PASSWORD"}},
+    }
+    shown = redact(data)
+    assert shown == {
+        "spark": {
+            "conf": {
+                "spark.hadoop.fs.s3a.secret.key": REDACTED,
+                "spark.sql.catalog.x.uri": f"jdbc:postgresql://etl:{REDACTED}@db:5432/x",
+                "spark.sql.catalog.y.uri": f"jdbc:postgresql://db:5432/y?user=etl&password={REDACTED}&ssl=true",
+            }
+        },
+        "services": {"postgres": {"password_env": "ETL_SUITE_PG_PASSWORD"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("spark.conf.spark.hadoop.fs.s3a.secret.key=AKIA-very-secret", "spark.conf.spark.hadoop.fs.s3a.secret.key"),
+        ("spark.conf.spark.hadoop.fs.s3a.access.key=AKIAEXAMPLE", "spark.conf.spark.hadoop.fs.s3a.access.key"),
+        (
+            "spark.conf.spark.hadoop.fs.s3a.session.token=FwoGZXIvYXdzEXAMPLE",
+            "spark.conf.spark.hadoop.fs.s3a.session.token",
+        ),
+        ("spark.conf.spark.sql.catalog.x.uri=jdbc:postgresql://etl:hunter2@db/x", "spark.conf.spark.sql.catalog.x.uri"),
+        ("spark.conf.kafka.sasl.jaas.config=x required username=u password=p;", "spark.conf.kafka.sasl.jaas.config"),
+        ("sources.db.password=hunter2", "sources.db.password"),
+    ],
+)
+def test_secrets_written_in_configuration_are_refused(tmp_path: Path, override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, MINIMAL), [override])
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'env.yaml'}: secrets are never written in configuration")
+    assert f"found one under {key};" in message
+    assert override.partition("=")[2] not in message
+
+
+def test_what_names_a_secret_is_not_one(tmp_path: Path) -> None:
     config = load_config(
         write(tmp_path, MINIMAL),
         [
-            "spark.conf.spark.hadoop.fs.s3a.secret.key=AKIA-very-secret",
-            "spark.conf.spark.hadoop.fs.s3a.access.key=visible-id",
-            "spark.conf.spark.sql.catalog.x.uri=jdbc:postgresql://etl:hunter2@db:5432/x",
+            "spark.conf.spark.hadoop.fs.s3a.aws.credentials.provider=com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+            "spark.conf.spark.redaction.regex=(?i)secret|password",
+            "lineage.openlineage.api_key_secret=aws-secretsmanager:lineage#api_key",
+            "privacy.hash_key_secret=env:PII_KEY",
         ],
     )
-    data = redacted(config)
-    conf = data["spark"]["conf"]
-    assert conf["spark.hadoop.fs.s3a.secret.key"] == REDACTED
-    assert conf["spark.sql.catalog.x.uri"] == f"jdbc:postgresql://etl:{REDACTED}@db:5432/x"
-    assert data["services"]["postgres"]["password_env"] == "ETL_SUITE_PG_PASSWORD"
-    assert "AKIA-very-secret" not in repr(data)
-    assert "hunter2" not in repr(data)
+    assert config.lineage.openlineage.api_key_secret == "aws-secretsmanager:lineage#api_key"
+    assert config.privacy.hash_key_secret == "env:PII_KEY"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("privacy.hash_key_secret=hunter2", "'hunter2' is not a secret reference"),
+        ("privacy.hash_key_secret=databricks:no-key", "a Databricks secret is databricks:SCOPE/KEY"),
+        ("services.kafka.host=0.0.0.0", "'0.0.0.0' is not a loopback address"),
+        ("services.postgres.host=10.1.2.3", "'10.1.2.3' is not a loopback address"),
+    ],
+)
+def test_secret_references_and_service_addresses_are_checked(tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, MINIMAL), [override])
+
+
+def test_pii_columns_must_be_text_columns_of_the_entity_and_hashing_needs_a_key() -> None:
+    base = load_config(PROJECT / "conf" / "local.yaml").model_dump(mode="json")
+    with pytest.raises(ConfigError, match=r"privacy.hash_key_secret: hashing a column needs the key"):
+        validate_config({**base, "privacy": {"pii": {"events": {"customer_id": "hash"}}}})
+    with pytest.raises(ConfigError, match=r"privacy.pii.events.quantity: only text columns"):
+        validate_config({**base, "privacy": {"pii": {"events": {"quantity": "mask"}}}})
+    with pytest.raises(ConfigError, match=r"privacy.pii.people: no entity 'people'"):
+        validate_config({**base, "privacy": {"pii": {"people": {"name": "mask"}}}})
+    config = validate_config(
+        {
+            **base,
+            "privacy": {"pii": {"events": {"customer_id": "hash", "user_agent": "mask"}}, "hash_key_secret": "env:K"},
+        }
+    )
+    assert config.privacy.pii == {"events": {"customer_id": "hash", "user_agent": "mask"}}
+
+
+def test_rule_columns_and_keys_are_names_not_expressions(tmp_path: Path) -> None:
+    rules = (
+        "quality:\n  tables:\n    silver/x:\n      key: [{key}]\n      rules:\n"
+        "        - {{name: r, type: completeness, column: '{column}'}}\n"
+    )
+    load_config(write(tmp_path, MINIMAL + rules.format(key="id", column="InvoiceNo")))
+    with pytest.raises(ConfigError, match=r"is not a column name"):
+        load_config(write(tmp_path, MINIMAL + rules.format(key="id", column="a) OR (1=1")))
+    with pytest.raises(ConfigError, match=r"is not a column name"):
+        load_config(write(tmp_path, MINIMAL + rules.format(key="'id; drop'", column="a")))
 
 
 def test_null_over_an_inherited_mapping_removes_it(tmp_path: Path) -> None:
