@@ -16,7 +16,7 @@ import yaml
 
 from etl_lib import __version__
 from etl_lib.config import SuiteConfig, load_config, redacted
-from etl_lib.errors import EtlSuiteError, UsageError
+from etl_lib.errors import EtlSuiteError, UsageError, explain
 from etl_lib.platform.registry import JOBS, JobSpec, get_job
 from etl_lib.platform.secrets import install_log_redaction, scrub
 
@@ -316,21 +316,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(config)
     config.set_defaults(handler=_config_show)
     return parser
-
-
-def explain(error: BaseException) -> str:
-    """One line saying what ``error`` is: for an error from the JVM, the Java exception and its message."""
-    java = getattr(error, "java_exception", None)
-    if java is not None:
-        # Py4JJavaError: its own text is the whole Java stack trace.
-        root = java
-        while root.getCause() is not None and root.getCause() is not root:
-            root = root.getCause()
-        text = f"{root.getClass().getName()}: {root.getMessage()}"
-    else:
-        text = f"{type(error).__name__}: {error}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _guarded(action: Callable[[], int]) -> int:

@@ -122,7 +122,9 @@ class SparkConfig(_Section):
     """
 
     session: Literal["local", "platform"]
-    master: str = "local[2]"
+    master: str = Field(
+        default="local[2]", pattern=r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[.+\]|spark://\S+|yarn|k8s://\S+)$"
+    )
     app_name: str = "etl-suite"
     log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "WARN"
     conf: dict[str, ConfValue] = Field(default_factory=dict)
@@ -422,11 +424,13 @@ class SpeedConfig(_Section):
     kafka: KafkaStreamConfig = Field(default_factory=KafkaStreamConfig)
     kinesis: KinesisStreamConfig = Field(default_factory=KinesisStreamConfig)
     #: Micro-batch interval of a long-running query (``--available-now`` drains and stops instead).
-    trigger_interval: str = "5 seconds"
+    trigger_interval: str = Field(default="5 seconds", pattern=r"^\d+ (millisecond|second|minute|hour)s?$")
     #: How far behind the newest event time an event may arrive and still count; later ones are set aside.
     allowed_lateness: str = Field(default="10 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
     #: An event stamped further than this past its arrival is refused as coming from the future.
     max_future_skew: str = Field(default="1 hour", pattern=r"^\d+ (second|minute|hour|day)s?$")
+    #: Events stamped before this are refused (a clock at zero, a year typed wrong): 1970-01-01 is no event time.
+    earliest_event_time: dt.datetime | None = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     window: str = Field(default="5 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
     #: Event types the gold views aggregate; other types are kept in silver.
     page_view_type: str = "page_view"
@@ -924,6 +928,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML: {error}") from None
+    except ValueError:
+        # YAML took it for a date or time that does not exist (2011-13-45): the text goes to validation as it is.
+        value = raw.strip()
     return override_path(key), value
 
 
@@ -999,6 +1006,9 @@ def _read_mapping(file: Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
+    except ValueError as error:
+        # A date or time that does not exist (2011-13-45) fails while YAML builds it.
+        raise ConfigError(f"{file}: not valid YAML: a date or time that does not exist ({error})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

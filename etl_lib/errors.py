@@ -2,6 +2,39 @@
 
 from __future__ import annotations
 
+#: Java exceptions that only carry another one (a failed task, a reflective call): the cause says what went wrong.
+_JAVA_WRAPPERS = {
+    "org.apache.spark.SparkException",
+    "org.apache.spark.sql.streaming.StreamingQueryException",
+    "java.util.concurrent.ExecutionException",
+    "java.lang.reflect.InvocationTargetException",
+    "java.lang.reflect.UndeclaredThrowableException",
+}
+
+
+def explain(error: BaseException) -> str:
+    """One line saying what ``error`` is.
+
+    For an error from the JVM it is the first Java exception of the cause chain that is not a mere wrapper (a
+    failed Spark job, a reflective call), with its message.
+
+    A Py4J error's own text is the whole Java stack trace, and its first line names only the method called.
+    """
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        chain = [java]
+        while len(chain) < 50:  # causes can loop; a chain this long is not worth following further
+            cause = chain[-1].getCause()
+            if cause is None or cause.equals(chain[-1]):
+                break
+            chain.append(cause)
+        named = next((e for e in chain if str(e.getClass().getName()) not in _JAVA_WRAPPERS), chain[-1])
+        text = f"{named.getClass().getName()}: {named.getMessage()}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
 
 class EtlSuiteError(Exception):
     """Base class of every error the suite raises on purpose."""

@@ -35,12 +35,14 @@ def _reason(rule: str, column: str, message: Column) -> Column:
     return F.struct(F.lit(rule).alias("rule"), F.lit(column).alias("column"), message.alias("message"))
 
 
-def parse_events(entity: EntityConfig, max_payload_bytes: int, max_future_skew: str) -> Step:
+def parse_events(
+    entity: EntityConfig, max_payload_bytes: int, max_future_skew: str, earliest: dt.datetime | None = None
+) -> Step:
     """Step from raw records to typed events, each with the list of what is wrong with it.
 
-    A record is refused (non-empty ``_errors``) when it is larger than ``max_payload_bytes``, is not a JSON
-    object, misses a required field (some only for some event types), has a value of the wrong type, or
-    is stamped more than ``max_future_skew`` after it arrived.
+    A record is refused (non-empty ``_errors``) when it is larger than ``max_payload_bytes``, is not valid
+    UTF-8, is not a JSON object, misses a required field (some only for some event types), has a value of
+    the wrong type, is stamped more than ``max_future_skew`` after it arrived, or before ``earliest``.
 
     Returns:
         A step giving the trace columns, ``payload``, ``_payload_digest``, the entity's typed columns,
@@ -49,51 +51,59 @@ def parse_events(entity: EntityConfig, max_payload_bytes: int, max_future_skew: 
     fields = list(entity.columns)
     schema = StructType([StructField(name, StringType()) for name in fields] + [StructField(_CORRUPT, StringType())])
     to_entity = silver.to_entity(
-        entity, {name: name for name in fields}, keep=(*RAW_COLUMNS, "_not_json", "_too_large")
+        entity, {name: name for name in fields}, keep=(*RAW_COLUMNS, "_not_json", "_not_utf8", "_too_large")
     )
 
     def step(raw: DataFrame) -> DataFrame:
         text = F.col("payload").cast("string")
         options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
         too_large = F.length("payload") > F.lit(max_payload_bytes)
+        # Bytes that are not UTF-8 would be read with replacement characters: refused instead of altered.
+        not_utf8 = F.coalesce(F.encode(text, "UTF-8") != F.col("payload"), F.lit(False))
         parsed = raw.select(
             *RAW_COLUMNS,
             too_large.alias("_too_large"),
+            (~too_large & not_utf8).alias("_not_utf8"),
             # A record too large is not parsed at all.
             F.when(~too_large, F.from_json(text, schema, options)).alias("_json"),
         )
         flat = parsed.select(
             *RAW_COLUMNS,
             "_too_large",
+            "_not_utf8",
             (F.col("_json").isNull() | F.col(f"_json.{_CORRUPT}").isNotNull()).alias("_not_json"),
             *[F.col(f"_json.{name}").alias(name) for name in fields],
         )
         typed = flat.transform(to_entity)
         future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
-        checks = F.filter(
-            F.concat(
-                F.col(ERRORS),
-                F.array(
-                    F.when(
-                        future,
-                        _reason(
-                            "range",
-                            "timestamp",
-                            F.concat(
-                                F.lit(f"is more than {max_future_skew} after the record arrived at "),
-                                F.col("_arrived_at").cast("string"),
-                            ),
-                        ),
-                    )
+        time_checks = [
+            F.when(
+                future,
+                _reason(
+                    "range",
+                    "timestamp",
+                    F.concat(
+                        F.lit(f"is more than {max_future_skew} after the record arrived at "),
+                        F.col("_arrived_at").cast("string"),
+                    ),
                 ),
-            ),
-            lambda reason: reason.isNotNull(),
-        )
+            )
+        ]
+        if earliest is not None:
+            floor = earliest.astimezone(dt.UTC).replace(tzinfo=None) if earliest.tzinfo else earliest
+            time_checks.append(
+                F.when(
+                    F.col("timestamp") < F.lit(floor),
+                    _reason("range", "timestamp", F.lit(f"is before {floor:%Y-%m-%d %H:%M:%S}, the earliest accepted")),
+                )
+            )
+        checks = F.filter(F.concat(F.col(ERRORS), F.array(*time_checks)), lambda reason: reason.isNotNull())
         errors = (
             F.when(
                 F.col("_too_large"),
                 F.array(_reason("size", "payload", F.lit(f"is larger than {max_payload_bytes} bytes"))),
             )
+            .when(F.col("_not_utf8"), F.array(_reason("encoding", "payload", F.lit("is not valid UTF-8"))))
             .when(F.col("_not_json"), F.array(_reason("format", "payload", F.lit("is not a JSON object"))))
             .otherwise(checks)
         )

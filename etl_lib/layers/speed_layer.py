@@ -69,6 +69,11 @@ STATE_SCHEMA = (
     "dead_letters BIGINT, late BIGINT, duplicates BIGINT, fresh BIGINT, processed_at TIMESTAMP, run_id STRING"
 )
 RAW_SCHEMA = "_source STRING, _stream STRING, _partition STRING, _offset STRING, _arrived_at TIMESTAMP, payload BINARY"
+#: Offsets a tolerant Kafka stream never saw (deleted by retention before it read them): one row per hole.
+GAPS_SCHEMA = (
+    "query_id STRING, batch_id BIGINT, stream STRING, partition STRING, first_missing_offset BIGINT, "
+    "next_offset_read BIGINT, missing_records BIGINT, detected_at TIMESTAMP, run_id STRING"
+)
 PROGRESS_SCHEMA = (
     "query_id STRING, query_run_id STRING, query_name STRING, batch_id BIGINT, timestamp STRING, "
     "num_input_rows BIGINT, input_rows_per_second DOUBLE, processed_rows_per_second DOUBLE, "
@@ -110,6 +115,7 @@ class _Paths:
     outbox: str
     state: str
     progress: str
+    gaps: str
 
 
 def _paths(config: SuiteConfig) -> _Paths:
@@ -125,6 +131,7 @@ def _paths(config: SuiteConfig) -> _Paths:
         outbox=path("gold", "fulfillment_requests"),
         state=path("audit", "stream_state"),
         progress=path("audit", "stream_progress"),
+        gaps=path("audit", "stream_gaps"),
     )
 
 
@@ -219,6 +226,10 @@ class SpeedBatch:
         self.protect = privacy.pii_protection(config, ENTITY)
         #: The event-time high mark after each batch of this run, by batch id.
         self._marks: dict[int, dict[str, Any]] = {}
+        #: The last Kafka offset read per (topic, partition) after each batch of this run, by batch id.
+        self._offsets: dict[int, dict[tuple[str, str], int]] = {}
+        #: Holes in the offsets are looked for where data loss is tolerated (else Spark fails on them).
+        self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
         query_id = self.query_id.get()
@@ -230,7 +241,9 @@ class SpeedBatch:
             return (f"{query_id}:{table}", batch_id)
 
         records = frame.persist()
-        checks = events.parse_events(self.entity, speed.max_payload_bytes, speed.max_future_skew)
+        checks = events.parse_events(
+            self.entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time
+        )
         parsed = records.transform(checks).persist()
         fresh: DataFrame | None = None
         try:
@@ -286,6 +299,15 @@ class SpeedBatch:
                     writes.append(
                         lambda: lakehouse.append(refused, paths.dead_letters, txn("bronze/events_deadletter"))
                     )
+                if self.watch_gaps:
+                    holes = self._gaps(spark, records, query_id, batch_id)
+                    counts["lost"] = sum(hole[4] for hole in holes)
+                    if holes:
+                        log.warning("speed batch %d: %d records lost before they were read: %s",
+                                    batch_id, counts["lost"], holes)  # fmt: skip
+                        rows = [(query_id, batch_id, *hole, now, self.context.run_id) for hole in holes]
+                        gaps = spark.createDataFrame(rows, GAPS_SCHEMA)
+                        writes.append(lambda: lakehouse.append(gaps, paths.gaps, txn("audit/stream_gaps")))
                 if counts["late"]:
                     aside = late.transform(self.protect).withColumn("_watermark", F.lit(watermark).cast("timestamp"))
                     writes.append(lambda: lakehouse.append(aside, paths.late, txn("silver/events_late")))
@@ -296,6 +318,37 @@ class SpeedBatch:
             records.unpersist()
             if fresh is not None:
                 fresh.unpersist()
+
+    def _gaps(
+        self, spark: SparkSession, records: DataFrame, query_id: str, batch_id: int
+    ) -> list[tuple[str, str, int, int, int]]:
+        """``(topic, partition, first missing, next read, missing)`` for each hole before this batch's offsets."""
+        offset = F.col("_offset").cast("bigint")
+        found = records.groupBy("_stream", "_partition").agg(F.min(offset).alias("lo"), F.max(offset).alias("hi"))
+        ranges = {(row["_stream"], row["_partition"]): (int(row["lo"]), int(row["hi"])) for row in found.collect()}
+        previous = self._offsets.get(batch_id - 1)
+        if previous is None:
+            previous = self._stored_offsets(spark, query_id, batch_id)
+        holes = [
+            (stream, partition, previous[(stream, partition)] + 1, low, low - previous[(stream, partition)] - 1)
+            for (stream, partition), (low, _) in sorted(ranges.items())
+            if (stream, partition) in previous and low > previous[(stream, partition)] + 1
+        ]
+        self._offsets[batch_id] = previous | {key: high for key, (_, high) in ranges.items()}
+        return holes
+
+    def _stored_offsets(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[tuple[str, str], int]:
+        """The last offset per (topic, partition) bronze holds from this query's earlier batches (after a restart)."""
+        if not lakehouse.is_delta_table(spark, self.paths.bronze):
+            return {}
+        rows = (
+            lakehouse.read(spark, self.paths.bronze)
+            .where((F.col("_query_id") == query_id) & (F.col("_batch_id") < batch_id))
+            .groupBy("_stream", "_partition")
+            .agg(F.max(F.col("_offset").cast("bigint")).alias("hi"))
+            .collect()
+        )
+        return {(row["_stream"], row["_partition"]): int(row["hi"]) for row in rows}
 
     def _partition_marks(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[str, Any]:
         """Newest event time per stream partition after the batches before ``batch_id`` (as a replay saw it)."""
@@ -428,7 +481,8 @@ def _counts(parsed: DataFrame, fresh: DataFrame, conflicts: DataFrame, watermark
         "dead_letters": int(row["refused"] or 0) + conflict_count,
         "late": int(row["late"] or 0),
         "fresh": fresh_count,
-        "duplicates": int(row["on_time"] or 0) - fresh_count,
+        # Repeats of an event already kept, with the same body; a repeat with another body is a dead letter.
+        "duplicates": int(row["on_time"] or 0) - fresh_count - conflict_count,
     }
 
 
@@ -518,7 +572,9 @@ def silver_schema(spark: SparkSession, config: SuiteConfig) -> Any:
     """The columns of silver/events, derived from the transforms that produce them."""
     entity = config.entities[ENTITY]
     raw = spark.createDataFrame([], RAW_SCHEMA)
-    checks = events.parse_events(entity, config.speed.max_payload_bytes, config.speed.max_future_skew)
+    checks = events.parse_events(
+        entity, config.speed.max_payload_bytes, config.speed.max_future_skew, config.speed.earliest_event_time
+    )
     frame = raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload")
     frame = frame.transform(anomaly_scoring(config, resolve=False))
     if config.quality.rules_of("silver", ENTITY) is not None:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pyspark.sql import SparkSession
 
-from etl_lib.errors import EtlSuiteError, JobFailedError
+from etl_lib.errors import EtlSuiteError, JobFailedError, explain
 from etl_lib.lineage.capture import LineageRecorder, task_scope
 from etl_lib.platform.runtime import TableWrite
 
@@ -91,7 +91,7 @@ def _run_one(spark: SparkSession, task: Task, recorder: LineageRecorder | None) 
             task.name,
             "failed",
             time.monotonic() - started,
-            error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+            error=f"{explain(error)}\n{traceback.format_exc()}",
             exit_code=error.exit_code if isinstance(error, EtlSuiteError) else 1,
         )
     log.info("task %s done in %.1fs", task.name, time.monotonic() - started)

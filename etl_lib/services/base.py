@@ -60,12 +60,12 @@ class LocalService(ABC):
         Raises:
             ServiceError: if the port is taken by another program, or the server does not come up.
         """
+        if not is_loopback(self.host):
+            raise ServiceError(
+                f"{self.name}: services.{self.name}.host is {self.host}; the suite starts local servers on "
+                "loopback only (127.0.0.1): a server elsewhere is used, not started"
+            )
         if self.process.pid() is None:
-            if not is_loopback(self.host):
-                raise ServiceError(
-                    f"{self.name}: services.{self.name}.host is {self.host}; the suite starts local servers on "
-                    "loopback only (127.0.0.1): a server elsewhere is used, not started"
-                )
             if port_is_open(self.host, self.port):
                 raise ServiceError(
                     f"{self.name}: port {self.host}:{self.port} is already in use by a program the suite did not "

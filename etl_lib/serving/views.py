@@ -206,7 +206,7 @@ def recomputed_session_windows(entity: EntityConfig, speed: SpeedConfig) -> Step
     and the same window step aggregates them; late events and events the stream set aside count here, so
     they show up as drift.
     """
-    parse = events.parse_events(entity, speed.max_payload_bytes, speed.max_future_skew)
+    parse = events.parse_events(entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time)
     windows = events.session_windows(speed.window, speed.page_view_type, speed.purchase_type)
 
     def step(bronze: DataFrame) -> DataFrame:

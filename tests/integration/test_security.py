@@ -115,9 +115,14 @@ def test_planted_secrets_reach_no_table_file_or_log_and_an_unreachable_database_
         write_config(tmp_path / "down.yaml", suite_config, postgres, root, unreachable), pg.password_env
     )
     assert down.returncode == 75, down.stderr[-3000:]
-    last = down.stderr.strip().splitlines()[-1]
-    assert "sources.orders_db: the database at " + unreachable + " could not be reached after 3 attempt(s)" in last
-    assert "nothing was read and the high-water mark did not move" in last
+    error = down.stderr[down.stderr.index("\nerror: ") + 1 :].splitlines()
+    assert error[0].startswith("error: ")
+    assert error[0].endswith(" tasks did not succeed:")
+    [landing] = [line for line in error if ": failed: " in line]
+    assert landing.startswith("  bronze/orders_db: failed: SourceUnavailableError: sources.orders_db: the database at ")
+    assert f"{unreachable} could not be reached after 3 attempt(s)" in landing
+    assert "nothing was read and the high-water mark did not move" in landing
+    assert all(": skipped: not run: " in line for line in error[1:] if line != landing)
     assert down.stderr.count("database unreachable") == 2  # the two retries, logged
     assert "Traceback" not in down.stderr
     marks = DeltaTable(str(root / "audit" / "bookmarks"))
@@ -198,10 +203,12 @@ def test_every_local_service_listens_on_loopback_only(
         assert all(is_loopback(address.removeprefix("::ffff:")) for address in addresses), (service.name, addresses)
 
 
-def test_a_service_is_never_started_off_loopback(suite_config: SuiteConfig) -> None:
+def test_a_service_is_never_started_off_loopback(suite_config: SuiteConfig, tmp_path: Path) -> None:
     # Redis may be a remote server the suite only uses, so its host is free; the suite never starts one there.
     everywhere = "0.0.0.0"  # noqa: S104 - the address refused here
-    services = suite_config.services.model_copy(update={"redis": RedisServiceConfig(host=everywhere, port=16399)})
+    services = suite_config.services.model_copy(
+        update={"redis": RedisServiceConfig(host=everywhere, port=16399), "work_dir": str(tmp_path)}
+    )
     with pytest.raises(ServiceError, match=r"^redis: services.redis.host is 0.0.0.0; the suite starts local servers"):
         RedisService(services).up()
     assert RedisService(services).process.pid() is None

@@ -79,3 +79,17 @@ def test_cli_spark_submit_and_glue_arguments_write_the_same_table(
 
     assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "b"), ignore_row_order=True)
     assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "c"), ignore_row_order=True)
+
+
+def test_a_failure_inside_spark_is_explained_in_one_line_not_only_by_a_java_trace(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "extract.parquet").write_bytes(b"this is not parquet at all")
+    failed = run([str(BIN / "etl-suite"), "run", "ingest_files"], tmp_path / "lake", broken, tmp_path)
+    assert failed.returncode == 1
+    # The trace is there for whoever debugs; the last line names the Java exception that says what happened,
+    # not "An error occurred while calling o123.load".
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: java.lang.RuntimeException: ")
+    assert f"{broken / 'extract.parquet'} is not a Parquet file" in last
+    assert "An error occurred while calling" not in last

@@ -4,6 +4,8 @@ import datetime as dt
 import json
 
 from chispa import assert_df_equality
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -15,7 +17,7 @@ ARRIVED = dt.datetime(2011, 1, 1, 12, 0)
 RAW = "_source STRING, _stream STRING, _partition STRING, _offset STRING, _arrived_at TIMESTAMP, payload BINARY"
 
 
-def raw(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
+def raw(spark: SparkSession, payloads: list[bytes | None]) -> DataFrame:
     rows = [("kafka", "customer-events", "0", str(i), ARRIVED, payload) for i, payload in enumerate(payloads)]
     return spark.createDataFrame(rows, RAW)
 
@@ -40,8 +42,13 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
         event(event_id="e5", timestamp="2011-01-01T14:00:00Z"),
         event(event_id="e6", event_type="refund", page_url=None),
         b'{"event_id": "e7", "blob": "' + b"x" * 300 + b'"}',
+        event(event_id="e8", timestamp="1970-01-01T00:00:00Z"),
+        event(event_id="e9", customer_id="caf\xe9").replace(b"caf\\u00e9", b"caf\xe9"),  # Latin-1, not UTF-8
+        event(event_id="e10").replace(b'"e10"', b'"e\x0010"'),  # a raw NUL inside a JSON string
+        event(event_id="e11", customer_id="\u05e9\u05dc\u05d5\u05dd \U0001f600 e\u0301"),  # RTL, emoji, combining
+        None,  # a Kafka record without a value
     ]
-    parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 200, "1 hour"))
+    parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 200, "1 hour", dt.datetime(2000, 1, 1)))
     found = [
         (row["_offset"], row["event_id"], [f"{r['column']} {r['message']}" for r in row["_errors"]])
         for row in parsed.orderBy(F.col("_offset").cast("int")).collect()
@@ -61,7 +68,15 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
         ("8", "e5", ["timestamp is more than 1 hour after the record arrived at 2011-01-01 12:00:00"]),
         ("9", "e6", []),  # other event types are kept, not aggregated
         ("10", None, ["payload is larger than 200 bytes"]),
+        ("11", "e8", ["timestamp is before 2000-01-01 00:00:00, the earliest accepted"]),
+        ("12", "e9", ["payload is not valid UTF-8"]),
+        ("13", None, ["payload is not a JSON object"]),
+        ("14", "e11", []),
+        ("15", None, ["payload is not a JSON object"]),
     ]  # fmt: skip
+    customer = parsed.where("event_id = 'e11'").select("customer_id").first()
+    assert customer is not None
+    assert customer["customer_id"] == "\u05e9\u05dc\u05d5\u05dd \U0001f600 e\u0301"
     purchase = parsed.where("event_id = 'e2'").select("quantity", "amount", "timestamp", "event_date").first()
     assert purchase is not None
     assert (purchase["quantity"], str(purchase["amount"]), purchase["timestamp"], purchase["event_date"]) == (
@@ -135,3 +150,44 @@ def test_views_of_a_few_events(spark: SparkSession) -> None:
     assert (str(value["lifetime_value"]), value["purchase_count"]) == ("10.500", 1)
     outbox = rows.transform(events.fulfillment_requests("purchase"))
     assert [(r["request_id"], r["status"], r["_batch_id"]) for r in outbox.collect()] == [("p1", "pending", 7)]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+FIELD_VALUES = st.one_of(
+    st.text(), st.integers(), st.floats(), st.none(), st.booleans(), JSON_VALUES,
+    st.sampled_from(["page_view", "purchase", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2011-01-01T11:00:00Z"]),
+)  # fmt: skip
+EVENT_OBJECTS = st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(ENTITY.columns, FIELD_VALUES) | {"extra": JSON_VALUES}
+).map(lambda body: json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+PAYLOADS = st.one_of(st.binary(max_size=300), EVENT_OBJECTS, st.just(b""), st.none())
+KNOWN_RULES = {"size", "encoding", "format", "required", "type", "range"}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(payloads=st.lists(PAYLOADS, min_size=1, max_size=40))
+def test_any_record_is_either_a_typed_event_or_refused_with_a_known_reason(
+    spark: SparkSession, payloads: list[bytes | None]
+) -> None:
+    parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 250, "1 hour", dt.datetime(2000, 1, 1)))
+    rows = parsed.orderBy(F.col("_offset").cast("int")).collect()
+    # Nothing is lost and nothing is made up: one row per record, in the records' coordinates.
+    assert [row["_offset"] for row in rows] == [str(i) for i in range(len(payloads))]
+    for row, payload in zip(rows, payloads, strict=True):
+        reasons = row["_errors"]
+        assert row["payload"] == payload
+        if reasons:
+            assert {r["rule"] for r in reasons} <= KNOWN_RULES, reasons
+            assert all(r["message"] for r in reasons)
+            continue
+        # An accepted record is a JSON object with every required field, read as its declared type.
+        document = json.loads(payload or b"")
+        assert isinstance(document, dict)
+        for name in ENTITY.required:
+            assert row[name] is not None
+            assert document.get(name) is not None
+        assert dt.datetime(2000, 1, 1) <= row["timestamp"] <= ARRIVED + dt.timedelta(hours=1)

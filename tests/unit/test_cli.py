@@ -63,6 +63,27 @@ def test_config_error_is_reported_before_spark_starts(tmp_path: Path) -> None:
     assert completed.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("speed.trigger_interval=soon", "speed.trigger_interval"),
+        ("spark.master=yarn-client-please", "spark.master"),
+        ("services.kafka.port=99999", "services.kafka.port"),
+        ("run.process_date=2011-13-45", "run.process_date"),
+        ("speed.max_payload_bytes=-1", "speed.max_payload_bytes"),
+        ("speed.source=carrier-pigeon", "speed.source"),
+    ],
+)
+def test_a_bad_value_is_one_message_naming_its_key_before_spark_starts(tmp_path: Path, override: str, key: str) -> None:
+    completed = run_cli("run", "speed_layer", "--set", override, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    lines = completed.stderr.splitlines()
+    assert lines[0] == f"error: {PROJECT / 'conf' / 'local.yaml'}: invalid configuration"
+    assert lines[1].startswith(f"  {key}: ")
+    assert len(lines) == 2
+
+
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:
     completed = run_cli("run", "ingest_files", "--conf", str(tmp_path / "absent.yaml"))
     assert completed.returncode == 2
