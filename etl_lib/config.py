@@ -10,6 +10,7 @@ files: a section names the environment variable that holds a secret (``password_
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import re
 import types
@@ -24,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from etl_lib.errors import ConfigError
 from etl_lib.platform.paths import project_root
-from etl_lib.platform.secrets import check_reference, scrub
+from etl_lib.platform.secrets import REFERENCE, check_reference, remember, scrub
 
 LAYERS = ("bronze", "silver", "gold", "audit", "mesh")
 Layer = Literal["bronze", "silver", "gold", "audit", "mesh"]
@@ -44,6 +45,13 @@ def _absolute_location(value: str) -> str:
     if is_uri(value):
         return value.rstrip("/")
     return str(Path(value).expanduser().resolve())
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    # A time written without a zone is UTC, the zone of every time the suite stores.
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 _INTERVAL = re.compile(r"^(\d+) (second|minute|hour|day)s?$")
@@ -430,7 +438,7 @@ class SpeedConfig(_Section):
     #: An event stamped further than this past its arrival is refused as coming from the future.
     max_future_skew: str = Field(default="1 hour", pattern=r"^\d+ (second|minute|hour|day)s?$")
     #: Events stamped before this are refused (a clock at zero, a year typed wrong): 1970-01-01 is no event time.
-    earliest_event_time: dt.datetime | None = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    earliest_event_time: Annotated[dt.datetime | None, AfterValidator(_as_utc)] = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     window: str = Field(default="5 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
     #: Event types the gold views aggregate; other types are kept in silver.
     page_view_type: str = "page_view"
@@ -844,10 +852,11 @@ class SuiteConfig(_Section):
                     raise ValueError(
                         f"privacy.pii.{entity_name}.{column}: only text columns of the entity can be hashed or masked"
                     )
-        if self.privacy.hash_key_secret is None and any(
-            treatment == "hash" for treatments in self.privacy.pii.values() for treatment in treatments.values()
-        ):
-            raise ValueError("privacy.hash_key_secret: hashing a column needs the key's secret reference")
+            if entity_name == "events" and "event_id" in treatments:
+                raise ValueError("privacy.pii.events.event_id: the stream deduplicates by event_id; it is no PII")
+        if self.privacy.hash_key_secret is None and any(self.privacy.pii.values()):
+            # Besides hashed columns, the key makes the row digests (line ids, payload digests) keyed.
+            raise ValueError("privacy.hash_key_secret: personal columns need the key's secret reference")
         tables = [source.table for source in self.sources.values()]
         duplicates = sorted({table for table in tables if tables.count(table) > 1})
         if duplicates:
@@ -1072,16 +1081,40 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     return validate_config(apply_overrides(data, overrides), source=str(file))
 
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private_key|access_key|api_key)", re.I)
 REDACTED = "***"
-#: Keys whose value would be a secret itself (``password``, ``fs.s3a.secret.key``, ``session.token``).
-_SECRET_VALUED = re.compile(
-    r"(^|[._-])(password|passwd|pwd|secret|token|credentials?|(api|access|secret|private)[._-]?key)($|[._-])", re.I
-)
-#: Keys that name where a secret lives, or a class that fetches one: not secrets.
-_SECRET_POINTER = re.compile(r"(_env|_secret|_file|[._]provider|[._]providers)$", re.I)
-#: Secrets inside a value: URL credentials, ``?password=``, JAAS ``password="..."``.
-_SECRET_IN_TEXT = re.compile(r"://[^:/@\s]+:[^@\s]+@|[?&;](password|pwd|secret|token)=|\bpassword\s*=\s*\S", re.I)
+#: The last word of a key whose value is a secret itself (``password``, ``session.token``, ``client_secret``).
+_SECRET_WORDS = {"password", "passwd", "pwd", "passphrase", "secret", "token", "credential", "credentials",
+                 "apikey", "secretkey", "accesskey"}  # fmt: skip
+#: Words before a final ``key`` that make it a secret (``fs.s3a.secret.key``, ``api_key``, Azure's account key).
+_KEY_KINDS = {"secret", "access", "api", "private", "account", "encryption", "signing", "client", "master", "shared"}
+#: Keys whose value says where a secret lives, never the secret: ``password_env``, ``password_file``.
+_POINTER_SUFFIXES = ("_env", "_file")
+#: Secrets inside a value: credentials in a URL, ``?password=``, a JAAS ``password="..."``.
+_SECRET_IN_TEXT = re.compile(r"://[^:/@\s]+:[^@/\s]+@|[?&;](password|pwd|secret|token|sig)=|\bpassword\s*=\s*\S", re.I)
+_WORDS = re.compile(r"[._\-\s]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def names_a_secret(name: str, value: object = None) -> bool:
+    """True when configuration key ``name`` holds a secret itself (not where one lives).
+
+    The key's words are read (``fs.s3a.secret.key``, ``awsSecretAccessKey``, ``sfPassword``): it is a secret when
+    its last word is one (password, token, secret, ...), or is ``key`` after secret, access, api, account, ...
+    Keys ending in ``_env`` or ``_file``, and ``*_secret`` keys holding a secret reference, only point to one.
+    """
+    if name.endswith(_POINTER_SUFFIXES):
+        return False
+    if name.endswith("_secret") and isinstance(value, str) and REFERENCE.match(value):
+        return False
+    words = [word.lower() for word in _WORDS.split(name) if word]
+    if not words:
+        return False
+    if words[-1] in _SECRET_WORDS:
+        return True
+    if words[-1] == "key" and len(words) > 1 and words[-2] in _KEY_KINDS:
+        return True
+    # Azure: fs.azure.account.key.<account host> and fs.azure.sas.<container>.<account host>.
+    pairs = list(itertools.pairwise(words))
+    return ("account", "key") in pairs or (words[:3] == ["fs", "azure", "sas"] and "provider" not in words)
 
 
 def _secrets_written_in(data: Any, key: str = "", name: str = "") -> list[str]:
@@ -1095,7 +1128,7 @@ def _secrets_written_in(data: Any, key: str = "", name: str = "") -> list[str]:
         return [hit for i, item in enumerate(data) for hit in _secrets_written_in(item, f"{key}[{i}]", name)]
     if data in (None, "") or isinstance(data, bool):
         return []
-    if _SECRET_VALUED.search(name) and not _SECRET_POINTER.search(name):
+    if names_a_secret(name, data):
         return [key]
     if isinstance(data, str) and _SECRET_IN_TEXT.search(data):
         return [key]
@@ -1112,7 +1145,7 @@ def redact(value: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v, key) for v in value]
-    if key and _SECRET_KEY.search(key) and not key.endswith("_env") and value not in (None, ""):
+    if key and value not in (None, "") and names_a_secret(key, value):
         return REDACTED
     if isinstance(value, str):
         return scrub(value)
@@ -1126,6 +1159,9 @@ def redacted(config: SuiteConfig) -> dict[str, Any]:
 
 
 def secret_from_env(variable: str) -> str | None:
-    """The secret held by environment variable ``variable``, or None when it is unset or empty."""
+    """The secret held by environment variable ``variable``, or None when it is unset or empty.
+
+    The value is remembered as a secret, so that logs and audit rows never show it.
+    """
     value = os.environ.get(variable)
-    return value or None
+    return remember(value) if value else None

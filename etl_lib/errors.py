@@ -20,6 +20,14 @@ def explain(error: BaseException) -> str:
 
     A Py4J error's own text is the whole Java stack trace, and its first line names only the method called.
     """
+    try:
+        return _explain(error)
+    except Exception:  # noqa: BLE001 - the JVM may be gone; then the Python text is all there is
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _explain(error: BaseException) -> str:
     java = getattr(error, "java_exception", None)
     if java is not None:
         chain = [java]

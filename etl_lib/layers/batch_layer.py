@@ -27,6 +27,7 @@ from etl_lib.errors import ConfigError
 from etl_lib.layers import dimensions, gold, privacy, silver
 from etl_lib.layers.changes import diff_rows
 from etl_lib.layers.landing import land_files, land_jdbc, writes_of_run
+from etl_lib.platform import secrets
 from etl_lib.platform.dag import Task, raise_for_failures, run_tasks
 from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.quality.apply import check
@@ -57,7 +58,9 @@ def _order_lines_handler(
     clean = silver.clean_order_lines(batch.product_code_pattern, batch.non_product_codes)
     reading = f"bronze/{source.table}"
     score = _anomaly_scoring(config)
-    protect = privacy.pii_protection(config, ENTITY)
+    treatments = config.privacy.pii.get(ENTITY, {})
+    key = secrets.privacy_key(config) if treatments else None
+    protect = privacy.pii_protection(treatments, key)
 
     reference = end_of(config, context)
 
@@ -79,9 +82,10 @@ def _order_lines_handler(
                     lakehouse.append(bad, rejects, idempotency=(f"rejects:{reading}->silver/{ENTITY}", batch_id))
                 good = (
                     silver.accepted(typed)
-                    # Before the line id: no digest of silver is taken over personal values in clear.
+                    # The line id is taken over the values as landed (keyed when some are personal), so
+                    # that masking two different values alike does not make two lines one.
+                    .transform(silver.with_line_id(list(entity.columns), key))
                     .transform(protect)
-                    .transform(silver.with_line_id(list(entity.columns)))
                     .transform(clean)
                     .transform(silver.dedupe_lines)
                     .transform(score)

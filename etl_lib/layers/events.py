@@ -90,7 +90,8 @@ def parse_events(
             )
         ]
         if earliest is not None:
-            floor = earliest.astimezone(dt.UTC).replace(tzinfo=None) if earliest.tzinfo else earliest
+            # An aware time is one instant whatever the driver's or the session's zone.
+            floor = earliest.astimezone(dt.UTC) if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
             time_checks.append(
                 F.when(
                     F.col("timestamp") < F.lit(floor),

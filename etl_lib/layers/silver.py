@@ -12,6 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import EntityConfig
+from etl_lib.layers.privacy import keyed_hash
 
 Step = Callable[[DataFrame], DataFrame]
 
@@ -136,11 +137,16 @@ def rejected(target: str, run_id: str, rejected_at: dt.datetime) -> Step:
     return step
 
 
-def with_line_id(entity_columns: list[str]) -> Step:
-    """Step adding ``line_id``: a SHA-256 of the typed values, equal for exact duplicates only."""
+def with_line_id(entity_columns: list[str], key: bytes | None = None) -> Step:
+    """Step adding ``line_id``: a digest of the typed values, equal for exact duplicates only.
+
+    It is SHA-256, or HMAC-SHA256 under ``key`` when the entity has personal columns: a plain digest of a row
+    whose other values are known would let anyone test guesses of the personal ones.
+    """
 
     def step(frame: DataFrame) -> DataFrame:
-        digest = F.sha2(F.to_json(F.struct(*[F.col(name) for name in entity_columns])), 256)
+        row = F.to_json(F.struct(*[F.col(name) for name in entity_columns]))
+        digest = keyed_hash(key)(row) if key is not None else F.sha2(row, 256)
         return frame.select(digest.alias(LINE_ID), *frame.columns)
 
     return step

@@ -42,6 +42,7 @@ from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers import events, privacy
 from etl_lib.layers.landing import writes_of_run
 from etl_lib.lineage.capture import task_scope
+from etl_lib.platform import secrets
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
 from etl_lib.quality.audit import Stamp
@@ -223,7 +224,9 @@ class SpeedBatch:
         self.recorder = recorder
         self.paths = _paths(config)
         self.score = anomaly_scoring(config)
-        self.protect = privacy.pii_protection(config, ENTITY)
+        treatments = config.privacy.pii.get(ENTITY, {})
+        self.pii_key = secrets.privacy_key(config) if treatments else None
+        self.protect = privacy.pii_protection(treatments, self.pii_key)
         #: The event-time high mark after each batch of this run, by batch id.
         self._marks: dict[int, dict[str, Any]] = {}
         #: The last Kafka offset read per (topic, partition) after each batch of this run, by batch id.
@@ -244,7 +247,13 @@ class SpeedBatch:
         checks = events.parse_events(
             self.entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time
         )
-        parsed = records.transform(checks).persist()
+        parsed = records.transform(checks)
+        if self.pii_key is not None:
+            # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose other
+            # fields silver shows would let anyone test guesses of the personal ones.
+            digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
+            parsed = parsed.withColumn("_payload_digest", digest)
+        parsed = parsed.persist()
         fresh: DataFrame | None = None
         try:
             metadata = run_metadata(self.context, "speed_layer", query_id=query_id, batch_id=batch_id)
@@ -310,6 +319,9 @@ class SpeedBatch:
                         writes.append(lambda: lakehouse.append(gaps, paths.gaps, txn("audit/stream_gaps")))
                 if counts["late"]:
                     aside = late.transform(self.protect).withColumn("_watermark", F.lit(watermark).cast("timestamp"))
+                    if self.pii_key is not None:
+                        # Bronze keeps the payload as it came; silver's late events keep only protected values.
+                        aside = aside.withColumn("payload", F.lit(None).cast("binary"))
                     writes.append(lambda: lakehouse.append(aside, paths.late, txn("silver/events_late")))
                 written = _all_at_once(writes)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
@@ -322,7 +334,11 @@ class SpeedBatch:
     def _gaps(
         self, spark: SparkSession, records: DataFrame, query_id: str, batch_id: int
     ) -> list[tuple[str, str, int, int, int]]:
-        """``(topic, partition, first missing, next read, missing)`` for each hole before this batch's offsets."""
+        """``(topic, partition, first missing, next read, missing)`` for each hole before this batch's offsets.
+
+        A hole is offsets never read. Transaction markers and compacted-away keys take offsets too, so on such
+        topics a hole is an upper bound of what retention removed.
+        """
         offset = F.col("_offset").cast("bigint")
         found = records.groupBy("_stream", "_partition").agg(F.min(offset).alias("lo"), F.max(offset).alias("hi"))
         ranges = {(row["_stream"], row["_partition"]): (int(row["lo"]), int(row["hi"])) for row in found.collect()}

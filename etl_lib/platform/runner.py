@@ -12,6 +12,7 @@ from etl_lib.lineage.capture import task_scope
 from etl_lib.platform.governance import Governance
 from etl_lib.platform.registry import get_job
 from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.platform.secrets import install_log_redaction
 from etl_lib.platform.session import build_session
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def run_job(
         EtlSuiteError: whatever the job raises; it is never swallowed.
     """
     spec = get_job(name)
+    # Notebooks and tests call this directly: the log handlers they have scrub secrets as the CLI's do.
+    install_log_redaction()
     function = spec.load()
     context = context or RunContext.new(name)
     session = spark or build_session(config.spark)

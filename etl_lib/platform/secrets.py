@@ -34,7 +34,7 @@ REDACTED = "***"
 #: What a secret reference looks like.
 REFERENCE = re.compile(r"^(env|file|aws-secretsmanager|databricks):(\S+)$")
 #: Credentials written into a URL (``scheme://user:password@host``) or into its parameters (``?password=x``).
-_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
 _URL_PASSWORD = re.compile(r"([?&;](?:password|pwd|secret|token|apikey|api_key)=)[^&;\s]+", re.I)
 #: Shorter values are not scrubbed from text: they would hide ordinary words and numbers.
 _MIN_SCRUBBED = 4
@@ -70,12 +70,13 @@ def check_reference(value: str) -> str:
     """
     match = REFERENCE.match(value)
     if match is None:
+        # The value is not repeated: what was typed here may be the secret itself.
         raise ValueError(
-            f"{value!r} is not a secret reference: env:NAME, file:PATH, aws-secretsmanager:NAME[#FIELD] "
+            "not a secret reference: env:NAME, file:PATH, aws-secretsmanager:NAME[#FIELD] "
             "or databricks:SCOPE/KEY (the secret itself never goes in configuration)"
         )
     if match.group(1) == "databricks" and match.group(2).count("/") != 1:
-        raise ValueError(f"{value!r}: a Databricks secret is databricks:SCOPE/KEY")
+        raise ValueError("a Databricks secret is databricks:SCOPE/KEY")
     return value
 
 
@@ -99,7 +100,7 @@ def resolve(reference: str, config: SuiteConfig, what: str) -> str:
         where = f"environment variable {name}"
     elif kind == "file":
         path = Path(name).expanduser()
-        value = path.read_text(encoding="utf-8").splitlines()[0].strip() if path.is_file() else ""
+        value = first_line(path, what)
         where = f"file {path}"
     elif kind == "aws-secretsmanager":
         value = _from_secrets_manager(name, config, what)
@@ -110,6 +111,33 @@ def resolve(reference: str, config: SuiteConfig, what: str) -> str:
     if not value:
         raise ConfigError(f"{what}: {where} is missing or empty")
     return remember(value)
+
+
+def first_line(path: Path, what: str) -> str:
+    """The first line of a secret file, stripped; empty when the file is missing or empty.
+
+    Raises:
+        ConfigError: if the file exists but cannot be read as UTF-8 text.
+    """
+    if not path.is_file():
+        return ""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{what}: cannot read {path}: {type(error).__name__}") from None
+    return next(iter(text.splitlines()), "").strip()
+
+
+def privacy_key(config: SuiteConfig) -> bytes | None:
+    """The key of the suite's keyed hashes (``privacy.hash_key_secret``), or None when no PII is configured.
+
+    Raises:
+        ConfigError: if the secret cannot be read.
+    """
+    reference = config.privacy.hash_key_secret
+    if reference is None or not any(config.privacy.pii.values()):
+        return None
+    return resolve(reference, config, "privacy.hash_key_secret").encode("utf-8")
 
 
 def _from_secrets_manager(name: str, config: SuiteConfig, what: str) -> str:
@@ -160,7 +188,10 @@ class RedactingFilter(logging.Filter):
     """Log filter rewriting every record's message through :func:`scrub`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is logging's to report, not ours
+            return True
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

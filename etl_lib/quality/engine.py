@@ -14,8 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -287,14 +290,64 @@ _REFUSED_NODES = {
 }
 
 
-def _node_names(expression: object) -> Iterator[str]:
-    """Simple class names of a Catalyst expression (through Py4J) and of every expression under it."""
+#: Built-in functions a rule may not call: they reach Java, or fail on purpose instead of judging a row.
+_REFUSED_FUNCTIONS = {"reflect", "java_method", "try_reflect", "raise_error", "assert_true"}
+#: PySpark's logger of analysis errors is shared by every thread checking rules: silenced while any of them probes.
+_QUIET = threading.Lock()
+_quiet_depth = [0, logging.NOTSET]
+
+
+@contextmanager
+def _analysis_errors_unlogged() -> Iterator[None]:
+    """PySpark logs every analysis error it raises; a refused rule is reported once, by the caller."""
+    quiet = logging.getLogger("SQLQueryContextLogger")
+    with _QUIET:
+        if _quiet_depth[0] == 0:
+            _quiet_depth[1] = quiet.level
+            quiet.setLevel(logging.CRITICAL)
+        _quiet_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet_depth[0] -= 1
+            if _quiet_depth[0] == 0:
+                quiet.setLevel(_quiet_depth[1])
+
+
+def _nodes(expression: Any) -> Iterator[Any]:
+    """A Catalyst expression (through Py4J) and every expression under it."""
     stack = [expression]
     while stack:
         node = stack.pop()
-        yield str(node.getClass().getSimpleName())  # type: ignore[attr-defined]
-        children = node.children()  # type: ignore[attr-defined]
+        yield node
+        children = node.children()
         stack.extend(children.apply(i) for i in range(children.size()))
+
+
+def _node_names(expression: Any) -> Iterator[str]:
+    """Simple class names of a Catalyst expression and of every expression under it."""
+    for node in _nodes(expression):
+        yield str(node.getClass().getSimpleName())
+
+
+def _function_problem(spark: SparkSession, expression: str) -> str | None:
+    """Why a function ``expression`` calls is not allowed in a rule: only Spark's own built-ins are."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    parsed = spark._jsparkSession.sessionState().sqlParser().parseExpression(expression)
+    builtin = jvm.org.apache.spark.sql.catalyst.analysis.FunctionRegistry.builtin()
+    for node in _nodes(parsed):
+        if str(node.getClass().getSimpleName()) != "UnresolvedFunction":
+            continue
+        parts = node.nameParts()
+        name = ".".join(str(parts.apply(i)) for i in range(parts.size()))
+        known = parts.size() == 1 and builtin.functionExists(jvm.org.apache.spark.sql.catalyst.FunctionIdentifier(name))
+        if not known:
+            return f"it calls {name}, which is not one of Spark's built-in functions"
+        if name.lower() in _REFUSED_FUNCTIONS:
+            return f"it calls {name}, which a rule may not call"
+    return None
 
 
 def expression_problem(spark: SparkSession, expression: str, schema: StructType) -> str | None:
@@ -305,19 +358,14 @@ def expression_problem(spark: SparkSession, expression: str, schema: StructType)
     Nothing is read.
     """
     probe = spark.createDataFrame([], schema)
-    # PySpark logs every analysis error it raises; a refused rule is reported once, by the caller.
-    quiet = logging.getLogger("SQLQueryContextLogger")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
     try:
-        projected = probe.selectExpr(f"({expression}) AS __rule")
-        kind = projected.schema["__rule"].dataType
-        plan = projected._jdf.queryExecution().analyzed()
+        with _analysis_errors_unlogged():
+            projected = probe.selectExpr(f"({expression}) AS __rule")
+            kind = projected.schema["__rule"].dataType
+            plan = projected._jdf.queryExecution().analyzed()
     except Exception as error:  # noqa: BLE001 - Spark's parse and analysis errors are what the caller reports
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         return f"Spark cannot read it: {lines[0] if lines else type(error).__name__}"
-    finally:
-        quiet.setLevel(level)
     if not isinstance(kind, BooleanType):
         return f"it is {kind.simpleString()}, not boolean"
     source = probe._jdf.queryExecution().analyzed().nodeName()
@@ -328,7 +376,7 @@ def expression_problem(spark: SparkSession, expression: str, schema: StructType)
         for node in _node_names(expressions.apply(index)):
             if node in _REFUSED_NODES:
                 return f"it {_REFUSED_NODES[node]}"
-    return None
+    return _function_problem(spark, expression)
 
 
 def check_expressions(frame: DataFrame, name: str, table: TableQualityConfig) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl_lib.config import PostgresServiceConfig, ServicesConfig, secret_from_env
 from etl_lib.errors import ServiceError
+from etl_lib.platform.secrets import remember
 from etl_lib.services.base import LocalService
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class PostgresService(LocalService):
             return from_env
         stored = self.state_dir / "password"
         if stored.is_file():
-            return stored.read_text(encoding="utf-8").strip()
+            return remember(stored.read_text(encoding="utf-8").strip())
         raise ServiceError(
             f"postgres: no password: set ${self.pg.password_env} or start the local server once "
             "(`etl-suite services up postgres`) to create one"

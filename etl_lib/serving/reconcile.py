@@ -23,7 +23,9 @@ from pyspark.sql import functions as F
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, interval
 from etl_lib.errors import ConfigError
+from etl_lib.layers import privacy
 from etl_lib.lineage.capture import record_read, task_scope
+from etl_lib.platform import secrets
 from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.serving import views
 
@@ -104,7 +106,9 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
     seen = extent(lines, silver)
     # Aligned to the window, so that no speed window straddles the cutoff.
     cutoff = views.floor_to_window(_utc(serving.cutoff) or seen.batch_last, window)
-    recomputed = bronze.transform(views.recomputed_session_windows(entity, speed)).persist()
+    treatments = config.privacy.pii.get("events", {})
+    protect = privacy.pii_protection(treatments, secrets.privacy_key(config) if treatments else None)
+    recomputed = bronze.transform(views.recomputed_session_windows(entity, speed, protect)).persist()
 
     revenue = views.served_daily_revenue(
         lines.transform(views.batch_daily_revenue(cutoff)), speed_windows.transform(views.speed_daily_revenue(cutoff))

@@ -199,12 +199,13 @@ def session_key(frame: DataFrame) -> Column:
     )
 
 
-def recomputed_session_windows(entity: EntityConfig, speed: SpeedConfig) -> Step:
+def recomputed_session_windows(entity: EntityConfig, speed: SpeedConfig, protect: Step | None = None) -> Step:
     """Step recomputing the speed layer's session windows from ``bronze/events``, the immutable event log.
 
     The records are parsed and refused exactly as the speed layer does, one row is kept per ``event_id``,
     and the same window step aggregates them; late events and events the stream set aside count here, so
-    they show up as drift.
+    they show up as drift. ``protect`` is the step the speed layer applies to personal columns, so that the
+    windows group by the same (hashed or masked) values as the stream's.
     """
     parse = events.parse_events(entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time)
     windows = events.session_windows(speed.window, speed.page_view_type, speed.purchase_type)
@@ -214,6 +215,8 @@ def recomputed_session_windows(entity: EntityConfig, speed: SpeedConfig) -> Step
         accepted = parsed.where(F.size(events.ERRORS) == 0).select(
             *entity.columns, "_payload_digest", *events.TRACE_COLUMNS
         )
+        if protect is not None:
+            accepted = accepted.transform(protect)
         return accepted.transform(events.first_per_event_id).transform(windows)
 
     return step

@@ -53,11 +53,11 @@ def jdbc_password(source: JdbcSourceConfig, name: str, config: SuiteConfig) -> s
     if source.password_env:
         value = secret_from_env(source.password_env)
         if value:
-            return secrets.remember(value)
+            return value
     if source.password_file:
-        path = Path(source.password_file)
-        if path.is_file():
-            return secrets.remember(path.read_text(encoding="utf-8").splitlines()[0].strip())
+        value = secrets.first_line(Path(source.password_file), f"sources.{name}.password_file")
+        if value:
+            return secrets.remember(value)
     if source.password_env or source.password_file:
         raise ConfigError(
             f"sources.{name}: no password: set ${source.password_env or '<password_env>'}"

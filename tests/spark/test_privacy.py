@@ -1,4 +1,5 @@
-"""Personal data in silver: the keyed hash equals RFC 2104 HMAC-SHA256, masks keep the last four characters."""
+"""Personal data in silver: the keyed hash equals RFC 2104 HMAC-SHA256 and its key shows in no plan, masks keep
+the last four characters."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from etl_lib.errors import ConfigError
 from etl_lib.layers.privacy import protect_pii
 
 KEY = b"pii-key-for-tests"
@@ -37,5 +39,17 @@ def test_keyed_hash_is_hmac_sha256_and_mask_keeps_the_last_four(spark: SparkSess
 def test_columns_not_named_are_untouched_and_hashing_needs_a_key(spark: SparkSession) -> None:
     frame = spark.createDataFrame([("a", "b")], "x STRING, y STRING")
     assertDataFrameEqual(frame.transform(protect_pii({"absent": "mask"}, None)), frame)
-    with pytest.raises(ValueError, match="a keyed hash needs a key"):
+    with pytest.raises(ConfigError, match="a keyed hash needs a key"):
         protect_pii({"x": "hash"}, None)
+
+
+def test_the_key_is_in_no_query_plan(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([("17850",)], "customer_id STRING").transform(
+        protect_pii({"customer_id": "hash"}, KEY)
+    )
+    plans = frame._jdf.queryExecution().toString()
+    padded = KEY.ljust(64, b"\0")
+    for text in (KEY, bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)):
+        assert text.hex() not in plans.lower()
+        assert text.decode("latin-1") not in plans
+    assert frame.first() == (reference_hmac(KEY, "17850"),)

@@ -122,6 +122,12 @@ def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSess
         ("qty > (SELECT max(id) FROM range(3))", "it runs a subquery"),
         ("reflect('java.lang.System', 'getProperty', 'user.home') IS NOT NULL", "it calls a Java method"),
         ("java_method('java.lang.Math', 'abs', qty) > 0", "it calls a Java method"),
+        ("try_reflect('java.lang.Math', 'abs', qty) IS NULL", "it calls a Java method"),
+        ("EXISTS (SELECT 1)", "it runs a subquery"),
+        ("raise_error('stop') IS NULL", "it calls raise_error, which a rule may not call"),
+        ("assert_true(qty > 0) IS NULL", "it calls assert_true, which a rule may not call"),
+        ("registered_udf(qty)", "Spark cannot read it: [UNRESOLVED_ROUTINE]"),
+        ("spark_catalog.default.fn(qty)", "Spark cannot read it: [UNRESOLVED_ROUTINE]"),
     ],
 )
 def test_an_expression_rule_must_be_a_boolean_row_expression_over_the_tables_columns(
@@ -142,3 +148,10 @@ def test_a_good_expression_is_checked_against_the_schema_it_runs_on(spark: Spark
     assert (expression_problem(spark, "country RLIKE '^U'", other) or "").startswith(
         "Spark cannot read it: [UNRESOLVED_COLUMN"
     )
+
+
+def test_a_function_registered_in_the_session_is_not_a_rule_function(spark: SparkSession) -> None:
+    spark.udf.register("positive_qty", lambda q: q is not None and q > 0, "boolean")
+    problem = expression_problem(spark, "positive_qty(qty)", lines(spark).schema)
+    assert problem is not None
+    assert problem.startswith("it call")  # a user-defined function, refused by its node or by its name

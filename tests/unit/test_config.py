@@ -246,6 +246,12 @@ def test_redaction_hides_secrets_but_not_where_they_come_from() -> None:
         ("spark.conf.spark.sql.catalog.x.uri=jdbc:postgresql://etl:hunter2@db/x", "spark.conf.spark.sql.catalog.x.uri"),
         ("spark.conf.kafka.sasl.jaas.config=x required username=u password=p;", "spark.conf.kafka.sasl.jaas.config"),
         ("sources.db.password=hunter2", "sources.db.password"),
+        ("privacy.hash_key_secret=hunter2", "privacy.hash_key_secret"),  # a secret where its reference goes
+        (
+            "spark.conf.spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net=a2V5",
+            "spark.conf.spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net",
+        ),
+        ("spark.conf.spark.hadoop.fs.s3.awsSecretAccessKey=AKIA/x", "spark.conf.spark.hadoop.fs.s3.awsSecretAccessKey"),
     ],
 )
 def test_secrets_written_in_configuration_are_refused(tmp_path: Path, override: str, key: str) -> None:
@@ -263,6 +269,10 @@ def test_what_names_a_secret_is_not_one(tmp_path: Path) -> None:
         [
             "spark.conf.spark.hadoop.fs.s3a.aws.credentials.provider=com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
             "spark.conf.spark.redaction.regex=(?i)secret|password",
+            "spark.conf.spark.hadoop.fs.s3a.delegation.token.binding=org.example.Binding",
+            "spark.conf.spark.security.credentials.renewalRatio=0.75",
+            "spark.conf.spark.hadoop.fs.azure.sas.token.provider.type=org.example.SasProvider",
+            "spark.conf.spark.sql.catalog.x.uri=https://catalog:8443/api/user@example",
             "lineage.openlineage.api_key_secret=aws-secretsmanager:lineage#api_key",
             "privacy.hash_key_secret=env:PII_KEY",
         ],
@@ -274,7 +284,6 @@ def test_what_names_a_secret_is_not_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("privacy.hash_key_secret=hunter2", "'hunter2' is not a secret reference"),
         ("privacy.hash_key_secret=databricks:no-key", "a Databricks secret is databricks:SCOPE/KEY"),
         ("services.kafka.host=0.0.0.0", "'0.0.0.0' is not a loopback address"),
         ("services.postgres.host=10.1.2.3", "'10.1.2.3' is not a loopback address"),
@@ -287,8 +296,12 @@ def test_secret_references_and_service_addresses_are_checked(tmp_path: Path, ove
 
 def test_pii_columns_must_be_text_columns_of_the_entity_and_hashing_needs_a_key() -> None:
     base = load_config(PROJECT / "conf" / "local.yaml").model_dump(mode="json")
-    with pytest.raises(ConfigError, match=r"privacy.hash_key_secret: hashing a column needs the key"):
+    with pytest.raises(ConfigError, match=r"privacy.hash_key_secret: personal columns need the key"):
         validate_config({**base, "privacy": {"pii": {"events": {"customer_id": "hash"}}}})
+    with pytest.raises(ConfigError, match=r"privacy.hash_key_secret: personal columns need the key"):
+        validate_config({**base, "privacy": {"pii": {"events": {"user_agent": "mask"}}}})
+    with pytest.raises(ConfigError, match=r"privacy.pii.events.event_id: the stream deduplicates by event_id"):
+        validate_config({**base, "privacy": {"pii": {"events": {"event_id": "hash"}}, "hash_key_secret": "env:K"}})
     with pytest.raises(ConfigError, match=r"privacy.pii.events.quantity: only text columns"):
         validate_config({**base, "privacy": {"pii": {"events": {"quantity": "mask"}}}})
     with pytest.raises(ConfigError, match=r"privacy.pii.people: no entity 'people'"):
