@@ -336,7 +336,9 @@ def _function_problem(spark: SparkSession, expression: str) -> str | None:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     parsed = spark._jsparkSession.sessionState().sqlParser().parseExpression(expression)
-    builtin = jvm.org.apache.spark.sql.catalyst.analysis.FunctionRegistry.builtin()
+    # The Scala object itself: Scala 2.12 (the Spark 3.5 line) gives a trait's companion no static forwarders.
+    registry = getattr(jvm.org.apache.spark.sql.catalyst.analysis, "FunctionRegistry$")
+    builtin = getattr(registry, "MODULE$").builtin()
     for node in _nodes(parsed):
         if str(node.getClass().getSimpleName()) != "UnresolvedFunction":
             continue
