@@ -122,7 +122,11 @@ def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSess
         ("qty > (SELECT max(id) FROM range(3))", "it runs a subquery"),
         ("reflect('java.lang.System', 'getProperty', 'user.home') IS NOT NULL", "it calls a Java method"),
         ("java_method('java.lang.Math', 'abs', qty) > 0", "it calls a Java method"),
-        ("try_reflect('java.lang.Math', 'abs', qty) IS NULL", "it calls a Java method"),
+        # Spark 4 has try_reflect; Spark 3.5 does not know the name.
+        (
+            "try_reflect('java.lang.Math', 'abs', qty) IS NULL",
+            ("it calls a Java method", "Spark cannot read it: [UNRESOLVED_ROUTINE]"),
+        ),
         ("EXISTS (SELECT 1)", "it runs a subquery"),
         ("raise_error('stop') IS NULL", "it calls raise_error, which a rule may not call"),
         ("assert_true(qty > 0) IS NULL", "it calls assert_true, which a rule may not call"),
@@ -131,13 +135,15 @@ def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSess
     ],
 )
 def test_an_expression_rule_must_be_a_boolean_row_expression_over_the_tables_columns(
-    spark: SparkSession, expression: str, problem: str
+    spark: SparkSession, expression: str, problem: str | tuple[str, ...]
 ) -> None:
     table = rules({"name": "hostile", "type": "expression", "expression": expression})
     with pytest.raises(ConfigError) as raised:
         evaluate(lines(spark), "silver/lines", table, 0.8, "run-1", NOW)
     message = str(raised.value)
-    assert message.startswith(f"quality.tables.silver/lines: rule hostile: expression {expression!r}: {problem}")
+    problems = problem if isinstance(problem, tuple) else (problem,)
+    prefix = f"quality.tables.silver/lines: rule hostile: expression {expression!r}: "
+    assert message.startswith(tuple(prefix + p for p in problems)), message
     assert "\n" not in message
 
 
