@@ -58,9 +58,8 @@ def _order_lines_handler(
     clean = silver.clean_order_lines(batch.product_code_pattern, batch.non_product_codes)
     reading = f"bronze/{source.table}"
     score = _anomaly_scoring(config)
-    treatments = config.privacy.pii.get(ENTITY, {})
-    key = secrets.privacy_key(config) if treatments else None
-    protect = privacy.pii_protection(treatments, key)
+    key = secrets.privacy_key(config, ENTITY)
+    protect = privacy.pii_protection(config.privacy.pii.get(ENTITY, {}), key)
 
     reference = end_of(config, context)
 

@@ -224,9 +224,8 @@ class SpeedBatch:
         self.recorder = recorder
         self.paths = _paths(config)
         self.score = anomaly_scoring(config)
-        treatments = config.privacy.pii.get(ENTITY, {})
-        self.pii_key = secrets.privacy_key(config) if treatments else None
-        self.protect = privacy.pii_protection(treatments, self.pii_key)
+        self.pii_key = secrets.privacy_key(config, ENTITY)
+        self.protect = privacy.pii_protection(config.privacy.pii.get(ENTITY, {}), self.pii_key)
         #: The event-time high mark after each batch of this run, by batch id.
         self._marks: dict[int, dict[str, Any]] = {}
         #: The last Kafka offset read per (topic, partition) after each batch of this run, by batch id.

@@ -128,14 +128,14 @@ def first_line(path: Path, what: str) -> str:
     return next(iter(text.splitlines()), "").strip()
 
 
-def privacy_key(config: SuiteConfig) -> bytes | None:
-    """The key of the suite's keyed hashes (``privacy.hash_key_secret``), or None when no PII is configured.
+def privacy_key(config: SuiteConfig, entity: str) -> bytes | None:
+    """The key of the keyed hashes of ``entity`` (``privacy.hash_key_secret``), or None when it has no PII.
 
     Raises:
         ConfigError: if the secret cannot be read.
     """
     reference = config.privacy.hash_key_secret
-    if reference is None or not any(config.privacy.pii.values()):
+    if reference is None or not config.privacy.pii.get(entity):
         return None
     return resolve(reference, config, "privacy.hash_key_secret").encode("utf-8")
 

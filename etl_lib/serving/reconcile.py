@@ -106,8 +106,7 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
     seen = extent(lines, silver)
     # Aligned to the window, so that no speed window straddles the cutoff.
     cutoff = views.floor_to_window(_utc(serving.cutoff) or seen.batch_last, window)
-    treatments = config.privacy.pii.get("events", {})
-    protect = privacy.pii_protection(treatments, secrets.privacy_key(config) if treatments else None)
+    protect = privacy.pii_protection(config.privacy.pii.get("events", {}), secrets.privacy_key(config, "events"))
     recomputed = bronze.transform(views.recomputed_session_windows(entity, speed, protect)).persist()
 
     revenue = views.served_daily_revenue(
