@@ -801,6 +801,12 @@ class RunConfig(_Section):
     available_now: bool = False
     #: The table a table-level job works on (``quality replay``), as ``layer/name``.
     table: str | None = Field(default=None, pattern=r"^(bronze|silver|gold|audit|mesh)/[a-z][a-z0-9_]*$")
+    #: A job that runs alone (the batch layer, file ingestion) waits this long for another run of it to end,
+    #: then fails with exit code 75; 0 fails at once.
+    lock_wait_seconds: float = Field(default=0.0, ge=0)
+    #: A run renews its lock every third of this; a lock not renewed for this long is free again (a run that
+    #: died on another machine). On this machine a dead holder's lock is free at once.
+    lock_lease_seconds: float = Field(default=300.0, ge=3)
 
 
 class SuiteConfig(_Section):

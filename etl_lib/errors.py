@@ -87,3 +87,12 @@ class SourceUnavailableError(EtlSuiteError):
     """
 
     exit_code = 75
+
+
+class RunLockedError(EtlSuiteError):
+    """Another run of the same job holds its lock on this lakehouse: this run did not start.
+
+    Its exit code is EX_TEMPFAIL (75): a scheduler may run the job again once the other run ends.
+    """
+
+    exit_code = 75

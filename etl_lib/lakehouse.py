@@ -8,6 +8,7 @@ the tables it read), which is how later runs know what they already consumed and
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from etl_lib.lineage.capture import record_read, recording
+
+log = logging.getLogger(__name__)
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
@@ -141,6 +144,40 @@ def ensure_table(
     return builder.execute()
 
 
+def add_columns(spark: SparkSession, path: str, wanted: StructType, name: str) -> list[str]:
+    """Give the table at ``path`` the top-level columns of ``wanted`` it lacks (nullable; earlier rows null).
+
+    A column the table has with another type is not changed in place: that would rewrite or misread every
+    row written before.
+
+    Returns:
+        The columns added, as ``name type``.
+
+    Raises:
+        ConfigError: naming ``name``, the column, its type in the table and the type wanted.
+    """
+    from etl_lib.errors import ConfigError
+
+    have = {field.name: field for field in DeltaTable.forPath(spark, path).toDF().schema.fields}
+    changed = [
+        f"{field.name} is {have[field.name].dataType.simpleString()} in the table, "
+        f"{field.dataType.simpleString()} in the configuration"
+        for field in wanted.fields
+        # Compared as DDL text: the nullability of nested fields is not a change of type.
+        if field.name in have and have[field.name].dataType.simpleString() != field.dataType.simpleString()
+    ]
+    if changed:
+        raise ConfigError(
+            f"{name}: a column's type cannot change in place ({'; '.join(changed)}): declare the new type under "
+            "a new column name, or rebuild the table from bronze"
+        )
+    missing = [field for field in wanted.fields if field.name not in have]
+    if missing:
+        columns = ", ".join(f"`{f.name.replace('`', '``')}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.`{path.replace('`', '``')}` ADD COLUMNS ({columns})")
+    return [f"{field.name} {field.dataType.simpleString()}" for field in missing]
+
+
 def read(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
     """The table at ``path`` (as of ``version`` when given); the read is noted for lineage."""
     reader = spark.read.format("delta")
@@ -178,7 +215,16 @@ def insert_new(spark: SparkSession, path: str, frame: DataFrame, keys: list[str]
     """
     ensure_table(spark, path, frame.schema)
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-    DeltaTable.forPath(spark, path).alias("t").merge(frame.alias("s"), condition).whenNotMatchedInsertAll().execute()
+    retrying_conflicts(
+        lambda: (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(frame.alias("s"), condition)
+            .whenNotMatchedInsertAll()
+            .execute()
+        ),
+        path,
+    )
 
 
 ACTION = "_action"
@@ -194,14 +240,17 @@ def apply_changes(spark: SparkSession, path: str, changes: DataFrame, keys: list
     ensure_table(spark, path, changes.drop(ACTION).schema)
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(changes.alias("s"), condition)
-        .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
-        .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
-        .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
-        .execute()
+    retrying_conflicts(
+        lambda: (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(changes.alias("s"), condition)
+            .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
+            .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
+            .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
+            .execute()
+        ),
+        path,
     )
 
 
@@ -349,17 +398,21 @@ def merge_increments(
         newer = f"(t.`{at}` IS NULL OR s.`{at}` > t.`{at}`) AND s.`{at}` IS NOT NULL"
         assignments[f"`{value}`"] = f"CASE WHEN {newer} THEN s.`{value}` ELSE t.`{value}` END"
         assignments[f"`{at}`"] = f"greatest(t.`{at}`, s.`{at}`)"
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(increments.alias("s"), condition)
-        .whenMatchedUpdate(set=assignments)
-        .whenNotMatchedInsertAll()
-        .execute()
+    retrying_conflicts(
+        lambda: (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(increments.alias("s"), condition)
+            .whenMatchedUpdate(set=assignments)
+            .whenNotMatchedInsertAll()
+            .execute()
+        ),
+        path,
     )
 
 
-def _is_conflict(error: BaseException) -> bool:
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is Delta saying a concurrent commit got in first (a retry may succeed)."""
     from delta.exceptions import DeltaConcurrentModificationException
 
     if isinstance(error, DeltaConcurrentModificationException):
@@ -372,14 +425,16 @@ def _is_conflict(error: BaseException) -> bool:
     )
 
 
-def append_retrying(
-    frame: DataFrame,
+def retrying_conflicts(
+    write: Callable[[], object],
     path: str,
-    idempotency: tuple[str, int] | None = None,
     attempts: int = 10,
     sleep: Callable[[float], None] | None = None,
 ) -> None:
-    """:func:`append`, retried when a concurrent writer's commit got in first (audit tables are shared).
+    """Run ``write`` (one Delta commit to ``path``), again when a concurrent writer's commit got in first.
+
+    A MERGE or append that lost the race committed nothing, so running it again (on the table as it now is)
+    loses and repeats nothing: a batch job and a stream writing one table both get their rows in.
 
     Raises:
         Exception: the last conflict, once ``attempts`` are spent, or any other error at once.
@@ -390,12 +445,24 @@ def append_retrying(
     wait = sleep or time.sleep
     for attempt in range(1, attempts + 1):
         try:
-            append(frame, path, idempotency)
+            write()
             return
         except Exception as error:
-            if attempt == attempts or not _is_conflict(error):
+            if attempt == attempts or not is_conflict(error):
                 raise
+            log.info("%s: a concurrent commit came first; writing again (attempt %d)", path, attempt + 1)
             wait(min(5.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+
+
+def append_retrying(
+    frame: DataFrame,
+    path: str,
+    idempotency: tuple[str, int] | None = None,
+    attempts: int = 10,
+    sleep: Callable[[float], None] | None = None,
+) -> None:
+    """:func:`append`, retried when a concurrent writer's commit got in first (audit tables are shared)."""
+    retrying_conflicts(lambda: append(frame, path, idempotency), path, attempts, sleep)
 
 
 def overwrite(frame: DataFrame, path: str) -> None:
@@ -412,12 +479,15 @@ def replace_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     columns = [name for name in rows.columns if name != present]
     values: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(rows.alias("s"), condition)
-        .whenMatchedUpdate(condition=f"s.`{present}`", set=values)
-        .whenMatchedDelete(condition=f"NOT s.`{present}`")
-        .whenNotMatchedInsert(condition=f"s.`{present}`", values=values)
-        .execute()
+    retrying_conflicts(
+        lambda: (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(rows.alias("s"), condition)
+            .whenMatchedUpdate(condition=f"s.`{present}`", set=values)
+            .whenMatchedDelete(condition=f"NOT s.`{present}`")
+            .whenNotMatchedInsert(condition=f"s.`{present}`", values=values)
+            .execute()
+        ),
+        path,
     )

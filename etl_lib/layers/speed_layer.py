@@ -639,8 +639,13 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         holder.set(str(running.id))
         return running
 
-    # The views query reads silver as a stream, so silver must exist before it starts.
-    lakehouse.ensure_table(spark, paths.silver, silver_schema(spark, config), partition_by=("event_date",))
+    # The views query reads silver as a stream, so silver must exist before it starts. A field newly declared
+    # in the entity becomes a new column of silver here, before any query reads or writes it.
+    wanted = silver_schema(spark, config)
+    lakehouse.ensure_table(spark, paths.silver, wanted, partition_by=("event_date",))
+    added = lakehouse.add_columns(spark, paths.silver, wanted, f"entities.{ENTITY} against silver/{ENTITY}")
+    if added:
+        log.info("silver/%s: columns added as the entity now declares them: %s", ENTITY, ", ".join(added))
     with _listening(spark, recorder):
         source = read_event_stream(spark, config.speed, config.services)
         ingest = started(source, name, SpeedBatch(config, context, ingest_id, recorder), ingest_id)
@@ -665,5 +670,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
         result.writes.append(writes_of_run(spark, layer, table, path, versions[(layer, table)], context.run_id))  # type: ignore[arg-type]
     result.metrics["source"] = config.speed.source
+    if added:
+        result.metrics["silver_columns_added"] = ", ".join(added)
     result.metrics["query_id"] = str(ingest.id)
     return result

@@ -1,9 +1,10 @@
 """What every job run leaves behind, whatever the job: ``audit/etl_runs``, lineage, OpenLineage events.
 
 A run gets a ``running`` row in ``audit/etl_runs`` when it starts and a ``succeeded`` or ``failed`` row
-when it ends (rows are only ever appended, so concurrent jobs cannot conflict), with the configuration
-(secrets redacted), versions and metrics. When it ends, its lineage (what each task read and wrote, with
-Delta versions and row counts) goes to ``audit/lineage_events`` and an OpenLineage COMPLETE or FAIL event
+when it ends; the run that takes over the lock of a killed run writes an ``abandoned`` row for it. Rows
+are only ever appended, so concurrent jobs cannot conflict. They hold the configuration (secrets
+redacted), versions and metrics. When a run ends, its lineage (what each task read and wrote, with Delta
+versions and row counts) goes to ``audit/lineage_events`` and an OpenLineage COMPLETE or FAIL event
 follows the START event it emitted at the beginning.
 """
 
@@ -65,6 +66,16 @@ class Governance:
             self.context.run_id, self.config.app.name, self.context.job, self.config.app.environment,
             platform_of(self.spark, self.config), self.spark.version, __version__, self.started_at, ended, status,
             error, json.dumps(redacted(self.config), sort_keys=True), metrics,
+        )  # fmt: skip
+        frame = self.spark.createDataFrame([row], RUNS_SCHEMA)
+        lakehouse.append_retrying(frame, self.config.lakehouse.table_path("audit", "etl_runs"))
+
+    def abandoned(self, run_id: str, started_at: object, why: str) -> None:
+        """Close the ``running`` row of a run that died without recording its end (its lock was taken over)."""
+        row: tuple[object, ...] = (
+            run_id, self.config.app.name, self.context.job, self.config.app.environment,
+            platform_of(self.spark, self.config), self.spark.version, __version__, started_at, self.context.clock(),
+            "abandoned", f"{why}; run {self.context.run_id} took over its lock", None, {},
         )  # fmt: skip
         frame = self.spark.createDataFrame([row], RUNS_SCHEMA)
         lakehouse.append_retrying(frame, self.config.lakehouse.table_path("audit", "etl_runs"))

@@ -36,6 +36,9 @@ class JobSpec:
     target: str
     summary: str
     options: tuple[JobOption, ...] = ()
+    #: The lock a run holds while it runs (see :mod:`etl_lib.platform.run_lock`): jobs naming the same lock never
+    #: run at once on a lakehouse. ``batch``: the jobs landing extracts into bronze.
+    lock: str | None = None
 
     def load(self) -> JobFunction:
         """Import the job's function (``module:function``)."""
@@ -50,6 +53,7 @@ JOBS: dict[str, JobSpec] = {
             name="batch_layer",
             target="etl_lib.layers.batch_layer:batch_layer",
             summary="Extracts to bronze, silver (order lines, products, customers SCD2) and gold, incrementally.",
+            lock="batch",
             options=(
                 JobOption(
                     "--process-date",
@@ -101,6 +105,7 @@ JOBS: dict[str, JobSpec] = {
             name="ingest_files",
             target="etl_lib.layers.ingest:ingest_files",
             summary="Land every configured file source into its bronze Delta table, new files only.",
+            lock="batch",
         ),
     )
 }

@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 
 from etl_lib.config import SuiteConfig
 from etl_lib.lineage.capture import task_scope
+from etl_lib.platform import run_lock
 from etl_lib.platform.governance import Governance
 from etl_lib.platform.registry import get_job
 from etl_lib.platform.runtime import JobResult, RunContext
@@ -16,6 +17,23 @@ from etl_lib.platform.secrets import install_log_redaction
 from etl_lib.platform.session import build_session
 
 log = logging.getLogger(__name__)
+
+
+def _lock(
+    lock: str | None, session: SparkSession, config: SuiteConfig, context: RunContext, governance: Governance
+) -> run_lock.Lease | None:
+    """Hold ``lock`` for this run (None: the job needs none), closing the row of a dead run it takes over from."""
+    if lock is None:
+        return None
+    path = config.lakehouse.table_path("audit", "run_locks")
+    lease = run_lock.acquire(
+        session, path, lock, context.run_id, config.run.lock_wait_seconds, config.run.lock_lease_seconds
+    )
+    dead = lease.took_over
+    if dead is not None:
+        log.warning("lock %s: %s; this run takes over", lock, lease.reason)
+        governance.abandoned(dead.run_id, dead.since, lease.reason)
+    return lease
 
 
 def run_job(
@@ -49,7 +67,9 @@ def run_job(
     started = time.monotonic()
     log.info("job %s run %s started", name, context.run_id)
     governance.started()
+    lease: run_lock.Lease | None = None
     try:
+        lease = _lock(spec.lock, session, config, context, governance)
         with task_scope(context.lineage, name):
             result = function(session, config, context)
     except BaseException as error:
@@ -58,6 +78,9 @@ def run_job(
         except Exception as audit_error:  # noqa: BLE001 - the job's own error is the one to raise
             log.error("could not record the failed run %s: %s", context.run_id, audit_error)
         raise
+    finally:
+        if lease is not None:
+            lease.release()
     result.metrics.setdefault("duration_seconds", round(time.monotonic() - started, 2))
     governance.finished(result, None)
     log.info("job %s run %s succeeded", name, context.run_id)

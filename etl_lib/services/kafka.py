@@ -109,7 +109,9 @@ class KafkaService(LocalService):
         properties.write_text(self._properties(), encoding="utf-8")
         (self.state_dir / "log4j2.yaml").write_text(_LOG4J2, encoding="utf-8")
         if not (self.state_dir / "data" / "meta.properties").is_file():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # one id in 64 would read as an option, as Kafka's own ids avoid
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             formatted = subprocess.run(
                 self._java(
                     "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(properties)

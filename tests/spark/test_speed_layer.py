@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.errors import ConfigError
 from etl_lib.layers import events, privacy
 from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import JobResult, RunContext
@@ -206,3 +207,46 @@ def test_personal_columns_are_protected_in_silver_its_views_and_their_recomputat
         text = repr(read(spark, config, layer, table).collect())
         assert key not in text
         assert not any(f"'{e['customer_id']}'" in text for e in produced[:50]), f"{layer}/{table}"
+
+
+def test_a_field_declared_later_becomes_a_silver_column_and_a_type_change_is_refused(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+) -> None:
+    config = speed_config(suite_config, tmp_path / "lake", tmp_path / "landing")
+    produced = list(itertools.islice(retail_events(pq.read_table(DATA)), 400))
+    sink = FilesSink(str(tmp_path / "landing"))
+    sink.send([("x", encode(e)) for e in produced[:200]])
+    run(spark, config, "drift-1")
+
+    # Producers start sending a field the entity does not declare: kept in bronze, silver unchanged.
+    with_coupon = [{**e, "coupon": f"C{i % 7}"} for i, e in enumerate(produced[200:300])]
+    sink.send([("x", encode(e)) for e in with_coupon])
+    run(spark, config, "drift-2")
+    silver = read(spark, config, "silver", "events")
+    assert "coupon" not in silver.columns
+    assert silver.count() == len({e["event_id"] for e in produced[:300]})
+    payloads = read(spark, config, "bronze", "events").where("payload LIKE '%\"coupon\"%'").count()
+    assert payloads == len(with_coupon)
+
+    # Declared in the configuration, it becomes a column of silver; rows landed before keep it null.
+    data = config.model_dump(mode="json")
+    data["entities"]["events"]["columns"]["coupon"] = "string"
+    evolved = validate_config(data)
+    later = [{**e, "coupon": f"D{i % 5}"} for i, e in enumerate(produced[300:])]
+    sink.send([("x", encode(e)) for e in later])
+    context = RunContext.new("speed_layer", clock=lambda: CLOCK, new_id=lambda: "drift-3")
+    result = run_job("speed_layer", evolved, spark, context)
+    assert result.metrics["silver_columns_added"] == "coupon string"
+    silver = read(spark, config, "silver", "events")
+    coupons = {row["event_id"]: row["coupon"] for row in silver.select("event_id", "coupon").collect()}
+    assert len(coupons) == len({e["event_id"] for e in produced})
+    earlier = {e["event_id"] for e in produced[:300]}
+    assert {coupons[i] for i in earlier} == {None}
+    assert {e["event_id"]: coupons[e["event_id"]] for e in later if e["event_id"] not in earlier} == {
+        e["event_id"]: e["coupon"] for e in later if e["event_id"] not in earlier
+    }
+
+    # A declared column may not change its type in place: one message, before any query starts.
+    data["entities"]["events"]["columns"]["quantity"] = "string"
+    with pytest.raises(ConfigError, match="quantity is int in the table, string in the configuration"):
+        run(spark, validate_config(data), "drift-4")

@@ -1,0 +1,132 @@
+"""The batch layer under faults: a second run of the same date refused while one runs; a run killed mid-way,
+then run again, leaves exactly the tables a clean run leaves."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from etl_lib import lakehouse
+from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.platform.runner import run_job
+
+PROJECT = Path(__file__).resolve().parents[2]
+TABLES = ("bronze/online_retail", "silver/order_lines", "silver/dim_products", "silver/dim_customers",
+          "gold/customer_features", "gold/daily_revenue")  # fmt: skip
+
+
+class Run:
+    """``etl-suite run batch_layer`` as a process of its own, its output collected as it comes."""
+
+    def __init__(self, root: Path, settings: dict[str, str]) -> None:
+        command = [str(Path(sys.executable).parent / "etl-suite"), "run", "batch_layer",
+                   "--conf", str(PROJECT / "conf" / "test.yaml"), "--set", f"lakehouse.root={root}"]  # fmt: skip
+        for key, value in settings.items():
+            command += ["--set", f"{key}={value}"]
+        self.process = subprocess.Popen(
+            command, cwd=root.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert self.process.poll() is None, f"ended before {text!r}:\n{self.output[-5000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n{self.output[-5000:]}"
+            time.sleep(0.2)
+
+    def signal(self, number: int) -> None:
+        os.killpg(self.process.pid, number)
+
+    def finish(self, timeout: float = 600) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(30)
+        return code
+
+
+def _comparable(frame: DataFrame) -> DataFrame:
+    # What a run stamps on its rows (its id, when it ran) differs between any two runs.
+    return frame.drop(*[name for name in frame.columns if name.startswith("_")])
+
+
+@pytest.mark.slow
+def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+) -> None:
+    whole = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet")
+    (tmp_path / "extract").mkdir()
+    pq.write_table(whole.take(list(range(0, whole.num_rows, 10))), tmp_path / "extract" / "part.parquet")
+    extract_rows = (whole.num_rows + 9) // 10
+    settings = {
+        "sources.online_retail.path": str(tmp_path / "extract"),
+        "run.process_date": "2011-12-10",
+        "ml.work_dir": str(tmp_path / "mlflow"),  # no model: every run leaves purchases unscored alike
+    }
+    data = suite_config.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(tmp_path / "clean")
+    data["sources"]["online_retail"]["path"] = settings["sources.online_retail.path"]
+    data["run"]["process_date"] = settings["run.process_date"]
+    data["ml"]["work_dir"] = settings["ml.work_dir"]
+    run_job("batch_layer", validate_config(data), spark)
+
+    root = tmp_path / "faults"
+    first = Run(root, settings)
+    first.wait_for("task bronze/online_retail done", timeout=300)
+    # Frozen mid-way, the first run still holds the lock: a second run of the same date is refused.
+    first.signal(signal.SIGSTOP)
+    second = Run(root, settings)
+    assert second.finish() == 75, second.output[-5000:]
+    refusal = second.output.strip().splitlines()[-1]
+    assert refusal.startswith("error: batch is already running: run "), refusal
+    assert f"(pid {first.process.pid} on " in refusal
+    assert "this run did not start and wrote nothing" in refusal
+    assert "Traceback" not in second.output
+
+    # Killed there, in the middle of building silver.
+    first.signal(signal.SIGKILL)
+    first.finish()
+    lake = suite_config.lakehouse.model_copy(update={"root": str(root)})
+    assert lakehouse.read(spark, lake.table_path("bronze", "online_retail")).count() == extract_rows
+
+    rerun = Run(root, settings)
+    assert rerun.finish() == 0, rerun.output[-5000:]
+    assert "no longer runs; this run takes over" in rerun.output
+
+    for table in TABLES:
+        layer, name = table.split("/")
+        clean = _comparable(spark.read.format("delta").load(f"{tmp_path}/clean/{table}"))
+        recovered = _comparable(lakehouse.read(spark, lake.table_path(layer, name)))
+        assert_df_equality(clean, recovered, ignore_row_order=True, ignore_nullable=True)
+    lines = lakehouse.read(spark, lake.table_path("silver", "order_lines"))
+    assert lines.count() == lines.select("line_id").distinct().count() > 0
+
+    # The killed run is closed as abandoned; the refused one failed; the rerun succeeded.
+    runs = lakehouse.read(spark, lake.table_path("audit", "etl_runs"))
+    statuses = {
+        row["run_id"]: sorted(row["statuses"])
+        for row in runs.groupBy("run_id").agg(F.collect_list("status").alias("statuses")).collect()
+    }
+    assert sorted(statuses.values()) == [["abandoned", "running"], ["failed", "running"], ["running", "succeeded"]]
