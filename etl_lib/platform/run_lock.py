@@ -29,7 +29,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
-from etl_lib.errors import RunLockedError
+from etl_lib.errors import EtlSuiteError, RunLockedError
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ def holder_of(spark: SparkSession, path: str, lock: str) -> Holder | None:
     generation = int(newest["g"])
     found = rows.where(F.col("generation") == generation).collect()
     claims = sorted((r for r in found if r["event"] == "claimed"), key=lambda r: r["at"])
-    if not claims:  # only renewals of a claim not yet visible: read again
-        return None
+    if not claims:  # rows are appended claim first, so only a hand edit leaves a generation without one
+        raise EtlSuiteError(f"{path}: generation {generation} of lock {lock} has no claim; the table was edited")
     claim = claims[0]
     return Holder(
         lock=lock,
@@ -132,6 +132,9 @@ class Lease:
     reason: str = ""
 
     def __post_init__(self) -> None:
+        # A session of its own: the job's session carries settings (Delta's transaction id, commit metadata)
+        # that would otherwise apply to a renewal written while the job is inside them.
+        self._session = self.spark.newSession()
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew_until_released, name=f"lease-{self.lock}", daemon=True)
         self._renewer.start()
@@ -140,7 +143,7 @@ class Lease:
         now = self.clock()
         expires = now + dt.timedelta(seconds=self.lease_seconds)
         row = (self.lock, self.generation, event, self.run_id, socket.gethostname(), os.getpid(), now, expires)
-        frame = self.spark.createDataFrame([row], SCHEMA)
+        frame = self._session.createDataFrame([row], SCHEMA)
         lakehouse.append_retrying(frame, self.path)
 
     def _renew_until_released(self) -> None:
@@ -175,6 +178,7 @@ def acquire(
         RunLockedError: when another run still holds it after ``wait_seconds``, naming that run.
     """
     now_of = clock or (lambda: dt.datetime.now(dt.UTC))
+    spark = spark.newSession()  # none of the caller's session settings (a transaction id) applies to a claim
     host = socket.gethostname()
     deadline = time.monotonic() + wait_seconds
     while True:
