@@ -94,12 +94,12 @@ def holder_of(spark: SparkSession, path: str, lock: str) -> Holder | None:
     """The newest generation of ``lock``, or None if it was never claimed."""
     if not lakehouse.is_delta_table(spark, path):
         return None
-    rows = spark.read.format("delta").load(path).where(F.col("lock") == lock)
-    newest = rows.agg(F.max("generation").alias("g")).first()
-    if newest is None or newest["g"] is None:
+    # A lock's rows are a few per run (claim, renewals, release): read whole, with no shuffle, in one job.
+    every = spark.read.format("delta").load(path).where(F.col("lock") == lock).collect()
+    if not every:
         return None
-    generation = int(newest["g"])
-    found = rows.where(F.col("generation") == generation).collect()
+    generation = max(int(row["generation"]) for row in every)
+    found = [row for row in every if row["generation"] == generation]
     claims = sorted((r for r in found if r["event"] == "claimed"), key=lambda r: r["at"])
     if not claims:  # rows are appended claim first, so only a hand edit leaves a generation without one
         raise EtlSuiteError(f"{path}: generation {generation} of lock {lock} has no claim; the table was edited")

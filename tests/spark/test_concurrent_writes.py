@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from etl_lib import lakehouse
 
-ROUNDS = 6
+ROUNDS = 4
 
 
 def test_a_stream_and_a_batch_job_merging_into_one_table_both_land(

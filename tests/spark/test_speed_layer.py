@@ -216,15 +216,11 @@ def test_a_field_declared_later_becomes_a_silver_column_and_a_type_change_is_ref
     produced = list(itertools.islice(retail_events(pq.read_table(DATA)), 400))
     sink = FilesSink(str(tmp_path / "landing"))
     sink.send([("x", encode(e)) for e in produced[:200]])
-    run(spark, config, "drift-1")
-
     # Producers start sending a field the entity does not declare: kept in bronze, silver unchanged.
     with_coupon = [{**e, "coupon": f"C{i % 7}"} for i, e in enumerate(produced[200:300])]
     sink.send([("x", encode(e)) for e in with_coupon])
     run(spark, config, "drift-2")
-    silver = read(spark, config, "silver", "events")
-    assert "coupon" not in silver.columns
-    assert silver.count() == len({e["event_id"] for e in produced[:300]})
+    assert "coupon" not in read(spark, config, "silver", "events").columns
     payloads = read(spark, config, "bronze", "events").where("payload LIKE '%\"coupon\"%'").count()
     assert payloads == len(with_coupon)
 
