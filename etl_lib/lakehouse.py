@@ -240,17 +240,16 @@ def apply_changes(spark: SparkSession, path: str, changes: DataFrame, keys: list
     ensure_table(spark, path, changes.drop(ACTION).schema)
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
-    retrying_conflicts(
-        lambda: (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(changes.alias("s"), condition)
-            .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
-            .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
-            .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
-            .execute()
-        ),
-        path,
+    # Not retried on a conflict: the change set was computed against the table as it was; applied to the
+    # table as another writer left it, it could undo that writer's rows.
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(changes.alias("s"), condition)
+        .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
+        .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
+        .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
+        .execute()
     )
 
 
@@ -433,8 +432,10 @@ def retrying_conflicts(
 ) -> None:
     """Run ``write`` (one Delta commit to ``path``), again when a concurrent writer's commit got in first.
 
-    A MERGE or append that lost the race committed nothing, so running it again (on the table as it now is)
-    loses and repeats nothing: a batch job and a stream writing one table both get their rows in.
+    A write that lost the race committed nothing, so running it again on the table as it now is loses and
+    repeats nothing, provided what it writes does not depend on what it read: appends, inserts of new keys,
+    increments added to totals. Writes of values computed from the table (a change set, corrected totals)
+    must not be retried this way, and are not.
 
     Raises:
         Exception: the last conflict, once ``attempts`` are spent, or any other error at once.
@@ -479,15 +480,14 @@ def replace_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     columns = [name for name in rows.columns if name != present]
     values: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
-    retrying_conflicts(
-        lambda: (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(rows.alias("s"), condition)
-            .whenMatchedUpdate(condition=f"s.`{present}`", set=values)
-            .whenMatchedDelete(condition=f"NOT s.`{present}`")
-            .whenNotMatchedInsert(condition=f"s.`{present}`", values=values)
-            .execute()
-        ),
-        path,
+    # Not retried on a conflict: ``rows`` are whole values computed from the table as it was; written over
+    # another writer's commit they would undo it, so that conflict fails the caller instead.
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(rows.alias("s"), condition)
+        .whenMatchedUpdate(condition=f"s.`{present}`", set=values)
+        .whenMatchedDelete(condition=f"NOT s.`{present}`")
+        .whenNotMatchedInsert(condition=f"s.`{present}`", values=values)
+        .execute()
     )

@@ -70,11 +70,14 @@ class Governance:
         frame = self.spark.createDataFrame([row], RUNS_SCHEMA)
         lakehouse.append_retrying(frame, self.config.lakehouse.table_path("audit", "etl_runs"))
 
-    def abandoned(self, run_id: str, started_at: object, why: str) -> None:
-        """Close the ``running`` row of a run that died without recording its end (its lock was taken over)."""
+    def abandoned(self, run_id: str, job: str, claimed_at: object, why: str) -> None:
+        """Close the ``running`` row of a run that died without recording its end (its lock was taken over).
+
+        Its start is given as when it claimed the lock, moments after it started.
+        """
         row: tuple[object, ...] = (
-            run_id, self.config.app.name, self.context.job, self.config.app.environment,
-            platform_of(self.spark, self.config), self.spark.version, __version__, started_at, self.context.clock(),
+            run_id, self.config.app.name, job, self.config.app.environment,
+            platform_of(self.spark, self.config), self.spark.version, __version__, claimed_at, self.context.clock(),
             "abandoned", f"{why}; run {self.context.run_id} took over its lock", None, {},
         )  # fmt: skip
         frame = self.spark.createDataFrame([row], RUNS_SCHEMA)

@@ -34,7 +34,7 @@ from etl_lib.errors import EtlSuiteError, RunLockedError
 log = logging.getLogger(__name__)
 
 SCHEMA = (
-    "lock STRING, generation BIGINT, event STRING, run_id STRING, host STRING, pid INT, at TIMESTAMP, "
+    "lock STRING, generation BIGINT, event STRING, run_id STRING, job STRING, host STRING, pid INT, at TIMESTAMP, "
     "expires_at TIMESTAMP"
 )
 #: How often a waiting run looks at the lock again.
@@ -48,6 +48,7 @@ class Holder:
     lock: str
     generation: int
     run_id: str
+    job: str
     host: str
     pid: int
     since: dt.datetime
@@ -57,13 +58,14 @@ class Holder:
     def describe(self) -> str:
         """The holder in words, for messages."""
         return (
-            f"run {self.run_id} (pid {self.pid} on {self.host}, since {self.since:%Y-%m-%d %H:%M:%S} UTC, "
-            f"lease until {self.expires_at:%H:%M:%S} UTC)"
+            f"run {self.run_id} of {self.job} (pid {self.pid} on {self.host}, "
+            f"since {self.since:%Y-%m-%d %H:%M:%S} UTC, lease until {self.expires_at:%H:%M:%S} UTC)"
         )
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    # PySpark hands timestamps back as naive local times of this process: astimezone reads them so.
+    return moment.astimezone(dt.UTC)
 
 
 def process_runs(pid: int) -> bool:
@@ -108,6 +110,7 @@ def holder_of(spark: SparkSession, path: str, lock: str) -> Holder | None:
         lock=lock,
         generation=generation,
         run_id=claim["run_id"],
+        job=claim["job"],
         host=claim["host"],
         pid=int(claim["pid"]),
         since=_utc(claim["at"]),
@@ -125,11 +128,14 @@ class Lease:
     lock: str
     generation: int
     run_id: str
+    job: str
     lease_seconds: float
     clock: Callable[[], dt.datetime]
     #: The holder this run took the lock from, when that run ended without releasing it.
     took_over: Holder | None = None
     reason: str = ""
+    #: The run that took the lock over while this one still ran (it failed to renew for a whole lease).
+    lost: Holder | None = None
 
     def __post_init__(self) -> None:
         # A session of its own: the job's session carries settings (Delta's transaction id, commit metadata)
@@ -142,7 +148,8 @@ class Lease:
     def _row(self, event: str) -> None:
         now = self.clock()
         expires = now + dt.timedelta(seconds=self.lease_seconds)
-        row = (self.lock, self.generation, event, self.run_id, socket.gethostname(), os.getpid(), now, expires)
+        host, pid = socket.gethostname(), os.getpid()
+        row = (self.lock, self.generation, event, self.run_id, self.job, host, pid, now, expires)
         frame = self._session.createDataFrame([row], SCHEMA)
         lakehouse.append_retrying(frame, self.path)
 
@@ -150,16 +157,26 @@ class Lease:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 self._row("renewed")
+                holder = holder_of(self._session, self.path, self.lock)
             except Exception as error:  # noqa: BLE001 - the job goes on; the next renewal may succeed
                 log.warning("could not renew the lock %s of run %s: %s", self.lock, self.run_id, error)
+                continue
+            if holder is not None and holder.generation != self.generation:
+                # Renewals failed for a whole lease (or this process stalled that long): another run took over.
+                self.lost = holder
+                log.error(
+                    "run %s lost the lock %s to %s; both may now write", self.run_id, self.lock, holder.describe()
+                )
+                return
 
     def release(self) -> None:
-        """Give the lock back (idempotent)."""
+        """Give the lock back (idempotent); a lock another run took over is left to it."""
         if self._stop.is_set():
             return
         self._stop.set()
-        self._renewer.join()
-        self._row("released")
+        self._renewer.join(timeout=120)
+        if self.lost is None:
+            self._row("released")
 
 
 def acquire(
@@ -169,34 +186,42 @@ def acquire(
     run_id: str,
     wait_seconds: float,
     lease_seconds: float,
+    job: str = "",
     clock: Callable[[], dt.datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Lease:
-    """Claim ``lock`` for ``run_id``, waiting up to ``wait_seconds`` for its holder to end.
+    """Claim ``lock`` for run ``run_id`` of ``job``, waiting up to ``wait_seconds`` for its holder to end.
 
     Raises:
         RunLockedError: when another run still holds it after ``wait_seconds``, naming that run.
+        EtlSuiteError: when the lock's rows were removed by hand while Delta still remembers its claims.
     """
     now_of = clock or (lambda: dt.datetime.now(dt.UTC))
     spark = spark.newSession()  # none of the caller's session settings (a transaction id) applies to a claim
     host = socket.gethostname()
     deadline = time.monotonic() + wait_seconds
+    attempt = 0
     while True:
+        attempt += 1
+        if attempt > 1:  # a claim lost to another run's, or a holder still running: look again shortly
+            left = deadline - time.monotonic()
+            if attempt > 20 and left <= 0:
+                raise RunLockedError(f"{lock}: no claim of the lock succeeded in {attempt - 1} attempts")
+            sleep(min(POLL_SECONDS, max(left, 0.1)))
         holder = holder_of(spark, path, lock)
         reason = why_free(holder, now_of(), host)
         if reason is None:
             assert holder is not None
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if deadline - time.monotonic() <= 0:
                 raise RunLockedError(
-                    f"{lock} is already running: {holder.describe()}; this run did not start and wrote nothing. "
+                    f"{lock} is already running: {holder.describe()}; this run did not start its work. "
                     "Run it again once that run ends, or set run.lock_wait_seconds to wait for it"
                 )
-            sleep(min(POLL_SECONDS, left))
             continue
         generation = holder.generation + 1 if holder else 0
         now = now_of()
-        claim = (lock, generation, "claimed", run_id, host, os.getpid(), now, now + dt.timedelta(seconds=lease_seconds))
+        expires = now + dt.timedelta(seconds=lease_seconds)
+        claim = (lock, generation, "claimed", run_id, job, host, os.getpid(), now, expires)
         try:
             lakehouse.append(
                 spark.createDataFrame([claim], SCHEMA), path, (f"run-lock:{lock}", generation), partition_by=("lock",)
@@ -204,8 +229,16 @@ def acquire(
         except Exception as error:
             if not lakehouse.is_conflict(error):
                 raise
-            continue  # another claim of this generation committed first: look again
+            continue  # another claim of this generation committed first
         won = holder_of(spark, path, lock)
-        if won is not None and won.generation == generation and won.run_id == run_id:
+        if won is None or won.generation < generation:
+            # Delta skipped the claim as a version it had already committed: rows were deleted by hand.
+            raise EtlSuiteError(
+                f"{path}: rows of lock {lock} were deleted, but Delta still remembers its claims, so no new claim "
+                "can be written; remove the whole table to reset the lock"
+            )
+        if won.generation == generation and won.run_id == run_id:
             dead = holder if holder is not None and not holder.released else None
-            return Lease(spark, path, lock, generation, run_id, lease_seconds, now_of, took_over=dead, reason=reason)
+            return Lease(
+                spark, path, lock, generation, run_id, job, lease_seconds, now_of, took_over=dead, reason=reason
+            )

@@ -27,13 +27,31 @@ def _lock(
         return None
     path = config.lakehouse.table_path("audit", "run_locks")
     lease = run_lock.acquire(
-        session, path, lock, context.run_id, config.run.lock_wait_seconds, config.run.lock_lease_seconds
+        session,
+        path,
+        lock,
+        context.run_id,
+        config.run.lock_wait_seconds,
+        config.run.lock_lease_seconds,
+        job=context.job,
     )
     dead = lease.took_over
     if dead is not None:
         log.warning("lock %s: %s; this run takes over", lock, lease.reason)
-        governance.abandoned(dead.run_id, dead.since, lease.reason)
+        try:
+            governance.abandoned(dead.run_id, dead.job, dead.since, lease.reason)
+        except Exception as audit_error:  # noqa: BLE001 - the run goes on; only the dead run's record is missing
+            log.error("could not record run %s as abandoned: %s", dead.run_id, audit_error)
     return lease
+
+
+def _release(lease: run_lock.Lease | None, run_id: str) -> None:
+    if lease is None:
+        return
+    try:
+        lease.release()
+    except Exception as lock_error:  # noqa: BLE001 - the run's outcome stands; its lease runs out
+        log.error("could not release lock %s of run %s: %s", lease.lock, run_id, lock_error)
 
 
 def run_job(
@@ -69,19 +87,20 @@ def run_job(
     governance.started()
     lease: run_lock.Lease | None = None
     try:
-        lease = _lock(spec.lock, session, config, context, governance)
-        with task_scope(context.lineage, name):
-            result = function(session, config, context)
-    except BaseException as error:
         try:
-            governance.finished(None, error)
-        except Exception as audit_error:  # noqa: BLE001 - the job's own error is the one to raise
-            log.error("could not record the failed run %s: %s", context.run_id, audit_error)
-        raise
+            lease = _lock(spec.lock, session, config, context, governance)
+            with task_scope(context.lineage, name):
+                result = function(session, config, context)
+        except BaseException as error:
+            try:
+                governance.finished(None, error)
+            except Exception as audit_error:  # noqa: BLE001 - the job's own error is the one to raise
+                log.error("could not record the failed run %s: %s", context.run_id, audit_error)
+            raise
+        result.metrics.setdefault("duration_seconds", round(time.monotonic() - started, 2))
+        governance.finished(result, None)
     finally:
-        if lease is not None:
-            lease.release()
-    result.metrics.setdefault("duration_seconds", round(time.monotonic() - started, 2))
-    governance.finished(result, None)
+        # Released once the run's end is recorded: a run killed before that leaves a lock the next one takes over.
+        _release(lease, context.run_id)
     log.info("job %s run %s succeeded", name, context.run_id)
     return result

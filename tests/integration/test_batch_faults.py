@@ -101,11 +101,12 @@ def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     assert second.finish() == 75, second.output[-5000:]
     refusal = second.output.strip().splitlines()[-1]
     assert refusal.startswith("error: batch is already running: run "), refusal
+    assert " of batch_layer (pid " in refusal
     assert f"(pid {first.process.pid} on " in refusal
-    assert "this run did not start and wrote nothing" in refusal
+    assert "this run did not start its work" in refusal
     assert "Traceback" not in second.output
 
-    # Killed there, in the middle of building silver.
+    # Killed there: bronze landed, silver, the dimensions and gold not yet built.
     first.signal(signal.SIGKILL)
     first.finish()
     lake = suite_config.lakehouse.model_copy(update={"root": str(root)})

@@ -34,7 +34,8 @@ def rows(table: Path) -> int:
         return 0
 
 
-def speed_layer(arguments: list[str], root: Path, topic: str, work_dir: str) -> subprocess.Popen[str]:
+def speed_layer(arguments: list[str], root: Path, topic: str, work_dir: str, log: Path) -> subprocess.Popen[bytes]:
+    """The job as a process of its own, its output going to ``log`` (a pipe nobody reads could fill up)."""
     command = [
         str(Path(sys.executable).parent / "etl-suite"), "run", "speed_layer", *arguments,
         "--conf", str(PROJECT / "conf" / "test.yaml"),
@@ -44,10 +45,11 @@ def speed_layer(arguments: list[str], root: Path, topic: str, work_dir: str) -> 
         "--set", f"speed.kafka.topic={topic}",
         "--set", "speed.trigger_interval=1 second",
     ]  # fmt: skip
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
-    )  # fmt: skip
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
+        )  # fmt: skip
 
 
 @pytest.mark.slow
@@ -62,12 +64,13 @@ def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(
     bronze = root / "bronze" / "events"
     work_dir = suite_config.services.work_dir
 
-    running = speed_layer([], root, topic, work_dir)
+    log = tmp_path / "speed_layer.log"
+    running = speed_layer([], root, topic, work_dir, log)
     try:
         deadline = time.monotonic() + 240
         while rows(bronze) < BEFORE and time.monotonic() < deadline and running.poll() is None:
             time.sleep(0.5)
-        assert rows(bronze) == BEFORE, running.stdout.read() if running.poll() is not None and running.stdout else ""
+        assert rows(bronze) == BEFORE, log.read_text()[-5000:]
 
         kafka.down()
         time.sleep(OUTAGE_SECONDS)
@@ -82,20 +85,20 @@ def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(
         recovered = running.poll() is None
         if recovered:
             running.send_signal(signal.SIGTERM)  # the job stops its queries between micro-batches
-        output, _ = running.communicate(timeout=120)
+        running.wait(timeout=120)
     finally:
         if running.poll() is None:
             os.killpg(running.pid, signal.SIGKILL)
         kafka.up()
+    output = log.read_text()
     if recovered:
         assert running.returncode == 0, output[-5000:]
     else:
         last = output.strip().splitlines()[-1]
         assert last.startswith("error: "), output[-5000:]
         # Started again after the outage, it resumes where its checkpoint says.
-        again = speed_layer(["--available-now"], root, topic, work_dir)
-        output, _ = again.communicate(timeout=600)
-        assert again.returncode == 0, output[-5000:]
+        again = speed_layer(["--available-now"], root, topic, work_dir, tmp_path / "again.log")
+        assert again.wait(timeout=600) == 0, (tmp_path / "again.log").read_text()[-5000:]
 
     landed = DeltaTable(str(bronze)).to_pyarrow_table(columns=["_partition", "_offset"]).to_pylist()
     assert len(landed) == len({(r["_partition"], r["_offset"]) for r in landed}) == BEFORE + AFTER

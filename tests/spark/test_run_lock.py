@@ -21,7 +21,7 @@ from etl_lib.platform import run_lock
 def _planted_claim(spark: SparkSession, path: str, host: str, pid: int, expires: dt.datetime) -> None:
     """A claim left by a run that never released it."""
     now = dt.datetime.now(dt.UTC)
-    row = ("batch", 0, "claimed", "dead-run", host, pid, now - dt.timedelta(minutes=5), expires)
+    row = ("batch", 0, "claimed", "dead-run", "ingest_files", host, pid, now - dt.timedelta(minutes=5), expires)
     lakehouse.append(spark.createDataFrame([row], run_lock.SCHEMA), path, partition_by=("lock",))
 
 
@@ -33,12 +33,12 @@ def _finished_pid() -> int:
 
 def test_a_held_lock_refuses_a_second_run_naming_the_holder_until_released(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "run_locks")
-    first = run_lock.acquire(spark, path, "batch", "run-a", wait_seconds=0, lease_seconds=60)
+    first = run_lock.acquire(spark, path, "batch", "run-a", wait_seconds=0, lease_seconds=60, job="batch_layer")
     assert (first.generation, first.took_over) == (0, None)
 
     with pytest.raises(RunLockedError) as refused:
         run_lock.acquire(spark, path, "batch", "run-b", wait_seconds=0, lease_seconds=60)
-    assert str(refused.value).startswith(f"batch is already running: run run-a (pid {os.getpid()} on ")
+    assert str(refused.value).startswith(f"batch is already running: run run-a of batch_layer (pid {os.getpid()} on ")
     assert refused.value.exit_code == 75
     # Another lock is another matter.
     run_lock.acquire(spark, path, "speed", "run-c", wait_seconds=0, lease_seconds=60).release()
@@ -82,11 +82,14 @@ def test_the_lock_of_a_process_that_died_here_is_taken_over_at_once(spark: Spark
 def test_a_holder_elsewhere_keeps_the_lock_until_its_lease_runs_out(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "run_locks")
     # A holder on another machine: its pid means nothing here, only its lease counts.
-    _planted_claim(spark, path, "another-host", 1, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4))
-    with pytest.raises(RunLockedError, match="run dead-run \\(pid 1 on another-host"):
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    _planted_claim(spark, path, "another-host", 1, expires)
+    with pytest.raises(RunLockedError, match="run dead-run of ingest_files \\(pid 1 on another-host"):
         run_lock.acquire(spark, path, "batch", "run-b", wait_seconds=0, lease_seconds=60)
-    lease = run_lock.acquire(spark, path, "batch", "run-b", wait_seconds=60, lease_seconds=60)
+    later = expires + dt.timedelta(seconds=1)
+    lease = run_lock.acquire(spark, path, "batch", "run-b", wait_seconds=0, lease_seconds=60, clock=lambda: later)
     assert lease.took_over is not None
+    assert lease.took_over.job == "ingest_files"
     assert "did not renew its lease" in lease.reason
     lease.release()
 
@@ -146,7 +149,7 @@ def test_a_second_claim_of_a_generation_is_not_committed(spark: SparkSession, tm
     path = str(tmp_path / "run_locks")
     lease = run_lock.acquire(spark, path, "batch", "run-a", wait_seconds=0, lease_seconds=60)
     now = dt.datetime.now(dt.UTC)
-    late = ("batch", 0, "claimed", "run-z", "h", 1, now - dt.timedelta(minutes=1), now + dt.timedelta(minutes=1))
+    late = ("batch", 0, "claimed", "run-z", "x", "h", 1, now - dt.timedelta(minutes=1), now + dt.timedelta(minutes=1))
     lakehouse.append(spark.createDataFrame([late], run_lock.SCHEMA), path, ("run-lock:batch", 0))
     claims = spark.read.format("delta").load(path).where("event = 'claimed'").select("run_id").collect()
     assert [row["run_id"] for row in claims] == ["run-a"]
