@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
@@ -92,6 +92,15 @@ def why_free(holder: Holder | None, now: dt.datetime, this_host: str) -> str | N
     return None
 
 
+def _row(
+    spark: SparkSession, lock: str, generation: int, event: str, run_id: str, job: str, now: dt.datetime, lease: float
+) -> DataFrame:
+    """One row of the lock table: this process's ``event`` on ``generation``, its lease running from ``now``."""
+    expires = now + dt.timedelta(seconds=lease)
+    row = (lock, generation, event, run_id, job, socket.gethostname(), os.getpid(), now, expires)
+    return spark.createDataFrame([row], SCHEMA)
+
+
 def holder_of(spark: SparkSession, path: str, lock: str) -> Holder | None:
     """The newest generation of ``lock``, or None if it was never claimed."""
     if not lakehouse.is_delta_table(spark, path):
@@ -121,7 +130,12 @@ def holder_of(spark: SparkSession, path: str, lock: str) -> Holder | None:
 
 @dataclass
 class Lease:
-    """A lock this run holds: renewed in the background until :meth:`release`."""
+    """A lock this run holds: renewed in the background until :meth:`release`.
+
+    ``spark`` is a session of its own (:func:`acquire` makes one): the job's session carries settings
+    (Delta's transaction id, commit metadata) that would otherwise apply to a renewal written while the job
+    is inside them.
+    """
 
     spark: SparkSession
     path: str
@@ -138,26 +152,21 @@ class Lease:
     lost: Holder | None = None
 
     def __post_init__(self) -> None:
-        # A session of its own: the job's session carries settings (Delta's transaction id, commit metadata)
-        # that would otherwise apply to a renewal written while the job is inside them.
-        self._session = self.spark.newSession()
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew_until_released, name=f"lease-{self.lock}", daemon=True)
         self._renewer.start()
 
-    def _row(self, event: str) -> None:
-        now = self.clock()
-        expires = now + dt.timedelta(seconds=self.lease_seconds)
-        host, pid = socket.gethostname(), os.getpid()
-        row = (self.lock, self.generation, event, self.run_id, self.job, host, pid, now, expires)
-        frame = self._session.createDataFrame([row], SCHEMA)
-        lakehouse.append_retrying(frame, self.path)
+    def _write(self, event: str) -> None:
+        row = _row(
+            self.spark, self.lock, self.generation, event, self.run_id, self.job, self.clock(), self.lease_seconds
+        )
+        lakehouse.append_retrying(row, self.path)
 
     def _renew_until_released(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
-                self._row("renewed")
-                holder = holder_of(self._session, self.path, self.lock)
+                self._write("renewed")
+                holder = holder_of(self.spark, self.path, self.lock)
             except Exception as error:  # noqa: BLE001 - the job goes on; the next renewal may succeed
                 log.warning("could not renew the lock %s of run %s: %s", self.lock, self.run_id, error)
                 continue
@@ -176,7 +185,7 @@ class Lease:
         self._stop.set()
         self._renewer.join(timeout=120)
         if self.lost is None:
-            self._row("released")
+            self._write("released")
 
 
 def acquire(
@@ -219,13 +228,9 @@ def acquire(
                 )
             continue
         generation = holder.generation + 1 if holder else 0
-        now = now_of()
-        expires = now + dt.timedelta(seconds=lease_seconds)
-        claim = (lock, generation, "claimed", run_id, job, host, os.getpid(), now, expires)
+        claim = _row(spark, lock, generation, "claimed", run_id, job, now_of(), lease_seconds)
         try:
-            lakehouse.append(
-                spark.createDataFrame([claim], SCHEMA), path, (f"run-lock:{lock}", generation), partition_by=("lock",)
-            )
+            lakehouse.append(claim, path, (f"run-lock:{lock}", generation), partition_by=("lock",))
         except Exception as error:
             if not lakehouse.is_conflict(error):
                 raise
