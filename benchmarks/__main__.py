@@ -8,14 +8,17 @@ import json
 
 from benchmarks.harness import RESULTS
 
-BENCHMARKS = ["bronze_ingest", "quality_rules", "iforest_fidelity", "scoring_throughput", "speed_layer"]
+BENCHMARKS = [
+    "bronze_ingest", "quality_rules", "iforest_fidelity", "scoring_throughput", "speed_layer", "scd2_merge",
+    "batch_concurrency",
+]  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"of {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--size", default="full", choices=["tiny", "full"])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each case, after a warm-up")
     args = parser.parse_args()
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:

@@ -33,6 +33,44 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
+def measure(
+    action: Callable[[int], object],
+    repeat: int,
+    warmup: int = 1,
+    prepare: Callable[[int], object] | None = None,
+) -> dict[str, Any]:
+    """Warm up ``warmup`` times, then time ``repeat`` runs: median, spread and every run, in seconds.
+
+    ``action`` gets the attempt number; warm-up attempts are negative (-warmup .. -1). ``prepare``, if
+    given, runs before every attempt and is not timed. The spread is (max - min) / median, so a reader
+    sees how far one number can be trusted on a noisy machine.
+    """
+    runs = []
+    for attempt in range(-warmup, repeat):
+        if prepare is not None:
+            prepare(attempt)
+        started = time.perf_counter()
+        action(attempt)
+        if attempt >= 0:
+            runs.append(time.perf_counter() - started)
+    return summarize(runs)
+
+
+def summarize(runs: list[float]) -> dict[str, Any]:
+    """Median, spread ((max - min) / median) and every run of some timed runs, in seconds."""
+    middle = median(runs)
+    return {
+        "median": round(middle, 4),
+        "spread": round((max(runs) - min(runs)) / middle, 3) if middle else 0.0,
+        "runs": [round(value, 4) for value in runs],
+    }
+
+
+def target(claim: str, wanted: str, measured: float, met: bool, cause: str = "") -> dict[str, Any]:
+    """One target of a benchmark: what is claimed, the bound, the measured value and, if missed, why."""
+    return {"claim": claim, "target": wanted, "measured": round(measured, 3), "met": bool(met), "cause": cause}
+
+
 def machine() -> dict[str, Any]:
     """Cores, memory and the versions that matter for the numbers."""
     import pyspark
@@ -72,11 +110,28 @@ def record(name: str, command: str, result: dict[str, Any], results_dir: Path = 
     return path
 
 
-def write_summary() -> None:
-    """``RESULTS.md``: one section per benchmark with its command, machine and numbers."""
-    lines = ["# Benchmark results", "", "Written by `make bench`; each number is a ratio measured in one run.", ""]
-    for path in sorted(RESULTS.glob("*.json")):
-        data = json.loads(path.read_text())
+def write_summary(results_dir: Path = RESULTS, summary: Path = SUMMARY) -> str:
+    """``RESULTS.md``: the targets of every benchmark first, then one section per benchmark with its numbers."""
+    results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m benchmarks`). Machines here are shared and noisy: each claim is a",
+        "ratio of two things measured side by side in the same run, and every time is the median of the runs",
+        "listed with its spread ((max - min) / median).",
+        "",
+        "## Targets",
+        "",
+        "| benchmark | claim | target | measured | met | cause, where missed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for data in results:
+        for goal in data.get("targets", []):
+            met = "yes" if goal["met"] else "**no**"
+            cells = [data["name"], goal["claim"], goal["target"], goal["measured"], met, goal["cause"]]
+            lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    lines.append("")
+    for data in results:
         m = data["machine"]
         lines += [
             f"## {data['name']}",
@@ -92,4 +147,6 @@ def write_summary() -> None:
         for row in data["rows"]:
             lines.append(f"| {row['case']} | " + " | ".join(str(row[c]) for c in data["columns"]) + " |")
         lines.append("")
-    SUMMARY.write_text("\n".join(lines), encoding="utf-8")
+    text = "\n".join(lines)
+    summary.write_text(text, encoding="utf-8")
+    return text

@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import median, record, timed
+from benchmarks.harness import measure, record, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -49,11 +49,11 @@ def run(size: str, repeat: int = 3, results_dir: Path | None = None, spark: Any 
     def table(count: int) -> TableQualityConfig:
         return TableQualityConfig(key=["InvoiceNo"], rules=[RuleConfig(**spec) for spec in rule_specs(count)])
 
-    def one_pass(count: int) -> float:
+    def one_pass(count: int) -> dict[str, Any]:
         rules = table(count)
-        return median(timed(lambda _: evaluate(frame, "bronze/online_retail", rules, 0.0, "bench", now), repeat))
+        return measure(lambda _: evaluate(frame, "bronze/online_retail", rules, 0.0, "bench", now), repeat)
 
-    def scan_per_rule(count: int) -> float:
+    def scan_per_rule(count: int) -> dict[str, Any]:
         rules = table(count)
         types = dict(frame.dtypes)
 
@@ -61,31 +61,57 @@ def run(size: str, repeat: int = 3, results_dir: Path | None = None, spark: Any 
             for rule in rules.rules:
                 frame.where(failure_sql(rule, types, [])).count()
 
-        return median(timed(scans, repeat))
+        return measure(scans, repeat)
 
     try:
-        one_pass(1)  # warm up code generation
-        seconds = {count: one_pass(count) for count in (1, 10, 50)}
+        scan = measure(lambda _: frame.count(), repeat)  # one pass and nothing else: the floor
+        timings = {count: one_pass(count) for count in (1, 10, 50)}
         seed_way = scan_per_rule(50)
     finally:
         frame.unpersist()
         if own_session:
             spark.stop()
+    seconds = {count: timing["median"] for count, timing in timings.items()}
     base = seconds[1]
+    ratio = seconds[50] / base
+    per_rule = (seconds[50] - seconds[1]) / 49
+    cause = ""
+    if ratio > 1.5:
+        cause = (
+            f"still one pass (one scan per rule takes {seed_way['median'] / seconds[50]:.1f}x as long), but the "
+            f"table is cached, so the scan is cheap ({scan['median']:.2f} s) and each rule's own evaluation on "
+            f"every row, {per_rule * 1000:.0f} ms per rule, is what grows"
+        )
     result = {
-        "summary": f"{rows:,} cached rows; median of {repeat} runs; the seed's way runs one scan per rule",
-        "columns": ["seconds", "ratio_to_1_rule"],
+        "summary": (
+            f"{rows:,} cached rows; median of {repeat} after a warm-up; the seed's way runs one scan per rule; "
+            "the scan alone is a count of the cached table"
+        ),
+        "columns": ["seconds", "spread", "ratio_to_1_rule"],
         "rows": [
+            {
+                "case": "scan only (no rule)",
+                "seconds": round(scan["median"], 3),
+                "spread": scan["spread"],
+                "ratio_to_1_rule": round(scan["median"] / base, 2),
+            },
             *[
-                {"case": f"{count} rules, one pass", "seconds": round(s, 3), "ratio_to_1_rule": round(s / base, 2)}
-                for count, s in seconds.items()
+                {
+                    "case": f"{count} rules, one pass",
+                    "seconds": round(timing["median"], 3),
+                    "spread": timing["spread"],
+                    "ratio_to_1_rule": round(timing["median"] / base, 2),
+                }
+                for count, timing in timings.items()
             ],
             {
                 "case": "50 rules, one scan per rule",
-                "seconds": round(seed_way, 3),
-                "ratio_to_1_rule": round(seed_way / base, 2),
+                "seconds": round(seed_way["median"], 3),
+                "spread": seed_way["spread"],
+                "ratio_to_1_rule": round(seed_way["median"] / base, 2),
             },
         ],
+        "targets": [target("50 rules against 1 rule, one pass", "t(50)/t(1) <= 1.5", ratio, ratio <= 1.5, cause)],
     }
     if results_dir is not None:
         record("quality_rules", f"python -m benchmarks quality_rules --size {size}", result, results_dir)

@@ -21,10 +21,16 @@ TIERS = ("unit", "spark", "integration")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from etl_lib.platform.stack import active_line, load_stack
+
+    primary = load_stack().default_line
+    line = active_line().name
     for item in items:
         tier = Path(str(item.fspath)).relative_to(PROJECT / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+        if line != primary and item.get_closest_marker("primary_line"):
+            item.add_marker(pytest.mark.skip(reason=f"runs on the primary line ({primary}) only; this is {line}"))
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,8 @@ class JobSpec:
     summary: str
     options: tuple[JobOption, ...] = ()
     #: The lock a run holds while it runs (see :mod:`etl_lib.platform.run_lock`): jobs naming the same lock never
-    #: run at once on a lakehouse. ``batch``: the jobs landing extracts into bronze.
+    #: run at once on a lakehouse. ``batch``: the jobs landing extracts into bronze. ``speed``: the streaming job,
+    #: whose checkpoints a second copy would share (a lease it renews for as long as it runs).
     lock: str | None = None
 
     def load(self) -> JobFunction:
@@ -66,6 +67,7 @@ JOBS: dict[str, JobSpec] = {
             name="speed_layer",
             target="etl_lib.layers.speed_layer:speed_layer",
             summary="Events from Kafka, Kinesis or files into bronze, silver and real-time gold views, exactly once.",
+            lock="speed",
             options=(
                 JobOption(
                     "--available-now",

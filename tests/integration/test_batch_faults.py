@@ -72,6 +72,9 @@ def _comparable(frame: DataFrame) -> DataFrame:
     return frame.drop(*[name for name in frame.columns if name.startswith("_")])
 
 
+# The lock's Delta primitive (idempotent commits, racing claims) is tested on both lines in spark/test_run_lock.py;
+# this end-to-end run of processes, on the primary line.
+@pytest.mark.primary_line
 @pytest.mark.slow
 def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path

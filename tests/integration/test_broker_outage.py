@@ -24,6 +24,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
 BEFORE, AFTER = 1_500, 1_500
 OUTAGE_SECONDS = 30
+LEASE_SECONDS = 15
 
 
 def rows(table: Path) -> int:
@@ -44,6 +45,8 @@ def speed_layer(arguments: list[str], root: Path, topic: str, work_dir: str, log
         "--set", "speed.source=kafka",
         "--set", f"speed.kafka.topic={topic}",
         "--set", "speed.trigger_interval=1 second",
+        # A short lease, so that the lock of this long-running job is renewed several times during the test.
+        "--set", f"run.lock_lease_seconds={LEASE_SECONDS}",
     ]  # fmt: skip
     with log.open("wb") as output:
         return subprocess.Popen(
@@ -104,3 +107,10 @@ def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(
     assert len(landed) == len({(r["_partition"], r["_offset"]) for r in landed}) == BEFORE + AFTER
     ids = DeltaTable(str(root / "silver" / "events")).to_pyarrow_table(columns=["event_id"]).column(0).to_pylist()
     assert len(ids) == len(set(ids)) == len({e["event_id"] for e in produced})
+
+    # The speed lock was renewed all along (every third of its lease), the outage included, and released at the end.
+    locks = sorted(DeltaTable(str(root / "audit" / "run_locks")).to_pyarrow_table().to_pylist(), key=lambda r: r["at"])
+    held = [r["event"] for r in locks if r["run_id"] == locks[0]["run_id"]]  # the run that met the outage
+    assert held[0] == "claimed", held
+    assert held.count("renewed") >= OUTAGE_SECONDS // (LEASE_SECONDS // 3), held
+    assert held[-1] == "released", held

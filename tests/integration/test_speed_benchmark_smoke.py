@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from pyspark.sql import SparkSession
 
 from benchmarks import speed_layer
+
+# Benchmarks are measured on the primary line; their smoke runs need not repeat on the other.
+pytestmark = pytest.mark.primary_line
 
 
 def test_speed_layer_benchmark_tiny(spark: SparkSession) -> None:

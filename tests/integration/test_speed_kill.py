@@ -17,6 +17,7 @@ import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
@@ -75,6 +76,14 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
             break
         time.sleep(0.5)
     assert running.poll() is None, running.stdout.read() if running.stdout else ""
+    # A second copy on the same lakehouse and checkpoint is refused while the first one runs.
+    second = job(["--available-now"], root, topic, suite_config.services.work_dir)
+    refused, _ = second.communicate(timeout=300)
+    assert second.returncode == 75, refused[-5000:]
+    refusal = refused.strip().splitlines()[-1]
+    assert refusal.startswith("error: speed is already running: run "), refusal
+    assert f" of speed_layer (pid {running.pid} on " in refusal
+    assert "Traceback" not in refused
     os.killpg(running.pid, signal.SIGKILL)
     running.wait(30)
     killed_at = version(bronze)
@@ -84,6 +93,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     restarted = job(["--available-now"], root, topic, suite_config.services.work_dir)
     output, _ = restarted.communicate(timeout=600)
     assert restarted.returncode == 0, output
+    assert "no longer runs; this run takes over" in output
 
     lake = suite_config.lakehouse.model_copy(update={"root": str(root)})
     path = lake.table_path
@@ -109,3 +119,11 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     outbox = lakehouse.read(spark, path("gold", "fulfillment_requests"))
     assert outbox.count() == outbox.select("request_id").distinct().count()
     assert version(bronze) > killed_at  # the restart had work left to do
+
+    # The killed run is closed as abandoned by the restart; the refused copy failed; the restart succeeded.
+    runs = lakehouse.read(spark, path("audit", "etl_runs"))
+    statuses = {
+        row["run_id"]: sorted(row["statuses"])
+        for row in runs.groupBy("run_id").agg(F.collect_list("status").alias("statuses")).collect()
+    }
+    assert sorted(statuses.values()) == [["abandoned", "running"], ["failed", "running"], ["running", "succeeded"]]

@@ -15,6 +15,9 @@ from pyspark.sql import SparkSession
 from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.demo.run import PHASES, STEPS, run_demo
 
+# `make demo` runs on the primary line (the default of `make setup`).
+pytestmark = pytest.mark.primary_line
+
 PROJECT = Path(__file__).resolve().parents[2]
 SECTIONS = ("steps", "summary", "reconciliation", "quality", "anomalies", "churn", "revenue", "streaming", "lineage")
 

@@ -1,0 +1,97 @@
+"""The batch layer's independent tables built side by side, against one after another.
+
+The batch layer runs its tasks as a graph: tables that do not depend on each other (the two dimensions,
+the two gold tables, the quality checks of each) are built at the same time, up to
+``batch.max_parallel_tables``. Here the same run (Online Retail, every ``n``-th line, as of 2011-12-10,
+into a new lakehouse each time) is timed with 1 and with 2 tables at once. The two are run in turns,
+so that a noisy neighbour slows both alike, and their gold tables are checked to be equal.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import record, summarize, target
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
+#: Every n-th line of the extract: the graph and its commits, not the data, are what is compared.
+EVERY = {"tiny": 200, "full": 4}
+WAYS = {"one table at a time": 1, "two tables at once": 2}
+
+
+def run(
+    size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None, warmup: int = 1
+) -> dict[str, Any]:
+    """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
+    import pyarrow.parquet as pq
+
+    from etl_lib import lakehouse
+    from etl_lib.config import load_config, validate_config
+    from etl_lib.platform.runner import run_job
+    from etl_lib.platform.session import build_session
+
+    config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
+    own_session = spark is None
+    spark = spark or build_session(config.spark)
+    runs: dict[str, list[float]] = {way: [] for way in WAYS}
+    counts: dict[str, int] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-batch-") as folder:
+            whole = pq.read_table(DATA)
+            sample = whole.take(list(range(0, whole.num_rows, EVERY[size])))
+            (Path(folder) / "extract").mkdir()
+            pq.write_table(sample, Path(folder) / "extract" / "part.parquet")
+
+            def configured(way: str, attempt: int) -> Any:
+                data = config.model_dump(mode="json")
+                data["lakehouse"]["root"] = str(Path(folder) / f"lake-{WAYS[way]}-{attempt + warmup}")
+                data["sources"]["online_retail"]["path"] = str(Path(folder) / "extract")
+                data["run"]["process_date"] = "2011-12-10"
+                data["ml"]["work_dir"] = str(Path(folder) / "mlflow")  # no model: purchases stay unscored
+                data["batch"]["max_parallel_tables"] = WAYS[way]
+                return validate_config(data)
+
+            for attempt in range(-warmup, repeat):
+                order = list(WAYS) if attempt % 2 == 0 else list(reversed(WAYS))
+                for way in order:
+                    setup = configured(way, attempt)
+                    started = time.perf_counter()
+                    run_job("batch_layer", setup, spark)  # raises if any task fails
+                    seconds = time.perf_counter() - started
+                    if attempt >= 0:
+                        runs[way].append(seconds)
+                    gold = lakehouse.read(spark, setup.lakehouse.table_path("gold", "customer_features"))
+                    counts[way] = gold.count()
+    finally:
+        if own_session:
+            spark.stop()
+    if len(set(counts.values())) != 1:
+        raise AssertionError(f"the two ways built different gold tables: {counts}")
+    timings = {way: summarize(seconds) for way, seconds in runs.items()}
+    serial, parallel = (timings[way]["median"] for way in WAYS)
+    ratio = serial / parallel
+    result_data = {
+        "summary": (
+            f"the batch layer on {sample.num_rows:,} lines (every {EVERY[size]}th of the extract), a new "
+            f"lakehouse each run; median of {repeat} after {warmup} warm-up, the two ways in turns"
+        ),
+        "columns": ["seconds", "spread", "speedup"],
+        "rows": [
+            {
+                "case": way,
+                "seconds": round(timing["median"], 2),
+                "spread": timing["spread"],
+                "speedup": round(serial / timing["median"], 2),
+            }
+            for way, timing in timings.items()
+        ],
+        "runs": timings,
+        "targets": [target("independent tables at once against one after another", "reported", ratio, True)],
+    }
+    if results_dir is not None:
+        record("batch_concurrency", f"python -m benchmarks batch_concurrency --size {size}", result_data, results_dir)
+    return result_data
