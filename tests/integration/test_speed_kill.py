@@ -76,7 +76,9 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
             break
         time.sleep(0.5)
     assert running.poll() is None, running.stdout.read() if running.stdout else ""
-    # A second copy on the same lakehouse and checkpoint is refused while the first one runs.
+    # Frozen there (so that it is still mid-stream when killed), the first copy holds its lock: a second copy on
+    # the same lakehouse and checkpoint is refused.
+    os.killpg(running.pid, signal.SIGSTOP)
     second = job(["--available-now"], root, topic, suite_config.services.work_dir)
     refused, _ = second.communicate(timeout=300)
     assert second.returncode == 75, refused[-5000:]
