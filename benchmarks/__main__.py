@@ -10,7 +10,7 @@ from benchmarks.harness import RESULTS
 
 BENCHMARKS = [
     "bronze_ingest", "quality_rules", "iforest_fidelity", "scoring_throughput", "speed_layer", "scd2_merge",
-    "batch_concurrency",
+    "batch_concurrency", "batch_scaling",
 ]  # fmt: skip
 
 

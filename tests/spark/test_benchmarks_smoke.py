@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from benchmarks import (
     batch_concurrency,
+    batch_scaling,
     bronze_ingest,
     iforest_fidelity,
     quality_rules,
@@ -93,3 +94,15 @@ def test_batch_concurrency_tiny(spark: SparkSession) -> None:
     assert parallel["seconds"] > 0
     # The two ways built the same gold table (checked inside); the ratio reported is the ratio of the medians.
     assert abs(result["targets"][0]["measured"] - serial["seconds"] / parallel["seconds"]) < 0.05
+
+
+def test_batch_scaling_tiny(spark: SparkSession) -> None:
+    # Inside, DuckDB's daily revenue over the same Parquet is checked to agree with the suite's gold table.
+    result = batch_scaling.run("tiny", repeat=1, spark=spark, warmup=0)
+    one, four = result["rows"]
+    assert (one["case"], four["case"]) == ("1x", "4x")
+    assert four["lines"] == 4 * one["lines"]
+    assert all(row["suite_s"] > 0 and row["duckdb_s"] > 0 for row in result["rows"])
+    [goal] = result["targets"]
+    assert goal["target"] == "<= 4 (linear)"
+    assert goal["met"] == (goal["measured"] <= 4)

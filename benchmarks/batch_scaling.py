@@ -1,0 +1,187 @@
+"""The batch layer, extract to gold, at 1x, 4x and 16x the Online Retail extract; DuckDB's gold aggregation as anchor.
+
+Copies beyond the first are the extract again with new keys: invoice numbers get a ``-<copy>`` suffix (a
+cancellation still starts with ``C``) and customer ids are moved by 100,000 per copy; products are shared.
+Each size lands in a new lakehouse every run. Time must grow at most linearly: t(16x) / t(1x) <= 16.
+
+Anchor: the gold daily revenue aggregation computed by DuckDB straight from the same Parquet (exact
+duplicates dropped, as silver does), reported as the suite's time over DuckDB's at each size. The suite
+does much more (bronze, typing, quality, dimensions, audit, lineage), so the ratio shows what that costs,
+not a race; the two results are checked to agree on lines and net revenue.
+
+Runs: the 1x size is warmed up and repeated ``repeat`` times; 4x is repeated ``max(2, repeat // 2)`` times
+and 16x once after no warm-up, because five runs of 16x alone would take longer than ``make bench`` may.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import record, summarize, target
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
+#: (every n-th line of the extract as the 1x size, the multiples run)
+SIZES = {"tiny": (100, (1, 4)), "full": (1, (1, 4, 16))}
+CUSTOMER_SHIFT = 100_000
+
+
+def replicate(table: Any, copies: int) -> Any:
+    """``table`` ``copies`` times, each copy after the first with new invoice numbers and customer ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = [table]
+    for copy in range(1, copies):
+        parts.append(
+            table.set_column(
+                table.schema.get_field_index("InvoiceNo"),
+                "InvoiceNo",
+                pc.binary_join_element_wise(
+                    table["InvoiceNo"], pa.scalar(f"-{copy}", pa.large_string()), pa.scalar("", pa.large_string())
+                ),
+            ).set_column(
+                table.schema.get_field_index("CustomerID"),
+                "CustomerID",
+                pc.add(table["CustomerID"], pa.scalar(copy * CUSTOMER_SHIFT, pa.int64())),
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+DUCKDB_DAILY_REVENUE = """
+    WITH lines AS (
+        SELECT DISTINCT * FROM read_parquet(?)
+    ), typed AS (
+        SELECT CAST(InvoiceDate AS DATE) AS invoice_day, Country AS country, InvoiceNo AS invoice_no,
+               CustomerID AS customer_id, Quantity AS quantity, starts_with(InvoiceNo, 'C') AS is_cancellation,
+               CAST(Quantity * UnitPrice AS DECIMAL(18, 3)) AS amount
+        FROM lines WHERE CAST(InvoiceDate AS DATE) <= DATE '2011-12-10'
+    )
+    SELECT invoice_day, country,
+           coalesce(sum(amount) FILTER (WHERE NOT is_cancellation), 0) AS revenue,
+           coalesce(-sum(amount) FILTER (WHERE is_cancellation), 0) AS returns,
+           sum(amount) AS net_revenue,
+           count(DISTINCT invoice_no) FILTER (WHERE NOT is_cancellation) AS orders,
+           count(DISTINCT customer_id) AS customers,
+           count(*) AS lines,
+           coalesce(sum(quantity) FILTER (WHERE NOT is_cancellation), 0) AS quantity
+    FROM typed GROUP BY invoice_day, country
+"""
+
+
+def run(
+    size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None, warmup: int = 1
+) -> dict[str, Any]:
+    """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
+    import duckdb
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from etl_lib import lakehouse
+    from etl_lib.config import load_config, validate_config
+    from etl_lib.platform.runner import run_job
+    from etl_lib.platform.session import build_session
+
+    every, multiples = SIZES[size]
+    config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
+    own_session = spark is None
+    spark = spark or build_session(config.spark)
+    whole = pq.read_table(DATA)
+    base = whole.take(list(range(0, whole.num_rows, every))) if every > 1 else whole
+    suite: dict[int, dict[str, Any]] = {}
+    anchor: dict[int, dict[str, Any]] = {}
+    rows: dict[int, int] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-scaling-") as folder:
+            for multiple in multiples:
+                extract = Path(folder) / f"extract-{multiple}x"
+                extract.mkdir()
+                table = replicate(base, multiple)
+                rows[multiple] = table.num_rows
+                pq.write_table(table, extract / "part.parquet")
+                del table
+
+                def configured(attempt: int, multiple: int = multiple, extract: Path = extract) -> Any:
+                    data = config.model_dump(mode="json")
+                    data["lakehouse"]["root"] = str(Path(folder) / f"lake-{multiple}x-{attempt}")
+                    data["sources"]["online_retail"]["path"] = str(extract)
+                    data["run"]["process_date"] = "2011-12-10"
+                    data["ml"]["work_dir"] = str(Path(folder) / "mlflow")  # no model: purchases stay unscored
+                    return validate_config(data)
+
+                times = {1: repeat, 4: max(2, repeat // 2)}.get(multiple, 1) if repeat > 1 else 1
+                first = -warmup if multiple == multiples[0] else 0
+                runs, last = [], None
+                for attempt in range(first, times):
+                    setup = configured(attempt)
+                    started = time.perf_counter()
+                    run_job("batch_layer", setup, spark)
+                    if attempt >= 0:
+                        runs.append(time.perf_counter() - started)
+                    last = setup
+                suite[multiple] = summarize(runs)
+                gold = lakehouse.read(spark, last.lakehouse.table_path("gold", "daily_revenue"))
+                suite_totals = gold.agg(F.sum("lines"), F.sum("net_revenue")).first()
+
+                def in_duckdb(extract: Path = extract) -> Any:
+                    with duckdb.connect() as connection:
+                        query = DUCKDB_DAILY_REVENUE
+                        return connection.execute(
+                            f"SELECT count(*), sum(lines), sum(net_revenue) FROM ({query})",  # noqa: S608 - fixed text
+                            [str(extract / "part.parquet")],
+                        ).fetchone()
+
+                in_duckdb()  # warm up
+                duck_runs, duck_totals = [], None
+                for _ in range(max(times, 3)):
+                    started = time.perf_counter()
+                    duck_totals = in_duckdb()
+                    duck_runs.append(time.perf_counter() - started)
+                anchor[multiple] = summarize(duck_runs)
+                if (
+                    int(duck_totals[1]) != int(suite_totals[0])
+                    or abs(float(duck_totals[2]) - float(suite_totals[1])) > 0.01
+                ):
+                    raise AssertionError(
+                        f"{multiple}x: DuckDB's daily revenue ({duck_totals}) differs from the suite's ({suite_totals})"
+                    )
+    finally:
+        if own_session:
+            spark.stop()
+    one, largest = multiples[0], multiples[-1]
+    growth = suite[largest]["median"] / suite[one]["median"]
+    result = {
+        "summary": (
+            f"the batch layer, extract to gold, as of 2011-12-10, a new lakehouse each run; 1x = "
+            f"{rows[one]:,} lines; runs per size: " + ", ".join(f"{m}x {len(suite[m]['runs'])}" for m in multiples)
+        ),
+        "columns": ["lines", "suite_s", "spread", "seconds_per_million_lines", "duckdb_s", "suite/duckdb"],
+        "rows": [
+            {
+                "case": f"{multiple}x",
+                "lines": rows[multiple],
+                "suite_s": round(suite[multiple]["median"], 2),
+                "spread": suite[multiple]["spread"],
+                "seconds_per_million_lines": round(suite[multiple]["median"] / rows[multiple] * 1e6, 1),
+                "duckdb_s": round(anchor[multiple]["median"], 3),
+                "suite/duckdb": round(suite[multiple]["median"] / anchor[multiple]["median"], 1),
+            }
+            for multiple in multiples
+        ],
+        "runs": {"suite": suite, "duckdb": anchor},
+        "targets": [
+            target(
+                f"batch layer time at {largest}x over 1x",
+                f"<= {largest} (linear)",
+                growth,
+                growth <= largest,
+            )
+        ],
+    }
+    if results_dir is not None:
+        record("batch_scaling", f"python -m benchmarks batch_scaling --size {size}", result, results_dir)
+    return result
