@@ -24,13 +24,12 @@ ORIGINAL_COLUMNS = {"invoice_no": "InvoiceNo", "stock_code": "StockCode", "quant
                     "invoice_date": "InvoiceDate", "unit_price": "UnitPrice", "customer_id": "CustomerID"}  # fmt: skip
 #: The demo's plan: phases one after another; in a phase, lanes side by side, each on a session of its
 #: own, running its steps in order. Training reads only the batch layer's tables and works in
-#: scikit-learn on the driver, while the speed layer spends much of its time on small Delta commits: side
-#: by side they keep both cores busy. Scoring waits for the new models; the reconciliation, which reads
-#: neither models nor scores, runs beside it.
+#: scikit-learn on the driver, while the speed layer and the reconciliation spend much of their time on
+#: small Delta commits: side by side they keep both cores busy. Scoring waits for the new models.
 PHASES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("batch_layer",),),
-    (("produce", "speed_layer"), ("train_models",)),
-    (("reconcile",), ("score",)),
+    (("produce", "speed_layer", "reconcile"), ("train_models",)),
+    (("score",),),
     (("publish_products",),),
 )
 #: Every step, in the order of the plan ("produce" fills the landing folder the speed layer reads).
@@ -117,6 +116,8 @@ def _produce(config: SuiteConfig, events: int) -> Step:
     if Path(config.lakehouse.table_path("bronze", "events"), "_delta_log").is_dir() or (
         config.speed.source == "files" and landing.is_dir() and any(landing.glob("events-*.jsonl"))
     ):
+        if config.speed.source == "files":
+            landing.mkdir(parents=True, exist_ok=True)  # its files may have been cleared since; bronze has them
         return Step("produce", 0.0, 0, "events were replayed by an earlier demo; not again")
     target = config.speed.source
     report = replay(config, target, limit=events, batch_size=max(1, events // 10), data=replay_data(config))
