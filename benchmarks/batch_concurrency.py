@@ -2,8 +2,8 @@
 
 The batch layer runs its tasks as a graph: tables that do not depend on each other (the two dimensions,
 the two gold tables, the quality checks of each) are built at the same time, up to
-``batch.max_parallel_tables``. Here the same run (Online Retail, every ``n``-th line, as of 2011-12-10,
-into a new lakehouse each time) is timed with 1 and with 2 tables at once. The two are run in turns,
+``batch.max_parallel_tables``. Here the same run (Online Retail, the lines of every ``n``-th day, as
+of 2011-12-10, into a new lakehouse each time) is timed with 1 and with 2 tables at once. The two are run in turns,
 so that a noisy neighbour slows both alike, and their gold tables are checked to be equal.
 """
 
@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import record, summarize, target
+from benchmarks.harness import every_nth_day, record, summarize, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
-#: Every n-th line of the extract: the graph and its commits, not the data, are what is compared.
+#: The lines of every n-th day: the graph and its commits, not the data, are what is compared.
 EVERY = {"tiny": 200, "full": 4}
 WAYS = {"one table at a time": 1, "two tables at once": 2}
 
@@ -42,7 +42,7 @@ def run(
     try:
         with tempfile.TemporaryDirectory(prefix="bench-batch-") as folder:
             whole = pq.read_table(DATA)
-            sample = whole.take(list(range(0, whole.num_rows, EVERY[size])))
+            sample = every_nth_day(whole, EVERY[size])
             (Path(folder) / "extract").mkdir()
             pq.write_table(sample, Path(folder) / "extract" / "part.parquet")
 
@@ -76,7 +76,7 @@ def run(
     ratio = serial / parallel
     result_data = {
         "summary": (
-            f"the batch layer on {sample.num_rows:,} lines (every {EVERY[size]}th of the extract), a new "
+            f"the batch layer on {sample.num_rows:,} lines (those of every {EVERY[size]}th day), a new "
             f"lakehouse each run; median of {repeat} after {warmup} warm-up, the two ways in turns"
         ),
         "columns": ["seconds", "spread", "speedup"],

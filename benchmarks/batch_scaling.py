@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import record, summarize, target
+from benchmarks.harness import every_nth_day, record, summarize, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
-#: (every n-th line of the extract as the 1x size, the multiples run)
+#: (the lines of every n-th day of the extract as the 1x size, the multiples run)
 SIZES = {"tiny": (100, (1, 4)), "full": (1, (1, 4, 16))}
 CUSTOMER_SHIFT = 100_000
 
@@ -91,7 +91,7 @@ def run(
     own_session = spark is None
     spark = spark or build_session(config.spark)
     whole = pq.read_table(DATA)
-    base = whole.take(list(range(0, whole.num_rows, every))) if every > 1 else whole
+    base = every_nth_day(whole, every)
     suite: dict[int, dict[str, Any]] = {}
     anchor: dict[int, dict[str, Any]] = {}
     rows: dict[int, int] = {}

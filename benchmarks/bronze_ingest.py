@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.harness import median, record, timed
+from benchmarks.harness import measure, record
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -38,7 +38,7 @@ def make_landing(folder: Path, copies: float) -> int:
     return table.num_rows * int(copies)
 
 
-def run(size: str, repeat: int, results_dir: Path | None = None, spark: Any = None) -> dict[str, Any]:
+def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None) -> dict[str, Any]:
     """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
     from deltalake import write_deltalake
 
@@ -75,16 +75,16 @@ def run(size: str, repeat: int, results_dir: Path | None = None, spark: Any = No
         for copies in SIZES[size]:
             landing = work / f"landing-{copies}"
             rows = make_landing(landing, copies)
-            suite_s = median(
-                timed(lambda n, landing=landing, rows=rows: suite(spark, config, landing, rows, n), repeat)
-            )
-            baseline_s = median(timed(lambda n, landing=landing: baseline(landing, n), repeat))
+            suite_t = measure(lambda n, landing=landing, rows=rows: suite(spark, config, landing, rows, n), repeat)
+            baseline_t = measure(lambda n, landing=landing: baseline(landing, n), repeat)
             rows_out.append(
                 {
                     "case": f"{rows:,} rows",
-                    "suite_s": round(suite_s, 2),
-                    "deltalake_s": round(baseline_s, 2),
-                    "suite/deltalake": round(suite_s / baseline_s, 2),
+                    "suite_s": round(suite_t["median"], 2),
+                    "suite_spread": suite_t["spread"],
+                    "deltalake_s": round(baseline_t["median"], 2),
+                    "deltalake_spread": baseline_t["spread"],
+                    "suite/deltalake": round(suite_t["median"] / baseline_t["median"], 2),
                 }
             )
         if own_session:
@@ -92,8 +92,11 @@ def run(size: str, repeat: int, results_dir: Path | None = None, spark: Any = No
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
-        "summary": f"Spark session start {session_seconds:.1f}s (not in the ratios); median of {repeat} runs per case",
-        "columns": ["suite_s", "deltalake_s", "suite/deltalake"],
+        "summary": (
+            f"Spark session start {session_seconds:.1f}s (not in the ratios); median of {repeat} runs per case "
+            "after a warm-up"
+        ),
+        "columns": ["suite_s", "suite_spread", "deltalake_s", "deltalake_spread", "suite/deltalake"],
         "rows": rows_out,
     }
     if results_dir is not None:

@@ -19,14 +19,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SUMMARY = Path(__file__).resolve().parent / "RESULTS.md"
 
 
-def timed(action: Callable[[int], object], repeat: int) -> list[float]:
-    """Wall seconds of ``repeat`` calls of ``action``, which gets the attempt number (0, 1, ...)."""
-    seconds = []
-    for attempt in range(repeat):
-        start = time.perf_counter()
-        action(attempt)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+def every_nth_day(table: Any, n: int) -> Any:
+    """The lines of the extract (a pyarrow table) invoiced on every ``n``-th day.
+
+    Whole days, so that each day's and country's revenue is what the whole extract says: every ``n``-th
+    line would leave some days with only returns, which the gold quality rules rightly hold back.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if n <= 1:
+        return table
+    days = table["InvoiceDate"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return table.filter(pa.array(days % n == 0))
 
 
 def median(values: list[float]) -> float:
@@ -90,6 +95,9 @@ def machine() -> dict[str, Any]:
         "spark": pyspark.__version__,
         "delta": line.delta_spark,
         "line": line.name,
+        # Other work on the machine when the benchmark ended (1-minute load average): a busy machine slows
+        # both sides of a ratio, not always alike.
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -138,7 +146,8 @@ def write_summary(results_dir: Path = RESULTS, summary: Path = SUMMARY) -> str:
             "",
             f"- command: `{data['command']}`",
             f"- machine: {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
-            f"Spark {m['spark']}, Delta {m['delta']}; recorded {data['recorded_at']}",
+            f"Spark {m['spark']}, Delta {m['delta']}; recorded {data['recorded_at']}"
+            + (f", load average {m['load_average']}" if "load_average" in m else ""),
             f"- {data['summary']}",
             "",
             "| case | " + " | ".join(data["columns"]) + " |",

@@ -240,17 +240,23 @@ def apply_changes(spark: SparkSession, path: str, changes: DataFrame, keys: list
     ensure_table(spark, path, changes.drop(ACTION).schema)
     condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
     assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
-    # Not retried on a conflict: the change set was computed against the table as it was; applied to the
-    # table as another writer left it, it could undo that writer's rows.
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(changes.alias("s"), condition)
-        .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
-        .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
-        .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
-        .execute()
-    )
+    # The change set is usually derived from the table itself (a diff against it): kept once computed, so
+    # that the MERGE's two passes (finding the files to touch, then writing) do not compute it twice.
+    changes = changes.persist()
+    try:
+        # Not retried on a conflict: the change set was computed against the table as it was; applied to
+        # the table as another writer left it, it could undo that writer's rows.
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(changes.alias("s"), condition)
+            .whenMatchedDelete(condition=f"s.{ACTION} = 'delete'")
+            .whenMatchedUpdate(condition=f"s.{ACTION} = 'update'", set=assignments)
+            .whenNotMatchedInsert(condition=f"s.{ACTION} = 'insert'", values=assignments)
+            .execute()
+        )
+    finally:
+        changes.unpersist()
 
 
 def append_available_now(frame: DataFrame, path: str, checkpoint: str, query_name: str) -> None:

@@ -20,7 +20,7 @@ def writes_of_run(
     """What this run committed to ``path`` since version ``before``, from Delta's own commit metrics."""
     commits = [c for c in lakehouse.commits_since(spark, path, before) if c.user_metadata.get("run_id") == run_id]
     version = commits[-1].version if commits else lakehouse.current_version(spark, path)
-    return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version)
+    return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
 
 
 def land_files(

@@ -201,7 +201,6 @@ def _flush_progress(
     if not rows:
         return
     frame = spark.createDataFrame([(*row, context.run_id) for row in rows], PROGRESS_SCHEMA)
-    # Progress arrives in batch order, so the newest batch id is an increasing transaction version.
     # Progress arrives in batch order, so the ingest query's newest batch id is an increasing version.
     newest = max(int(row[3]) for row in rows if row[0] == query_id) if any(r[0] == query_id for r in rows) else None
     lakehouse.append(frame, path, (f"{query_id}:audit/stream_progress", newest) if newest is not None else None)

@@ -61,10 +61,20 @@ def collect(
             version = lakehouse.current_version(spark, read.dataset)
         resolved[read.task].append((name, version))
         events.append(LineageEvent(read.task, "read", name, version, None, None, ()))
-    for path in dict.fromkeys(write.path for write in result.writes):
-        mine = [
-            c for c in lakehouse.commits_since(spark, path, None) if c.user_metadata.get("run_id") == context.run_id
-        ]
+    known: dict[str, dict[int, lakehouse.Commit] | None] = {}
+    for write in result.writes:
+        # The job read its commits already; a write whose commits it did not read has them read here.
+        if write.commits is None:
+            known[write.path] = None
+        elif known.setdefault(write.path, {}) is not None:
+            known[write.path].update((c.version, c) for c in write.commits)  # type: ignore[union-attr]
+    for path, commits_known in known.items():
+        if commits_known is None:
+            mine = [
+                c for c in lakehouse.commits_since(spark, path, None) if c.user_metadata.get("run_id") == context.run_id
+            ]
+        else:
+            mine = [commits_known[version] for version in sorted(commits_known)]
         by_task: dict[str, list[lakehouse.Commit]] = defaultdict(list)
         for commit in mine:
             by_task[str(commit.user_metadata.get("task", context.job))].append(commit)

@@ -7,10 +7,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from etl_lib.config import Layer
 from etl_lib.lineage.capture import LineageRecorder
+
+if TYPE_CHECKING:
+    from etl_lib.lakehouse import Commit
 
 
 def utc_now() -> dt.datetime:
@@ -52,6 +55,9 @@ class TableWrite:
     path: str
     rows_written: int
     version: int | None
+    #: This run's commits to the table, oldest first, when the job read them from Delta's history (lineage
+    #: then need not read it again); None when not known.
+    commits: tuple[Commit, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

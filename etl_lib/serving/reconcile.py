@@ -24,9 +24,10 @@ from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, interval
 from etl_lib.errors import ConfigError
 from etl_lib.layers import privacy
+from etl_lib.layers.landing import writes_of_run
 from etl_lib.lineage.capture import record_read, task_scope
 from etl_lib.platform import secrets
-from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
+from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.serving import views
 
 log = logging.getLogger(__name__)
@@ -170,14 +171,9 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
 
     result = JobResult(job=context.job, run_id=context.run_id)
     for (layer, name), path in paths.items():
-        commits = [
-            c
-            for c in lakehouse.commits_since(spark, path, before[layer, name])
-            if c.user_metadata.get("run_id") == context.run_id
-        ]
-        if commits:
-            rows = sum(c.rows_written for c in commits)
-            result.writes.append(TableWrite(layer, name, path, rows, lakehouse.current_version(spark, path)))  # type: ignore[arg-type]
+        written = writes_of_run(spark, layer, name, path, before[layer, name], context.run_id)  # type: ignore[arg-type]
+        if written.commits:
+            result.writes.append(written)
     verdict = "consistent" if not counts["not_matching"] else "DRIFT"
     result.metrics.update(
         {

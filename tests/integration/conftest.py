@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
+from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig
 from etl_lib.services.aws import AwsService
 from etl_lib.services.base import LocalService
@@ -17,6 +20,18 @@ from etl_lib.services.redis import RedisService
 from etl_lib.services.spark import SparkClusterService
 
 S = TypeVar("S", bound=LocalService)
+
+
+def _statuses_by_run(spark: SparkSession, path: str) -> list[list[str]]:
+    runs = lakehouse.read(spark, path)
+    grouped = runs.groupBy("run_id").agg(F.collect_list("status").alias("statuses")).collect()
+    return sorted(sorted(row["statuses"]) for row in grouped)
+
+
+@pytest.fixture
+def run_statuses() -> Callable[[SparkSession, str], list[list[str]]]:
+    """Reads an ``audit/etl_runs`` table: each run's statuses, sorted, for runs in sorted order."""
+    return _statuses_by_run
 
 
 def _running(service: S) -> Iterator[S]:

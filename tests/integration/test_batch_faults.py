@@ -9,13 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
@@ -77,7 +77,10 @@ def _comparable(frame: DataFrame) -> DataFrame:
 @pytest.mark.primary_line
 @pytest.mark.slow
 def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
-    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+    spark: SparkSession,
+    suite_config: SuiteConfig,
+    tmp_path: Path,
+    run_statuses: Callable[[SparkSession, str], list[list[str]]],
 ) -> None:
     whole = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet")
     (tmp_path / "extract").mkdir()
@@ -128,9 +131,8 @@ def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     assert lines.count() == lines.select("line_id").distinct().count() > 0
 
     # The killed run is closed as abandoned; the refused one failed; the rerun succeeded.
-    runs = lakehouse.read(spark, lake.table_path("audit", "etl_runs"))
-    statuses = {
-        row["run_id"]: sorted(row["statuses"])
-        for row in runs.groupBy("run_id").agg(F.collect_list("status").alias("statuses")).collect()
-    }
-    assert sorted(statuses.values()) == [["abandoned", "running"], ["failed", "running"], ["running", "succeeded"]]
+    assert run_statuses(spark, lake.table_path("audit", "etl_runs")) == [
+        ["abandoned", "running"],
+        ["failed", "running"],
+        ["running", "succeeded"],
+    ]

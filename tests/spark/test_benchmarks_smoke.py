@@ -27,8 +27,10 @@ def test_bronze_ingest_tiny(spark: SparkSession, tmp_path: Path) -> None:
     result = bronze_ingest.run("tiny", repeat=1, spark=spark)
     assert [row["case"] for row in result["rows"]] == ["5,419 rows"]
     row = result["rows"][0]
-    assert set(row) == {"case", "suite_s", "deltalake_s", "suite/deltalake"}
-    assert all(isinstance(row[column], float) and row[column] > 0 for column in result["columns"])
+    assert set(row) == {"case", "suite_s", "suite_spread", "deltalake_s", "deltalake_spread", "suite/deltalake"}
+    assert all(isinstance(row[column], float) and row[column] >= 0 for column in result["columns"])
+    assert row["suite_s"] > 0
+    assert row["deltalake_s"] > 0
 
     path = record("bronze_ingest", "python -m benchmarks bronze_ingest --size tiny", result, tmp_path)
     written = json.loads(path.read_text())
@@ -78,6 +80,7 @@ def test_scd2_merge_tiny(spark: SparkSession, tmp_path: Path) -> None:
     assert cases["rewrite the dimension"]["rows_copied"] == 5_000 - 50
     [goal] = result["targets"]
     assert goal["met"] or "files" in goal["cause"]
+    assert result["change_set_seconds"]["median"] > 0
 
     # The summary puts every target first, with its cause where it is missed.
     results = tmp_path / "results"
