@@ -13,11 +13,13 @@ first ``SEED_ROWS`` rows, as it would take hours on all of them.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import measure, record, target
+from benchmarks.harness import measure, record, summarize, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -75,8 +77,19 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
                     score = model.score_samples(pd.DataFrame([request["features"]], columns=FEATURES))
                     predictions.append(json.loads(json.dumps({"anomaly_score": float(score[0])}))["anomaly_score"])
 
-            spark_t = measure(in_spark, repeat)  # the warm-up loads the model in the workers
-            local_t = measure(one_process, repeat)
+            def without_model(_: int) -> None:
+                frame.select(features_struct(FEATURES).alias("s")).agg({"s.amount": "sum"}).collect()
+
+            # The UDF and one process in turns, so that a busy neighbour slows both alike; the warm-up loads
+            # the model in the workers.
+            turns: dict[str, list[float]] = {"udf": [], "one_process": [], "floor": []}
+            for attempt in range(-1, repeat):
+                for name, action in (("udf", in_spark), ("one_process", one_process), ("floor", without_model)):
+                    started = time.perf_counter()
+                    action(attempt)
+                    if attempt >= 0:
+                        turns[name].append(time.perf_counter() - started)
+            spark_t, local_t, floor_t = (summarize(turns[name]) for name in ("udf", "one_process", "floor"))
             seed_t = measure(row_at_a_time, repeat)
             frame.unpersist()
     finally:
@@ -85,10 +98,18 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
     spark_s, local_s = spark_t["median"], local_t["median"]
     seed_rate = len(sample) / seed_t["median"]
     speedup = local_s / spark_s
+    cause = ""
+    if speedup < 1.5:
+        cause = (
+            f"of the UDF path's {spark_s:.2f} s, Spark's own pass over the same cached rows without the model "
+            f"takes {floor_t['median']:.2f} s; the model's work, split over {spark.sparkContext.defaultParallelism} "
+            f"Python workers, the rest, against {local_s:.2f} s in one process: two workers on two cores gain "
+            f"less than 2x when the cores are shared (load average {os.getloadavg()[0]:.1f} at the end)"
+        )
     result = {
         "summary": (
-            f"{rows:,} rows, 3 features, median of {repeat} after a warm-up; the UDF runs on every core Spark "
-            f"has; one call per row is timed on {len(sample):,} rows"
+            f"{rows:,} rows, 3 features, median of {repeat} after a warm-up, the UDF and one process in turns; "
+            f"the UDF runs on every core Spark has; one call per row is timed on {len(sample):,} rows"
         ),
         "columns": ["seconds", "spread", "rows_per_second", "speedup"],
         "rows": [
@@ -114,9 +135,9 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
                 "speedup": round(seed_rate / (rows / local_s), 4),
             },
         ],
-        "runs": {"udf": spark_t, "single_process": local_t, "row_at_a_time": seed_t},
+        "runs": {"udf": spark_t, "single_process": local_t, "spark_without_model": floor_t, "row_at_a_time": seed_t},
         "targets": [
-            target("pandas UDF against single-process scikit-learn", ">= 1.5x", speedup, speedup >= 1.5),
+            target("pandas UDF against single-process scikit-learn", ">= 1.5x", speedup, speedup >= 1.5, cause),
             target(
                 "pandas UDF against one call per row (the seed)",
                 "faster",

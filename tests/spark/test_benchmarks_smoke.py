@@ -68,6 +68,8 @@ def test_scoring_throughput_tiny(spark: SparkSession) -> None:
     assert result["rows"][0]["speedup"] == 1.0
     assert all(row["rows_per_second"] > 0 for row in result["rows"])
     assert [goal["target"] for goal in result["targets"]] == [">= 1.5x", "faster"]
+    assert result["targets"][0]["met"] or "without the model" in result["targets"][0]["cause"]
+    assert result["runs"]["spark_without_model"]["median"] > 0
 
 
 def test_scd2_merge_tiny(spark: SparkSession, tmp_path: Path) -> None:
