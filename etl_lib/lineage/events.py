@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from etl_lib import lakehouse
 from etl_lib.config import LAYERS, SuiteConfig
 from etl_lib.lineage.capture import Read
-from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.platform.runtime import JobResult, RunContext, TableWrite
 
 LINEAGE_SCHEMA = (
     "run_id STRING, job STRING, task STRING, kind STRING, dataset STRING, version BIGINT, `rows` BIGINT, "
@@ -61,20 +61,18 @@ def collect(
             version = lakehouse.current_version(spark, read.dataset)
         resolved[read.task].append((name, version))
         events.append(LineageEvent(read.task, "read", name, version, None, None, ()))
-    known: dict[str, dict[int, lakehouse.Commit] | None] = {}
+    writes_of: dict[str, list[TableWrite]] = defaultdict(list)
     for write in result.writes:
-        # The job read its commits already; a write whose commits it did not read has them read here.
-        if write.commits is None:
-            known[write.path] = None
-        elif known.setdefault(write.path, {}) is not None:
-            known[write.path].update((c.version, c) for c in write.commits)  # type: ignore[union-attr]
-    for path, commits_known in known.items():
-        if commits_known is None:
+        writes_of[write.path].append(write)
+    for path, writes in writes_of.items():
+        known = [write.commits for write in writes]
+        if all(commits is not None for commits in known):  # the job read its commits already
+            unique = {c.version: c for commits in known for c in commits or ()}
+            mine = [unique[version] for version in sorted(unique)]
+        else:
             mine = [
                 c for c in lakehouse.commits_since(spark, path, None) if c.user_metadata.get("run_id") == context.run_id
             ]
-        else:
-            mine = [commits_known[version] for version in sorted(commits_known)]
         by_task: dict[str, list[lakehouse.Commit]] = defaultdict(list)
         for commit in mine:
             by_task[str(commit.user_metadata.get("task", context.job))].append(commit)
