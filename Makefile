@@ -74,8 +74,8 @@ demo-services: setup ## The same with the real Kafka broker, PostgreSQL and the 
 	$(VENV)/bin/etl-suite demo --conf conf/services.yaml; status=$$?; \
 	$(VENV)/bin/etl-suite services down --conf conf/services.yaml; exit $$status
 
-bench: setup ## Run the benchmarks; results go to benchmarks/results and benchmarks/RESULTS.md
-	$(PY) -m benchmarks
+bench: setup ## Run the benchmarks (BENCH="name ..." for some); results go to benchmarks/results and RESULTS.md
+	$(PY) -m benchmarks $(BENCH)
 
 package: $(STAMP) ## The wheel, the --py-files zip, requirements, flat configs and Glue/EMR/Databricks job definitions in dist/
 	rm -rf $(DIST) build

@@ -17,6 +17,8 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SUMMARY = Path(__file__).resolve().parent / "RESULTS.md"
+#: The last ``python -m benchmarks`` run: what it ran and how long each benchmark took (not a benchmark).
+RUN = "run.meta.json"
 
 
 def every_nth_day(table: Any, n: int) -> Any:
@@ -118,9 +120,26 @@ def record(name: str, command: str, result: dict[str, Any], results_dir: Path = 
     return path
 
 
+def record_run(size: str, repeat: int, seconds: dict[str, float], results_dir: Path = RESULTS) -> Path:
+    """Record what one ``python -m benchmarks`` run ran and each benchmark's wall time, then rebuild ``RESULTS.md``."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "size": size,
+        "repeat": repeat,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": seconds,
+        "total_seconds": round(sum(seconds.values()), 1),
+    }
+    path = results_dir / RUN
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if results_dir == RESULTS:
+        write_summary()
+    return path
+
+
 def write_summary(results_dir: Path = RESULTS, summary: Path = SUMMARY) -> str:
     """``RESULTS.md``: the targets of every benchmark first, then one section per benchmark with its numbers."""
-    results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    results = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json")) if path.name != RUN]
     lines = [
         "# Benchmark results",
         "",
@@ -128,6 +147,18 @@ def write_summary(results_dir: Path = RESULTS, summary: Path = SUMMARY) -> str:
         "ratio of two things measured side by side in the same run, and every time is the median of the runs",
         "listed with its spread ((max - min) / median).",
         "",
+    ]
+    run_file = results_dir / RUN
+    if run_file.is_file():
+        run = json.loads(run_file.read_text())
+        each = ", ".join(f"{name} {value / 60:.1f}" for name, value in run["seconds"].items())
+        lines += [
+            f"Last run ({run['size']} size, {run['repeat']} timed runs per case, finished {run['finished_at']}): "
+            f"{run['total_seconds'] / 60:.1f} minutes in all ({each}; minutes). A benchmark not in it keeps the "
+            "result of an earlier run, dated in its section.",
+            "",
+        ]
+    lines += [
         "## Targets",
         "",
         "| benchmark | claim | target | measured | met | cause, where missed |",

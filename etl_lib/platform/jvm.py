@@ -76,6 +76,18 @@ def kafka_broker_jar_set() -> JarSet:
     )
 
 
+def deequ_jar_set(line: SparkLine) -> JarSet | None:
+    """Amazon Deequ for the quality peers benchmark where the line has a Deequ build (not on the suite's classpath)."""
+    if line.deequ is None:
+        return None
+    return JarSet(
+        name=f"deequ-{line.name}",
+        pom="deequ/pom.xml",
+        properties={"deequ.version": line.deequ, "scala.binary": line.scala_binary},
+        skip_spark_provided=True,
+    )
+
+
 def artifact_name(jar_file: str) -> str:
     """``delta-storage-4.2.0.jar`` -> ``delta-storage``."""
     match = _JAR_NAME.match(jar_file)
@@ -224,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         line = load_stack().line(args.line) if args.line else active_line()
-        for jar_set in (spark_jar_set(line), kafka_broker_jar_set()):
+        deequ = deequ_jar_set(line)
+        for jar_set in (spark_jar_set(line), kafka_broker_jar_set(), *([deequ] if deequ else [])):
             jars = resolve(jar_set, force=args.force) if args.action == "resolve" else cached_jars(jar_set)
             print(f"{jar_set.name}: {len(jars)} jars in {jars[0].parent if jars else '-'}")
             if jar_set.skip_spark_provided and args.action == "resolve" and line == active_line():

@@ -25,6 +25,8 @@ class SparkLine:
     kafka_token_provider: str
     hadoop_aws: str
     glue_version: str
+    #: Amazon Deequ for the peers benchmark (a version published for this Spark and Scala), if there is one.
+    deequ: str | None = None
 
     @property
     def spark_minor(self) -> str:

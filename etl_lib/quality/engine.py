@@ -172,13 +172,8 @@ def _reason_sql(rule: RuleConfig, name: str, run_id: str) -> str:
     return f"CASE WHEN {name} THEN named_struct({', '.join(fields)}) END"
 
 
-def flag(frame: DataFrame, table: TableQualityConfig, run_id: str) -> tuple[DataFrame, list[str]]:
-    """``frame`` with a boolean failure column per row rule and the ``_dq_failures`` list.
-
-    Returns:
-        The flagged frame and the names of the failure columns, in the order of the table's rules ("" for
-        dataset rules).
-    """
+def _failure_columns(frame: DataFrame, table: TableQualityConfig) -> tuple[DataFrame, list[str]]:
+    """``frame`` with a boolean failure column per row rule, and their names ("" for dataset rules)."""
     types = dict(frame.dtypes)
     columns = [f"__dq_fail_{index}" if rule.is_row_rule else "" for index, rule in enumerate(table.rules)]
     flags = [
@@ -186,10 +181,14 @@ def flag(frame: DataFrame, table: TableQualityConfig, run_id: str) -> tuple[Data
         for rule, name in zip(table.rules, columns, strict=True)
         if name
     ]
-    flagged = frame.selectExpr("*", *flags)
+    return frame.selectExpr("*", *flags), columns
+
+
+def _with_failures(checked: DataFrame, table: TableQualityConfig, columns: list[str], run_id: str) -> DataFrame:
+    """``checked`` with ``_dq_failures``: the reasons of the rules named in ``columns`` that the row fails."""
     reasons = [_reason_sql(rule, name, run_id) for rule, name in zip(table.rules, columns, strict=True) if name]
     failures = f"filter(array({', '.join(reasons)}), r -> r IS NOT NULL)" if reasons else "array()"
-    return flagged.selectExpr("*", f"CAST({failures} AS {FAILURE_TYPE}) AS {FAILURES}"), columns
+    return checked.selectExpr("*", f"CAST({failures} AS {FAILURE_TYPE}) AS {FAILURES}")
 
 
 def _sample_key(table: TableQualityConfig) -> Column:
@@ -428,21 +427,26 @@ def evaluate(
         The evaluation; nothing has been written.
     """
     check_expressions(frame, name, table)
-    flagged, columns = flag(frame, table, run_id)
-    by_action: dict[str, list[str]] = {"quarantine": [], "drop": []}
-    for rule, column in zip(table.rules, columns, strict=True):
-        if column and rule.action in by_action:
-            by_action[rule.action].append(column)
-    quarantine, drop = _any(by_action["quarantine"]), _any(by_action["drop"])
+    checked, columns = _failure_columns(frame, table)
+    flagged = _with_failures(checked, table, columns, run_id)
+    quarantine, drop = _actions(table, columns)
     metrics = _metrics(flagged, table, columns, quarantine, drop)
-    failing = {name for i, name in enumerate(columns) if name and int(metrics.get(f"f{i}") or 0)}  # type: ignore[call-overload]
-    samples = _samples(flagged, table, columns, failing)
+    failing = {i for i, column in enumerate(columns) if column and int(metrics.get(f"f{i}") or 0)}  # type: ignore[call-overload]
+    samples = _samples(flagged, table, columns, {columns[i] for i in failing})
     results = [
         _result(rule, i, metrics, reference_time, samples.get(columns[i], [])) for i, rule in enumerate(table.rules)
     ]
     rows = int(metrics.get("rows") or 0)  # type: ignore[call-overload]
     score = sum(r.passed for r in results) / len(results) if results else 1.0
     held = score < threshold
+    # The rows to write keep the failure columns of the rules that failed some row only: a rule no row failed
+    # adds nothing to any row's failures and sends no row aside, and Spark then leaves its column (and, for
+    # uniqueness, the window over the whole batch) out of the plan, instead of computing it a second time.
+    # A clean batch is written as it came.
+    written = [column if index in failing else "" for index, column in enumerate(columns)]
+    unused = [column for column in columns if column and column not in written]
+    flagged = _with_failures(checked.drop(*unused), table, written, run_id)
+    quarantine, drop = _actions(table, written)
     helper = [c for c in flagged.columns if c.startswith("__dq_")]
     everything = flagged.drop(*helper)
     kept = flagged.where(~(quarantine | drop)).drop(*helper)
@@ -461,6 +465,15 @@ def evaluate(
         held_rows=everything if held else everything.limit(0),
         failed=[r for r in results if not r.passed and r.action == "fail"],
     )
+
+
+def _actions(table: TableQualityConfig, columns: list[str]) -> tuple[Column, Column]:
+    """Whether a row goes to quarantine, and whether it is dropped, by the rules that have a column."""
+    by_action: dict[str, list[str]] = {"quarantine": [], "drop": []}
+    for rule, column in zip(table.rules, columns, strict=True):
+        if column and rule.action in by_action:
+            by_action[rule.action].append(column)
+    return _any(by_action["quarantine"]), _any(by_action["drop"])
 
 
 def _any(columns: Sequence[str]) -> Column:

@@ -82,6 +82,25 @@ def test_row_results_travel_with_the_rows_and_actions_apply(spark: SparkSession)
     assert [f["rule"] for f in quarantined[FAILURES]] == ["qty_plausible"]
 
 
+def test_a_clean_batch_is_written_as_it_came_without_evaluating_its_rules_again(spark: SparkSession) -> None:
+    frame = lines(spark).where("id <> '3'")
+    table = rules(
+        {"name": "id_unique", "type": "uniqueness", "columns": ["id"], "action": "quarantine"},
+        {"name": "qty_plausible", "type": "range", "column": "qty", "max": 10000, "action": "drop"},
+    )
+    evaluation = evaluate(frame, "silver/lines", table, 0.5, "run-1", NOW)
+    assert (evaluation.score, evaluation.quarantined_rows, evaluation.dropped_rows) == (1.0, 0, 0)
+    expected = frame.selectExpr(
+        "*", f"CAST(array() AS {evaluation.kept.schema[FAILURES].dataType.simpleString()}) AS {FAILURES}"
+    )
+    assert_df_equality(evaluation.kept, expected, ignore_row_order=True, ignore_nullable=True)
+    assert evaluation.quarantined.count() == 0
+    # No rule failed a row: the rows to write do not pay for the rules (the uniqueness window) a second time.
+    plan = evaluation.kept._jdf.queryExecution().optimizedPlan().toString()
+    assert "row_number" not in plan.lower()
+    assert "Window" not in plan
+
+
 def test_a_fail_rule_that_does_not_pass_is_reported(spark: SparkSession) -> None:
     table = rules({"name": "enough_rows", "type": "row_count", "min": 10, "severity": "error", "action": "fail"})
     evaluation = evaluate(lines(spark), "silver/lines", table, 0.0, "run-1", NOW)

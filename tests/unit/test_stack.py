@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from etl_lib.errors import StackError
-from etl_lib.platform.jvm import artifact_name, kafka_broker_jar_set, spark_jar_set
+from etl_lib.platform.jvm import artifact_name, deequ_jar_set, kafka_broker_jar_set, spark_jar_set
 from etl_lib.platform.stack import load_stack
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -99,3 +99,13 @@ def test_no_version_is_written_in_the_poms() -> None:
 )
 def test_artifact_names_drop_the_version(jar: str, artifact: str) -> None:
     assert artifact_name(jar) == artifact
+
+
+def test_deequ_is_resolved_only_for_a_line_with_a_deequ_build() -> None:
+    spark35, spark41 = load_stack().line("spark35"), load_stack().line("spark41")
+    deequ = deequ_jar_set(spark35)
+    assert deequ is not None
+    assert deequ.properties == {"deequ.version": spark35.deequ, "scala.binary": "2.12"}
+    assert (deequ.pom, deequ.name) == ("deequ/pom.xml", "deequ-spark35")
+    assert str(spark35.deequ).endswith(f"-spark-{spark35.spark_minor}")
+    assert deequ_jar_set(spark41) is None
