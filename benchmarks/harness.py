@@ -123,7 +123,10 @@ def record(name: str, command: str, result: dict[str, Any], results_dir: Path = 
 def record_run(size: str, repeat: int, seconds: dict[str, float], results_dir: Path = RESULTS) -> Path:
     """Record what one ``python -m benchmarks`` run ran and each benchmark's wall time, then rebuild ``RESULTS.md``."""
     results_dir.mkdir(parents=True, exist_ok=True)
+    from etl_lib.platform.stack import active_line
+
     payload = {
+        "line": active_line().name,
         "size": size,
         "repeat": repeat,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -153,7 +156,8 @@ def write_summary(results_dir: Path = RESULTS, summary: Path = SUMMARY) -> str:
         run = json.loads(run_file.read_text())
         each = ", ".join(f"{name} {value / 60:.1f}" for name, value in run["seconds"].items())
         lines += [
-            f"Last run ({run['size']} size, {run['repeat']} timed runs per case, finished {run['finished_at']}): "
+            f"Last run ({run.get('line', 'default')} line, {run['size']} size, {run['repeat']} timed runs per case, "
+            f"finished {run['finished_at']}): "
             f"{run['total_seconds'] / 60:.1f} minutes in all ({each}; minutes). A benchmark not in it keeps the "
             "result of an earlier run, dated in its section.",
             "",
