@@ -18,7 +18,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from etl_lib.config import Layer
 from etl_lib.lineage.capture import record_read, recording
+from etl_lib.platform.runtime import TableWrite
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,15 @@ def commits_since(spark: SparkSession, path: str, after_version: int | None) -> 
         )
         for row in rows
     ]
+
+
+def writes_of_run(
+    spark: SparkSession, layer: Layer, table: str, path: str, before: int | None, run_id: str
+) -> TableWrite:
+    """What run ``run_id`` committed to ``path`` since version ``before``, from Delta's own commit metrics."""
+    commits = [c for c in commits_since(spark, path, before) if c.user_metadata.get("run_id") == run_id]
+    version = commits[-1].version if commits else current_version(spark, path)
+    return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
 
 
 def last_commit_where(spark: SparkSession, path: str, predicate: Callable[[Commit], bool]) -> Commit | None:

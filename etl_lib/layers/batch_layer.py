@@ -26,7 +26,7 @@ from etl_lib.config import BatchConfig, EntityConfig, FileSourceConfig, JdbcSour
 from etl_lib.errors import ConfigError
 from etl_lib.layers import dimensions, gold, privacy, silver
 from etl_lib.layers.changes import diff_rows
-from etl_lib.layers.landing import land_files, land_jdbc, writes_of_run
+from etl_lib.layers.landing import land_files, land_jdbc
 from etl_lib.platform import secrets
 from etl_lib.platform.dag import Task, raise_for_failures, run_tasks
 from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
@@ -135,8 +135,8 @@ def build_order_lines(spark: SparkSession, config: SuiteConfig, context: RunCont
             _order_lines_handler(config, context, name, source),
         )
     return [
-        writes_of_run(spark, "silver", ENTITY, target, before, context.run_id),
-        writes_of_run(spark, "audit", "rejects", rejects, rejects_before, context.run_id),
+        lakehouse.writes_of_run(spark, "silver", ENTITY, target, before, context.run_id),
+        lakehouse.writes_of_run(spark, "audit", "rejects", rejects, rejects_before, context.run_id),
     ]
 
 
@@ -176,7 +176,7 @@ def build_dim_products(spark: SparkSession, config: SuiteConfig, context: RunCon
         "silver_dim_products",
         handle,
     )
-    return [writes_of_run(spark, "silver", "dim_products", target, before, context.run_id)]
+    return [lakehouse.writes_of_run(spark, "silver", "dim_products", target, before, context.run_id)]
 
 
 def build_dim_customers(spark: SparkSession, config: SuiteConfig, context: RunContext) -> list[TableWrite]:
@@ -210,7 +210,7 @@ def build_dim_customers(spark: SparkSession, config: SuiteConfig, context: RunCo
         "silver_dim_customers",
         handle,
     )
-    return [writes_of_run(spark, "silver", "dim_customers", target, before, context.run_id)]
+    return [lakehouse.writes_of_run(spark, "silver", "dim_customers", target, before, context.run_id)]
 
 
 def build_gold(
@@ -240,7 +240,7 @@ def build_gold(
         and built.user_metadata["inputs"] == inputs
         and built.user_metadata.get("process_date") == str(process_date)
     ):
-        return [writes_of_run(spark, "gold", table, target, before, context.run_id)]
+        return [lakehouse.writes_of_run(spark, "gold", table, target, before, context.run_id)]
     steps = {
         "customer_features": gold.customer_features(process_date, batch.customer_segments),
         "daily_revenue": gold.daily_revenue(process_date),
@@ -254,7 +254,7 @@ def build_gold(
     with lakehouse.commit_metadata(spark, metadata):
         lakehouse.apply_changes(spark, target, changes, keys)
     computed.unpersist()
-    return [writes_of_run(spark, "gold", table, target, before, context.run_id)]
+    return [lakehouse.writes_of_run(spark, "gold", table, target, before, context.run_id)]
 
 
 def process_date_of(config: SuiteConfig, context: RunContext) -> dt.date:

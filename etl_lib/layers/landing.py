@@ -6,21 +6,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
-from etl_lib.config import FileSourceConfig, JdbcSourceConfig, Layer, SuiteConfig
+from etl_lib.config import FileSourceConfig, JdbcSourceConfig, SuiteConfig
 from etl_lib.layers.bronze import with_ingestion_metadata
 from etl_lib.lineage.capture import record_read
 from etl_lib.platform.runtime import RunContext, TableWrite, run_metadata
 from etl_lib.sources import bookmarks, jdbc
 from etl_lib.sources.files import read_files_stream, source_file
-
-
-def writes_of_run(
-    spark: SparkSession, layer: Layer, table: str, path: str, before: int | None, run_id: str
-) -> TableWrite:
-    """What this run committed to ``path`` since version ``before``, from Delta's own commit metrics."""
-    commits = [c for c in lakehouse.commits_since(spark, path, before) if c.user_metadata.get("run_id") == run_id]
-    version = commits[-1].version if commits else lakehouse.current_version(spark, path)
-    return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
 
 
 def land_files(
@@ -40,7 +31,7 @@ def land_files(
             checkpoint=config.lakehouse.checkpoint_path("bronze", source.table),
             query_name=f"land_{name}",
         )
-    return [writes_of_run(spark, "bronze", source.table, target, before, context.run_id)]
+    return [lakehouse.writes_of_run(spark, "bronze", source.table, target, before, context.run_id)]
 
 
 def land_jdbc(
@@ -80,6 +71,6 @@ def land_jdbc(
                 committed_at=context.run_time,
             )
     return [
-        writes_of_run(spark, "bronze", source.table, target, before, context.run_id),
-        writes_of_run(spark, "audit", "bookmarks", marks, marks_before, context.run_id),
+        lakehouse.writes_of_run(spark, "bronze", source.table, target, before, context.run_id),
+        lakehouse.writes_of_run(spark, "audit", "bookmarks", marks, marks_before, context.run_id),
     ]

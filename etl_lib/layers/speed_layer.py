@@ -37,10 +37,9 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from etl_lib import lakehouse
-from etl_lib.config import EntityConfig, SuiteConfig, interval
+from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers import events, privacy
-from etl_lib.layers.landing import writes_of_run
 from etl_lib.lineage.capture import task_scope
 from etl_lib.platform import secrets
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
@@ -52,7 +51,7 @@ from etl_lib.sources.events import read_event_stream
 log = logging.getLogger(__name__)
 
 ENTITY = "events"
-TABLES = (
+TABLES: tuple[tuple[Layer, str], ...] = (
     ("bronze", "events"),
     ("bronze", "events_deadletter"),
     ("silver", "events"),
@@ -619,7 +618,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         raise ConfigError(f"{config.source_file}: entities.{ENTITY}: the speed layer needs this entity")
     name = query_name(config)
     paths = _paths(config)
-    versions = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in TABLES}  # type: ignore[arg-type]
+    versions = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in TABLES}
     recorder = ProgressRecorder({name, f"{name}_views"})
     ingest_id, views_id = _QueryId(), _QueryId()
     available_now = config.run.available_now
@@ -666,8 +665,10 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         _flush_progress(spark, recorder, paths.progress, context, str(ingest.id))
     result = JobResult(job=context.job, run_id=context.run_id)
     for layer, table in TABLES:
-        path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
-        result.writes.append(writes_of_run(spark, layer, table, path, versions[(layer, table)], context.run_id))  # type: ignore[arg-type]
+        path = config.lakehouse.table_path(layer, table)
+        result.writes.append(
+            lakehouse.writes_of_run(spark, layer, table, path, versions[(layer, table)], context.run_id)
+        )
     result.metrics["source"] = config.speed.source
     if added:
         result.metrics["silver_columns_added"] = ", ".join(added)

@@ -13,7 +13,6 @@ from pyspark.sql import functions as F
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig
 from etl_lib.errors import ConfigError, JobFailedError
-from etl_lib.layers.landing import writes_of_run
 from etl_lib.ml import anomaly, churn, tracking
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
@@ -242,7 +241,7 @@ def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobR
     if result.metrics["customers_unscored"] or result.metrics["purchase_lines_unscored"]:
         log.warning("some rows could not be scored; their reasons are in the tables: %s", result.metrics)
     for name, path in paths.items():
-        result.writes.append(writes_of_run(spark, "gold", name, path, before[name], context.run_id))
+        result.writes.append(lakehouse.writes_of_run(spark, "gold", name, path, before[name], context.run_id))
     scores.unpersist()
     scored_lines.unpersist()
     return result

@@ -24,7 +24,6 @@ from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, interval
 from etl_lib.errors import ConfigError
 from etl_lib.layers import privacy
-from etl_lib.layers.landing import writes_of_run
 from etl_lib.lineage.capture import record_read, task_scope
 from etl_lib.platform import secrets
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
@@ -171,7 +170,7 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
 
     result = JobResult(job=context.job, run_id=context.run_id)
     for (layer, name), path in paths.items():
-        written = writes_of_run(spark, layer, name, path, before[layer, name], context.run_id)  # type: ignore[arg-type]
+        written = lakehouse.writes_of_run(spark, layer, name, path, before[layer, name], context.run_id)  # type: ignore[arg-type]
         if written.commits:
             result.writes.append(written)
     verdict = "consistent" if not counts["not_matching"] else "DRIFT"
