@@ -156,7 +156,7 @@ def write_summary(results_dir: Path = RESULTS, summary: Path = SUMMARY) -> str:
         run = json.loads(run_file.read_text())
         each = ", ".join(f"{name} {value / 60:.1f}" for name, value in run["seconds"].items())
         lines += [
-            f"Last run ({run.get('line', 'default')} line, {run['size']} size, {run['repeat']} timed runs per case, "
+            f"Last run ({run['line']} line, {run['size']} size, {run['repeat']} timed runs per case, "
             f"finished {run['finished_at']}): "
             f"{run['total_seconds'] / 60:.1f} minutes in all ({each}; minutes). A benchmark not in it keeps the "
             "result of an earlier run, dated in its section.",

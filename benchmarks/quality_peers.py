@@ -125,13 +125,14 @@ class GreatExpectations:
 def _session(line: Any) -> Any:
     """A local session with the suite's jars and, where the line has a Deequ build, Deequ's."""
     from etl_lib.config import load_config
-    from etl_lib.platform.jvm import cached_jars, deequ_jar_set, spark_jar_set
-    from etl_lib.platform.session import build_session
+    from etl_lib.platform.jvm import cached_jars, deequ_jar_set
+    from etl_lib.platform.session import build_session, local_session_conf
 
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
     deequ = deequ_jar_set(line)
-    jars = cached_jars(spark_jar_set(line)) + (cached_jars(deequ) if deequ else [])
-    conf = {**config.spark.conf, "spark.jars": ",".join(str(jar) for jar in jars)}
+    extra = [str(jar) for jar in cached_jars(deequ)] if deequ else []
+    jars = [local_session_conf(config.spark)["spark.jars"], *extra]  # the suite's own jars, then Deequ's
+    conf = {**config.spark.conf, "spark.jars": ",".join(jars)}
     return build_session(config.spark.model_copy(update={"conf": conf}))
 
 
