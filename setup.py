@@ -59,6 +59,7 @@ setup(
         "dev": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
+            "pytest-xdist>=3.6,<4",
             "chispa>=0.10,<1",
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",

@@ -16,6 +16,10 @@ from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.platform.runner import run_job
 from etl_lib.services.spark import SparkClusterService
 
+# A standalone cluster of the primary line's Spark (the batch layer on it runs twice: on the cluster and locally);
+# the other line's local-mode and spark-submit tests cover its Spark (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 PROJECT = Path(__file__).resolve().parents[2]
 TABLES = ("bronze/online_retail", "silver/order_lines", "silver/dim_products", "silver/dim_customers",
           "gold/customer_features", "gold/daily_revenue")  # fmt: skip
