@@ -6,6 +6,7 @@ services on loopback, started here and stopped at the end).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
         if line != primary and item.get_closest_marker("primary_line"):
             item.add_marker(pytest.mark.skip(reason=f"runs on the primary line ({primary}) only; this is {line}"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In a worker of a grouped run, every test must carry its group, or the services' tests would run at once."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and session.config.getvalue("loadgroup"):
+        ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(
+                f"pytest-xdist did not apply the test groups (first: {ungrouped[0]}); see the pytest pin in setup.py"
+            )
 
 
 @pytest.fixture(scope="session")
