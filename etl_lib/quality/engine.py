@@ -7,6 +7,11 @@ for the metrics. From the counts each rule passes or not; the share of rules tha
 score, and a batch scoring below the table's threshold is held back whole. Rows keep the list of rules
 they failed in ``_dq_failures``; rows failing a ``drop`` rule are left out, rows failing a ``quarantine``
 rule are set aside with their reasons.
+
+A uniqueness rule fails every row after the first of its value (in key order), which takes ranking the rows of
+each value (a window: a sort of the batch). Only the rows written need that: when the rule moves no row (``warn``
+or ``fail``), the aggregation counts its failures as the rows less the distinct values, and its sample keys come
+from rows read for them, so the check itself sorts nothing.
 """
 
 from __future__ import annotations
@@ -197,13 +202,26 @@ def _sample_key(table: TableQualityConfig) -> Column:
     return F.concat_ws("|", *[_quoted(k).cast("string") for k in table.key])
 
 
+def counted_by_values(rule: RuleConfig) -> bool:
+    """Whether ``rule`` is a uniqueness rule that moves no row, so its failures are counted from its values."""
+    return rule.type == "uniqueness" and rule.action not in ("quarantine", "drop")
+
+
+def _values(rule: RuleConfig) -> Column:
+    # A struct is never null, so rows whose columns are all null count as one value, as they form one partition
+    # of the window that flags the rows.
+    return F.struct(*[_quoted(c) for c in rule.columns or []])
+
+
 def _metrics(
     flagged: DataFrame, table: TableQualityConfig, columns: list[str], quarantine: Column, drop: Column
 ) -> dict[str, object]:
     """Every count the rules and actions need, from one aggregation (one Spark job).
 
     Only counts and fixed-width values are aggregated: per-rule aggregates of text (sample keys, say)
-    multiply the cost of the pass with the number of rules.
+    multiply the cost of the pass with the number of rules. A uniqueness rule that moves no row is counted
+    as the rows less its distinct values (the rows after the first of each value), so its window is not
+    computed.
     """
     aggregates: list[Column] = [
         F.count(F.lit(1)).alias("rows"),
@@ -211,7 +229,9 @@ def _metrics(
         F.sum((drop & ~quarantine).cast("bigint")).alias("dropped"),
     ]
     for index, (rule, name) in enumerate(zip(table.rules, columns, strict=True)):
-        if name:
+        if name and counted_by_values(rule):
+            aggregates.append((F.count(F.lit(1)) - F.count_distinct(_values(rule))).alias(f"f{index}"))
+        elif name:
             aggregates.append(F.sum(F.col(name).cast("bigint")).alias(f"f{index}"))
         elif rule.type == "freshness":
             aggregates.append(F.max(_quoted(rule.column or "")).alias(f"m{index}"))
@@ -228,17 +248,72 @@ def _samples(
     """A few keys of failing rows per failing rule, from the first failing rows found (a bounded read)."""
     if not table.key or not failing:
         return {}
-    named = [name for name in columns if name in failing]
-    any_failure = F.lit(False)
-    for name in named:
-        any_failure = any_failure | F.col(name)
-    rows = flagged.where(any_failure).select(_sample_key(table).alias("key"), *named).limit(SAMPLE_BUDGET).collect()
+    by_values = {name for rule, name in zip(table.rules, columns, strict=True) if counted_by_values(rule)}
+    named = [name for name in columns if name in failing and name not in by_values]
     found: dict[str, list[str]] = {name: [] for name in named}
-    for row in rows:
-        for name in named:
-            if row[name] and len(found[name]) < SAMPLES and row["key"] not in found[name]:
-                found[name].append(row["key"])
+    if named:
+        any_failure = _any(named)
+        rows = flagged.where(any_failure).select(_sample_key(table).alias("key"), *named).limit(SAMPLE_BUDGET).collect()
+        for row in rows:
+            for name in named:
+                if row[name] and len(found[name]) < SAMPLES and row["key"] not in found[name]:
+                    found[name].append(row["key"])
+    for rule, name in zip(table.rules, columns, strict=True):
+        if name in failing and name in by_values:
+            found[name] = _repeat_samples(flagged, table, rule)
     return found
+
+
+def _later_keys(rows: Sequence[Any], size: int) -> list[str]:
+    """Keys of rows that are not the first of their value, among ``rows`` (value, order, key) read in any order.
+
+    Of the rows read with one value, all but the first in key order fail the rule wherever the others are: a
+    row with the same value and an earlier key was read.
+    """
+    seen: dict[str, list[tuple[Any, str]]] = {}
+    for row in rows:
+        seen.setdefault(repr(tuple(row["value"])), []).append((row["order"], row["key"]))
+    keys: list[str] = []
+    for same in seen.values():
+        # Spark sorts nulls first, so a null key component sorts before any value.
+        same.sort(key=lambda pair: tuple((part is not None, part) for part in pair[0]))
+        keys.extend(key for _, key in same[1:] if key not in keys)
+    return keys[:size]
+
+
+def _repeat_samples(frame: DataFrame, table: TableQualityConfig, rule: RuleConfig) -> list[str]:
+    """A few keys of rows after the first of their value, without ranking every row of the batch.
+
+    The first rows of the batch are read (a bounded read); if they hold too few repeats, a grouping finds a few
+    repeated values, and only the rows of those are ranked.
+    """
+    columns = [
+        _values(rule).alias("value"),
+        F.struct(*[_quoted(k) for k in table.key]).alias("order"),
+        _sample_key(table).alias("key"),
+    ]
+    keys = _later_keys(frame.select(*columns).limit(SAMPLE_BUDGET).collect(), SAMPLES)
+    if len(keys) >= SAMPLES:
+        return keys
+    repeated = (
+        frame.groupBy(_values(rule).alias("__dq_value"))
+        .agg(F.count(F.lit(1)).alias("__dq_rows"))
+        .where("__dq_rows > 1")
+        .select("__dq_value")
+        .limit(SAMPLES)
+    )
+    later = failure_sql(rule, dict(frame.dtypes), list(table.key))
+    rows = (
+        frame.join(repeated, _values(rule).eqNullSafe(F.col("__dq_value")), "left_semi")
+        .select(_sample_key(table).alias("key"), F.expr(later).alias("__dq_later"))
+        .where("__dq_later")
+        .limit(SAMPLE_BUDGET)
+        .collect()
+    )
+    for row in rows:
+        if len(keys) < SAMPLES and row["key"] not in keys:
+            keys.append(row["key"])
+    return keys
 
 
 def _result(

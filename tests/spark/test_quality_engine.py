@@ -107,6 +107,59 @@ def test_a_fail_rule_that_does_not_pass_is_reported(spark: SparkSession) -> None
     assert [r.rule for r in evaluation.failed] == ["enough_rows"]
 
 
+def repeats(spark: SparkSession) -> DataFrame:
+    """60 rows keyed 0..59: ``v`` repeats every 20 rows up to 39, then is null; ``w`` is one value throughout."""
+    rows = [(i, i % 20 if i < 40 else None, "a") for i in range(60)]
+    return spark.createDataFrame(rows, "id INT, v INT, w STRING")
+
+
+#: The rows after the first of their value in key order: 20..39 (v repeats), 41..59 (null repeats).
+LATER = {str(i) for i in [*range(20, 40), *range(41, 60)]}
+
+
+@pytest.mark.parametrize("budget", [1000, 5])
+def test_a_uniqueness_rule_that_moves_no_row_counts_and_samples_what_ranking_the_rows_finds(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    from etl_lib.quality import engine
+
+    # With a budget of 5 rows the first rows read hold no repeat: the grouping finds repeated values instead.
+    monkeypatch.setattr(engine, "SAMPLE_BUDGET", budget)
+    counted = [
+        {"name": "v_unique", "type": "uniqueness", "columns": ["v"]},
+        {"name": "vw_unique", "type": "uniqueness", "columns": ["v", "w"], "action": "fail"},
+        {"name": "w_unique", "type": "uniqueness", "columns": ["w"], "threshold": 0.0},
+    ]
+    ranked = [{**rule, "name": rule["name"] + "_q", "action": "quarantine"} for rule in counted]
+    evaluation = evaluate(repeats(spark), "silver/x", rules(*counted, *ranked), 0.0, "run-1", NOW)
+    found = {r.rule: (r.failing_rows, r.sample_keys) for r in evaluation.results}
+    assert {rule: failing for rule, (failing, _) in found.items()} == {
+        "v_unique": 39, "vw_unique": 39, "w_unique": 59, "v_unique_q": 39, "vw_unique_q": 39, "w_unique_q": 59,
+    }  # fmt: skip
+    for rule, (_, samples) in found.items():
+        assert len(samples) == engine.SAMPLES, rule
+        assert set(samples) <= (LATER if rule.startswith("v") else LATER | {str(i) for i in range(1, 20)} | {"40"})
+    # The rows written are flagged by ranking them, whichever way the check counted.
+    written = evaluation.kept.unionByName(evaluation.quarantined)
+    flagged = written.where(f"exists({FAILURES}, f -> f.rule = 'v_unique')").select("id")
+    assert {str(row["id"]) for row in flagged.collect()} == LATER
+
+
+def test_later_keys_are_the_rows_read_after_the_first_of_their_value_in_key_order() -> None:
+    from etl_lib.quality.engine import _later_keys
+
+    rows = [
+        {"value": (1,), "order": (5,), "key": "5"},
+        {"value": (1,), "order": (None,), "key": "null"},  # a null key sorts first, as in Spark
+        {"value": (2,), "order": (7,), "key": "7"},
+        {"value": (1,), "order": (3,), "key": "3"},
+        {"value": (None,), "order": (9,), "key": "9"},
+        {"value": (None,), "order": (8,), "key": "8"},
+    ]
+    assert _later_keys(rows, 10) == ["3", "5", "9"]
+    assert _later_keys(rows, 2) == ["3", "5"]
+
+
 def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSession) -> None:
     frame = spark.range(20_000).selectExpr("CAST(id AS STRING) AS id", "id % 97 AS qty").persist()
     frame.count()
