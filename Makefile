@@ -11,10 +11,6 @@ STAMP := $(VENV)/.installed-$(LINE)
 # Where `make package` writes (DIST=...), and the configuration its job definitions come from (CONF=...).
 DIST ?= dist
 PYTEST_ARGS ?=
-# Tests run in two worker processes (TEST_WORKERS=0: in this one). A worker takes a group of tests at a time, in the
-# order they are collected: the local services' tests are one group, the rest one per module (tests/conftest.py).
-TEST_WORKERS ?= 2
-PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
@@ -59,16 +55,16 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy on etl_lib
 	$(VENV)/bin/mypy
 
 test: setup ## Run every test: unit, spark and integration (starts and stops the services it needs)
-	$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## Only the unit tests (no Spark)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-spark: setup ## Only the tests on the local SparkSession
-	$(PY) -m pytest -m spark $(PARALLEL) $(PYTEST_ARGS)
+	$(PY) -m pytest -m spark $(PYTEST_ARGS)
 
 test-integration: setup ## Only the tests against real local services
-	$(PY) -m pytest -m integration $(PARALLEL) $(PYTEST_ARGS)
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 demo: setup ## The whole lambda pipeline on the bundled data (conf/local.yaml, no services); summary and HTML report
 	$(VENV)/bin/etl-suite demo

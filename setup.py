@@ -57,11 +57,8 @@ setup(
             "pydeequ>=1.7,<2",
         ],
         "dev": [
-            # pytest 9.2 keeps node ids in a structured field pytest-xdist 3.8 does not update, so its loadgroup
-            # distribution (make test) stops grouping: pytest-dev/pytest-xdist#1386.
-            "pytest>=8,<9.2",
+            "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
-            "pytest-xdist>=3.6,<4",
             "chispa>=0.10,<1",
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",

@@ -6,7 +6,6 @@ services on loopback, started here and stopped at the end).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,57 +20,17 @@ TEST_CONF = PROJECT / "conf" / "test.yaml"
 TIERS = ("unit", "spark", "integration")
 
 
-#: The fixtures of the local services on the fixed ports of conf/test.yaml (which the jobs the tests start as
-#: processes read too). The standalone cluster's ports are used by its own module only.
-SERVICE_FIXTURES = frozenset({"kafka", "postgres", "aws", "redis_server"})
-
-
-def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """Each module's group: the tests one worker runs in order when tests run in parallel (``make test``).
-
-    The modules that use a local service form one group (the ports are fixed, and a module may start a service
-    itself); the modules that use the retail lakehouse form another (a worker builds it once, for its session);
-    every other module is a group of its own, so that its module fixtures are built once.
-    """
-    fixtures: dict[str, set[str]] = {}
-    for item in items:
-        fixtures.setdefault(item.nodeid.split("::")[0], set()).update(getattr(item, "fixturenames", ()))
-    groups = {}
-    for module, names in fixtures.items():
-        if names & SERVICE_FIXTURES:
-            groups[module] = "local-services"
-        elif "retail_lake" in names:
-            groups[module] = "retail-lake"
-        else:
-            groups[module] = module
-    return groups
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     from etl_lib.platform.stack import active_line, load_stack
 
     primary = load_stack().default_line
     line = active_line().name
-    groups = xdist_groups(items)
     for item in items:
         tier = Path(str(item.fspath)).relative_to(PROJECT / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
         if line != primary and item.get_closest_marker("primary_line"):
             item.add_marker(pytest.mark.skip(reason=f"runs on the primary line ({primary}) only; this is {line}"))
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """In a worker of a grouped run, every test must carry its group, or the services' tests would run at once."""
-    if os.environ.get("PYTEST_XDIST_WORKER") and session.config.getvalue("loadgroup"):
-        ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
-        if ungrouped:
-            raise pytest.UsageError(
-                f"pytest-xdist did not apply the test groups (first: {ungrouped[0]}); see the pytest pin in setup.py"
-            )
 
 
 @pytest.fixture(scope="session")
