@@ -248,9 +248,14 @@ def _samples(
     """A few keys of failing rows per failing rule, from the first failing rows found (a bounded read)."""
     if not table.key or not failing:
         return {}
-    by_values = {name for rule, name in zip(table.rules, columns, strict=True) if counted_by_values(rule)}
+    by_values = {
+        name: rule
+        for rule, name in zip(table.rules, columns, strict=True)
+        if name in failing and counted_by_values(rule)
+    }
+    found = {name: _repeat_samples(flagged, table, rule) for name, rule in by_values.items()}
     named = [name for name in columns if name in failing and name not in by_values]
-    found: dict[str, list[str]] = {name: [] for name in named}
+    found.update({name: [] for name in named})
     if named:
         any_failure = _any(named)
         rows = flagged.where(any_failure).select(_sample_key(table).alias("key"), *named).limit(SAMPLE_BUDGET).collect()
@@ -258,9 +263,6 @@ def _samples(
             for name in named:
                 if row[name] and len(found[name]) < SAMPLES and row["key"] not in found[name]:
                     found[name].append(row["key"])
-    for rule, name in zip(table.rules, columns, strict=True):
-        if name in failing and name in by_values:
-            found[name] = _repeat_samples(flagged, table, rule)
     return found
 
 
