@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -14,6 +15,10 @@ from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import RunContext
 from etl_lib.services.postgres import ORDER_COLUMNS, PostgresService
+
+# A test of the suite's own logic, on the primary line: the JDBC driver and Spark's JDBC source run on both lines in
+# test_services (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
 

@@ -21,7 +21,7 @@ from etl_lib.producer.sinks import KafkaSink
 from etl_lib.services.kafka import KafkaService
 
 # A fault scenario of the suite's recovery code, on the primary line; the other line's Kafka connector runs in
-# test_speed_streams, test_kafka_data_loss and test_hostile_input (see the primary_line marker).
+# test_speed_streams (see the primary_line marker).
 pytestmark = pytest.mark.primary_line
 
 PROJECT = Path(__file__).resolve().parents[2]

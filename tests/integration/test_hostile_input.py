@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -16,6 +17,11 @@ from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import RunContext
 from etl_lib.producer.sinks import KafkaSink
 from etl_lib.services.kafka import KafkaService
+
+# A test of the suite's own logic, on the primary line: the parser is the speed layer's, run on both lines in
+# spark/test_events and spark/test_speed_layer; the other line's Kafka connector runs in test_speed_streams (see the
+# primary_line marker).
+pytestmark = pytest.mark.primary_line
 
 MAX_PAYLOAD = 50_000
 

@@ -23,6 +23,10 @@ from etl_lib.producer.events import retail_events
 from etl_lib.producer.sinks import KafkaSink
 from etl_lib.services.kafka import KafkaService
 
+# A test of the suite's own logic, on the primary line: the other line's Kafka connector runs in test_speed_streams
+# (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
 
 

@@ -16,6 +16,10 @@ from etl_lib.platform.runtime import RunContext
 from etl_lib.services.aws import AwsService, local_client
 from tests.conftest import copied_lake
 
+# A test of the suite's own logic, on the primary line: the catalog calls are boto3's; the products themselves are
+# published on both lines in spark/test_mesh (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 FINANCE = "arn:aws:iam::123456789012:role/finance-analysts"
 MARKETING = "arn:aws:iam::123456789012:role/marketing"
 

@@ -21,6 +21,10 @@ from etl_lib.services.redis import RedisService, redis_client
 from etl_lib.serving import realtime
 from tests.integration.conftest import REDIS_TEST_PASSWORD
 
+# A test of the suite's own logic, on the primary line: the store is written through redis-py; the views it copies
+# are built on both lines in spark/test_speed_layer (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 

@@ -26,6 +26,10 @@ from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import ORDER_COLUMNS, PostgresService
 from etl_lib.services.redis import RedisService
 
+# A test of the suite's own logic, on the primary line: the suite's own handling of secrets, the same Python on
+# either line (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
 ROWS = 3_000

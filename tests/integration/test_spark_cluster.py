@@ -37,7 +37,7 @@ def test_the_batch_layer_on_a_standalone_cluster_writes_what_local_mode_writes(
     cluster = spark_cluster
     whole = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet")
     (tmp_path / "extract").mkdir()
-    pq.write_table(whole.take(list(range(0, whole.num_rows, 10))), tmp_path / "extract" / "part.parquet")
+    pq.write_table(whole.take(list(range(0, whole.num_rows, 40))), tmp_path / "extract" / "part.parquet")
     settings = {
         "sources.online_retail.path": str(tmp_path / "extract"),
         "run.process_date": "2011-12-10",

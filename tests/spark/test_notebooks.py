@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+# A test of the suite's own logic, on the primary line: the notebooks call the same jobs the other tests run on both
+# lines (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 PROJECT = Path(__file__).resolve().parents[2]
 #: The order the notebooks run in, each on what the ones before it wrote (others run after these, by name).
 ORDER = (

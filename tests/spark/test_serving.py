@@ -21,6 +21,10 @@ from etl_lib.producer.replay import replay
 from etl_lib.serving import views
 from tests.conftest import copied_lake
 
+# A test of the suite's own logic, on the primary line: the serving views and the reconciliation are DataFrame
+# queries the other tests' jobs also run (see the primary_line marker).
+pytestmark = pytest.mark.primary_line
+
 T = dt.datetime
 CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LINES = "customer_id STRING, invoice_date TIMESTAMP, is_cancellation BOOLEAN, amount DECIMAL(18,3)"
