@@ -237,10 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         line = load_stack().line(args.line) if args.line else active_line()
         deequ = deequ_jar_set(line)
-        for jar_set in (spark_jar_set(line), kafka_broker_jar_set(), *([deequ] if deequ else [])):
+        session_jars = spark_jar_set(line)
+        for jar_set in (session_jars, kafka_broker_jar_set(), *([deequ] if deequ else [])):
             jars = resolve(jar_set, force=args.force) if args.action == "resolve" else cached_jars(jar_set)
             print(f"{jar_set.name}: {len(jars)} jars in {jars[0].parent if jars else '-'}")
-            if jar_set.skip_spark_provided and args.action == "resolve" and line == active_line():
+            # Only the session's own jars go to spark-submit's defaults (Deequ's are loaded by its benchmark).
+            if jar_set == session_jars and args.action == "resolve" and line == active_line():
                 print(f"spark defaults: {write_spark_defaults(jars)}")
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -109,3 +109,16 @@ def test_deequ_is_resolved_only_for_a_line_with_a_deequ_build() -> None:
     assert (deequ.pom, deequ.name) == ("deequ/pom.xml", "deequ-spark35")
     assert str(spark35.deequ).endswith(f"-spark-{spark35.spark_minor}")
     assert deequ_jar_set(spark41) is None
+
+
+def test_spark_submit_defaults_list_the_session_jars_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Deequ's jars are resolved on its line but stay off spark-submit's classpath, which needs Delta's.
+    from etl_lib.platform import jvm
+
+    spark35 = load_stack().line("spark35")
+    written: list[list[Path]] = []
+    monkeypatch.setattr(jvm, "active_line", lambda: spark35)
+    monkeypatch.setattr(jvm, "resolve", lambda jar_set, force=False: [Path(f"/cache/{jar_set.name}/a.jar")])
+    monkeypatch.setattr(jvm, "write_spark_defaults", lambda jars: written.append(jars) or Path("spark-defaults.conf"))
+    assert jvm.main(["resolve", "--line", "spark35"]) == 0
+    assert written == [[Path("/cache/spark-spark35/a.jar")]]
