@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             jars = resolve(jar_set, force=args.force) if args.action == "resolve" else cached_jars(jar_set)
             print(f"{jar_set.name}: {len(jars)} jars in {jars[0].parent if jars else '-'}")
             # Only the session's own jars go to spark-submit's defaults (Deequ's are loaded by its benchmark).
-            if jar_set == session_jars and args.action == "resolve" and line == active_line():
+            if jar_set is session_jars and args.action == "resolve" and line == active_line():
                 print(f"spark defaults: {write_spark_defaults(jars)}")
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -21,10 +21,6 @@ from etl_lib.producer.replay import replay
 from etl_lib.serving import views
 from tests.conftest import copied_lake
 
-# A test of the suite's own logic, on the primary line: the serving views and the reconciliation are DataFrame
-# queries the other tests' jobs also run (see the primary_line marker).
-pytestmark = pytest.mark.primary_line
-
 T = dt.datetime
 CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LINES = "customer_id STRING, invoice_date TIMESTAMP, is_cancellation BOOLEAN, amount DECIMAL(18,3)"
@@ -167,6 +163,9 @@ def table(spark: SparkSession, config: SuiteConfig, layer: str, name: str) -> An
     return lakehouse.read(spark, config.lakehouse.table_path(layer, name))  # type: ignore[arg-type]
 
 
+# The jobs end to end on the retail lakehouse, on the primary line; the views and the reconciliation's queries
+# run on both lines in the tests above (see the primary_line marker).
+@pytest.mark.primary_line
 def test_replayed_real_data_reconciles_with_zero_difference(spark: SparkSession, lambda_lake: SuiteConfig) -> None:
     result = run(spark, "reconcile", lambda_lake, "reconcile-1")
     metrics = result.metrics
@@ -190,6 +189,7 @@ def test_replayed_real_data_reconciles_with_zero_difference(spark: SparkSession,
     assert result.metrics["summary"].startswith("reconcile: consistent: ")
 
 
+@pytest.mark.primary_line
 def test_serving_is_gap_free_across_the_cutoff(spark: SparkSession, lambda_lake: SuiteConfig) -> None:
     cutoff = "2010-12-01T12:02:00"  # inside the first day: the batch answers before 12:00, the speed layer after
     config = with_settings(lambda_lake, cutoff=cutoff)
@@ -208,6 +208,7 @@ def test_serving_is_gap_free_across_the_cutoff(spark: SparkSession, lambda_lake:
     assert spark.sql("SELECT count(*) FROM serving_session_metrics WHERE served_from = 'speed'").first()[0] > 0  # type: ignore[index]
 
 
+@pytest.mark.primary_line
 def test_injected_drift_is_reported_and_corrected(
     spark: SparkSession, lambda_lake: SuiteConfig, tmp_path: Path
 ) -> None:
