@@ -31,7 +31,7 @@ from benchmarks.harness import record, summarize, target
 PROJECT = Path(__file__).resolve().parents[1]
 SIZES = {
     "tiny": {"events": 600, "per_batch": 300, "rate": 100.0, "seconds": 4, "warmup": 8, "port": 29192},
-    "full": {"events": 50_000, "per_batch": 12_500, "rate": 5_000.0, "seconds": 10, "warmup": 15, "port": 29092},
+    "full": {"events": 50_000, "per_batch": 25_000, "rate": 5_000.0, "seconds": 10, "warmup": 15, "port": 29092},
 }  # the two sizes' brokers listen on ports of their own: the smoke test (tiny) can run beside `make bench`
 OVERHEAD_TARGET = 1.25
 P99_TARGET = 5.0
