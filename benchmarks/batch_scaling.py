@@ -28,6 +28,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
 #: (the lines of every n-th day of the extract as the 1x size, the multiples run)
 SIZES = {"tiny": (100, (1, 4)), "full": (1, (1, 4, 16))}
+#: The warm-up runs on the lines of every n-th day of the 1x extract: the same graph, a fraction of the data.
+WARMUP_EVERY = 25
 CUSTOMER_SHIFT = 100_000
 
 
@@ -108,11 +110,12 @@ def run(
                 data["ml"]["work_dir"] = str(Path(folder) / "mlflow")  # no model: purchases stay unscored
                 return validate_config(data)
 
-            warming = Path(folder) / "extract-warmup"
-            warming.mkdir()
-            pq.write_table(every_nth_day(base, 25), warming / "part.parquet")
-            for attempt in range(warmup):
-                run_job("batch_layer", configured(f"warmup-{attempt}", warming), spark)
+            if warmup:
+                warming = Path(folder) / "extract-warmup"
+                warming.mkdir()
+                pq.write_table(every_nth_day(base, WARMUP_EVERY), warming / "part.parquet")
+                for attempt in range(warmup):
+                    run_job("batch_layer", configured(f"warmup-{attempt}", warming), spark)
             for multiple in multiples:
                 extract = Path(folder) / f"extract-{multiple}x"
                 extract.mkdir()
@@ -163,7 +166,7 @@ def run(
     result = {
         "summary": (
             f"the batch layer, extract to gold, as of 2011-12-10, a new lakehouse each run; 1x = "
-            f"{rows[one]:,} lines; after {warmup} warm-up run on every 25th day, runs per size: "
+            f"{rows[one]:,} lines; after {warmup} warm-up run on every {WARMUP_EVERY}th day, runs per size: "
             + ", ".join(f"{m}x {len(suite[m]['runs'])}" for m in multiples)
         ),
         "columns": ["lines", "suite_s", "spread", "seconds_per_million_lines", "duckdb_s", "suite/duckdb"],
