@@ -19,6 +19,7 @@ Step = Callable[[DataFrame], DataFrame]
 #: The columns a row that failed checks carries into the rejects table.
 ERRORS = "_errors"
 RECORD = "_record"
+_EXTRACT_ROW = "_extract_row"
 #: Key of an order line: a digest of every value of the extract row, so exact duplicates share it.
 LINE_ID = "line_id"
 
@@ -57,7 +58,8 @@ def to_entity(
 
     Returns:
         A step giving the entity's typed columns, ``_errors`` (an array of ``{rule, column, message}``,
-        empty for a good row), ``_record`` (the extract row as JSON) and the ``keep`` columns.
+        empty for a good row), ``_record`` (the extract row as JSON for a row with errors, NULL for a good
+        row) and the ``keep`` columns.
     """
     patterns = dict(formats or {})
 
@@ -103,14 +105,19 @@ def to_entity(
                             _reason("required", name, F.lit(message)),
                         )
                     )
-        record = F.to_json(F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())]))
+        extract_row = F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())])
         present = [name for name in keep if name in frame.columns]
-        return frame.select(
+        checked = frame.select(
             *typed,
             F.filter(F.array(*errors), lambda reason: reason.isNotNull()).alias(ERRORS),
-            record.alias(RECORD),
+            # Kept in a struct: its fields may differ from the typed columns only in case (Description).
+            extract_row.alias(_EXTRACT_ROW),
             *present,
         )
+        # Only a rejected row needs its extract row as JSON: writing it for every row would make the
+        # typed rows (which a micro-batch caches) several times larger.
+        record = F.when(F.size(ERRORS) > 0, F.to_json(_EXTRACT_ROW))
+        return checked.select(*entity.columns, ERRORS, record.alias(RECORD), *present)
 
     return step
 

@@ -177,6 +177,12 @@ def test_a_csv_extract_with_its_own_names_rejects_bad_rows_and_adds_new_files_on
         ("erp_csv", [("required", "invoice_no", "is missing")]),
         ("erp_csv", [("type", "quantity", 'cannot read {"qty":"six"} as int')]),
     ]
+    # A rejected row keeps the extract row as it landed, so it can be mended and sent again.
+    landed = sorted((json.loads(r["record"]) for r in rejects.collect()), key=lambda row: row["qty"])
+    assert [(row.get("invoice"), row["sku"], row["qty"]) for row in landed] == [
+        (None, "22632", "6"),
+        ("536366", "22633", "six"),
+    ]
     line = lakehouse.read(spark, config.lakehouse.table_path("silver", "order_lines")).first()
     assert line is not None
     assert (line["description"], line["quantity"], line["invoice_date"], str(line["unit_price"])) == (
