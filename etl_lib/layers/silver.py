@@ -19,6 +19,7 @@ Step = Callable[[DataFrame], DataFrame]
 #: The columns a row that failed checks carries into the rejects table.
 ERRORS = "_errors"
 RECORD = "_record"
+#: Inside :func:`to_entity`: the extract row as a struct, until the errors say whether ``_record`` is needed.
 _EXTRACT_ROW = "_extract_row"
 #: Key of an order line: a digest of every value of the extract row, so exact duplicates share it.
 LINE_ID = "line_id"
