@@ -127,7 +127,7 @@ def dead_letters(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step
         summary = F.array_join(
             F.transform(F.col(ERRORS), lambda r: F.concat_ws(" ", r.getField("column"), r.getField("message"))), "; "
         )
-        return events.where(F.size(ERRORS) > 0).select(
+        return events.where(silver.has_errors()).select(
             *TRACE_COLUMNS,
             "payload",
             F.col(ERRORS).alias("reasons"),
@@ -161,7 +161,7 @@ def valid_events(entity: EntityConfig, batch_id: int, query_id: str, ingested_at
     def step(events: DataFrame) -> DataFrame:
         quantity, amount = F.col("quantity"), F.col("amount")
         unit_price = F.when(quantity.isNotNull() & (quantity != 0), amount / quantity).cast("decimal(18,3)")
-        return events.where(F.size(ERRORS) == 0).select(
+        return events.where(silver.no_errors()).select(
             *entity.columns,
             unit_price.alias("unit_price"),
             "event_date",

@@ -117,15 +117,25 @@ def to_entity(
         )
         # Only a rejected row needs its extract row as JSON: writing it for every row would make the
         # typed rows (which a micro-batch caches) several times larger.
-        record = F.when(F.size(ERRORS) > 0, F.to_json(_EXTRACT_ROW))
+        record = F.when(has_errors(), F.to_json(_EXTRACT_ROW))
         return checked.select(*entity.columns, ERRORS, record.alias(RECORD), *present)
 
     return step
 
 
+def has_errors() -> Column:
+    """True for a checked row that failed a check (its ``_errors`` is never NULL: the reasons that apply)."""
+    return F.size(ERRORS) > 0
+
+
+def no_errors() -> Column:
+    """True for a checked row that passed every check: the complement of :func:`has_errors`."""
+    return F.size(ERRORS) == 0
+
+
 def accepted(frame: DataFrame) -> DataFrame:
     """Rows of a :func:`to_entity` result that passed every check, without the check columns."""
-    return frame.where(F.size(ERRORS) == 0).drop(ERRORS, RECORD)
+    return frame.where(no_errors()).drop(ERRORS, RECORD)
 
 
 def rejected(target: str, run_id: str, rejected_at: dt.datetime) -> Step:
@@ -133,7 +143,7 @@ def rejected(target: str, run_id: str, rejected_at: dt.datetime) -> Step:
 
     def step(frame: DataFrame) -> DataFrame:
         source = F.col("_source") if "_source" in frame.columns else F.lit(None).cast("string")
-        return frame.where(F.size(ERRORS) > 0).select(
+        return frame.where(has_errors()).select(
             F.lit(target).alias("table"),
             source.alias("source"),
             F.col(RECORD).alias("record"),

@@ -39,7 +39,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from etl_lib import lakehouse
 from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
-from etl_lib.layers import events, privacy
+from etl_lib.layers import events, privacy, silver
 from etl_lib.lineage.capture import task_scope
 from etl_lib.platform import secrets
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
@@ -479,7 +479,7 @@ class ViewsBatch:
 
 def _counts(parsed: DataFrame, fresh: DataFrame, conflicts: DataFrame, watermark: Any) -> dict[str, Any]:
     """How many records the batch had, refused, set aside, found again and kept; its newest event time."""
-    ok = F.size(events.ERRORS) == 0
+    ok = silver.no_errors()
     late = ok & (F.col("timestamp") < F.lit(watermark).cast("timestamp")) if watermark is not None else F.lit(False)
     row = parsed.agg(
         F.count(F.lit(1)).alias("records"),
@@ -502,7 +502,7 @@ def _counts(parsed: DataFrame, fresh: DataFrame, conflicts: DataFrame, watermark
 def _partition_maxima(parsed: DataFrame, source: str) -> dict[str, Any]:
     """Newest valid event time per stream partition of a batch (a landing folder is one partition)."""
     key = events.watermark_partition(source)
-    rows = parsed.where(F.size(events.ERRORS) == 0).groupBy(key).agg(F.max("timestamp").alias("m")).collect()
+    rows = parsed.where(silver.no_errors()).groupBy(key).agg(F.max("timestamp").alias("m")).collect()
     return {str(row[key]): row["m"] for row in rows if row["m"] is not None}
 
 

@@ -14,6 +14,7 @@ from etl_lib.config import AnomalyConfig
 from etl_lib.ml.scoring import anomaly_udf, features_struct
 from etl_lib.ml.tracking import ModelRef
 
+_DRAW_BUCKETS = 1_000_000_007  # a prime: the seeded 64-bit hash modulo it is close to uniform
 ANOMALY_COLUMNS = ("anomaly_score", "is_anomaly", "anomaly_model", "anomaly_model_version", "anomaly_unscored_reason")
 
 
@@ -35,6 +36,18 @@ def pipeline(config: AnomalyConfig) -> Any:
 def purchases(order_lines: DataFrame) -> DataFrame:
     """The lines a purchase anomaly model learns from: sales of products, not cancellations."""
     return order_lines.where(~F.col("is_cancellation") & F.col("is_product"))
+
+
+def training_sample(rows: DataFrame, fraction: float, seed: int, key: str) -> DataFrame:
+    """About ``fraction`` of ``rows``, chosen by a seeded hash of the unique ``key`` and in ``key`` order.
+
+    The same rows in the same order however the table's files and partitions fall: Spark's ``sample`` draws
+    per partition, so its rows (and a model fitted on them) would follow the Delta files' layout.
+    """
+    if fraction >= 1.0:
+        return rows.orderBy(key)
+    draw = F.pmod(F.xxhash64(F.lit(seed), F.col(key)), F.lit(_DRAW_BUCKETS))
+    return rows.where(draw < F.lit(int(fraction * _DRAW_BUCKETS))).orderBy(key)
 
 
 def fit(frame: pd.DataFrame, config: AnomalyConfig) -> tuple[Any, dict[str, float]]:

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig
 from etl_lib.errors import ConfigError, JobFailedError
+from etl_lib.layers.silver import LINE_ID
 from etl_lib.ml import anomaly, churn, tracking
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
@@ -59,11 +60,12 @@ def _train_anomaly(spark: SparkSession, config: SuiteConfig, context: RunContext
 
     settings = config.ml.anomaly
     lines = lakehouse.read(spark, _require_table(spark, config, "silver", "order_lines"))
-    purchases = anomaly.purchases(lines).select(*settings.features).dropna()
+    purchases = anomaly.purchases(lines).select(LINE_ID, *settings.features).dropna(subset=list(settings.features))
     total = purchases.count()
     fraction = min(1.0, settings.training_rows / max(total, 1))
     # A bounded sample comes to the driver: scikit-learn trains in one process.
-    sample: Any = purchases.sample(fraction=fraction, seed=settings.random_state).toPandas()
+    chosen = anomaly.training_sample(purchases, fraction, settings.random_state, key=LINE_ID)
+    sample: Any = chosen.drop(LINE_ID).toPandas()
     if len(sample) < settings.sample_size:
         raise JobFailedError(
             f"train_models: {len(sample)} purchase lines to train the Isolation Forest on; "
@@ -98,7 +100,9 @@ def _train_churn(spark: SparkSession, config: SuiteConfig, context: RunContext) 
     last = lines.agg(F.max("invoice_day")).first()
     if last is None or last[0] is None:
         raise ConfigError("silver/order_lines holds no dated lines to learn churn from")
-    customers: Any = churn.labelled_customers(lines, last[0], settings, config.batch.customer_segments).toPandas()
+    labelled = churn.labelled_customers(lines, last[0], settings, config.batch.customer_segments)
+    # In key order: the folds and the fitted models depend on the rows' order, which must not follow file layout.
+    customers: Any = labelled.orderBy("customer_id").toPandas()
     features = customers[settings.features].astype("float64")
     labels = customers["churned"]
     churned = int(labels.sum()) if len(labels) else 0
@@ -198,7 +202,7 @@ def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobR
     scoring = anomaly.with_anomaly_scores(anomaly_model, ml.anomaly.features, unavailable=no_anomaly_model)
     scored_lines = (
         anomaly.purchases(lines)
-        .select("line_id", "invoice_no", "stock_code", "customer_id", "invoice_date", *ml.anomaly.features)
+        .select(LINE_ID, "invoice_no", "stock_code", "customer_id", "invoice_date", *ml.anomaly.features)
         .transform(scoring)
         .withColumn("scored_at", F.lit(context.run_time).cast("timestamp"))
         .persist()

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import EntityConfig, SpeedConfig
-from etl_lib.layers import events
+from etl_lib.layers import events, silver
 
 Step = Callable[[DataFrame], DataFrame]
 
@@ -212,9 +212,7 @@ def recomputed_session_windows(entity: EntityConfig, speed: SpeedConfig, protect
 
     def step(bronze: DataFrame) -> DataFrame:
         parsed = bronze.select(*events.RAW_COLUMNS).transform(parse)
-        accepted = parsed.where(F.size(events.ERRORS) == 0).select(
-            *entity.columns, "_payload_digest", *events.TRACE_COLUMNS
-        )
+        accepted = parsed.where(silver.no_errors()).select(*entity.columns, "_payload_digest", *events.TRACE_COLUMNS)
         if protect is not None:
             accepted = accepted.transform(protect)
         return accepted.transform(events.first_per_event_id).transform(windows)

@@ -117,6 +117,20 @@ def test_distributed_anomaly_scores_equal_single_process_scores(spark: SparkSess
     assert set(scored["anomaly_model_version"]) == {"1"}
 
 
+def test_the_training_sample_does_not_depend_on_how_the_rows_are_partitioned(spark: SparkSession) -> None:
+    line_id = F.format_string("line-%05d", "id").alias("line_id")
+    rows = spark.range(20_000).select(line_id, (F.col("id") % 97).alias("x"))
+    one = anomaly.training_sample(rows.coalesce(1), 0.1, seed=42, key="line_id").toPandas()
+    shuffled = rows.repartition(7, F.rand(3))
+    assert one.equals(anomaly.training_sample(shuffled, 0.1, seed=42, key="line_id").toPandas())
+    assert 1_800 < len(one) < 2_200
+    assert list(one["line_id"]) == sorted(one["line_id"])
+    other_seed = anomaly.training_sample(rows, 0.1, seed=7, key="line_id").toPandas()
+    assert not one["line_id"].equals(other_seed["line_id"])
+    whole = anomaly.training_sample(shuffled, 1.0, seed=42, key="line_id").toPandas()
+    assert whole.equals(rows.toPandas())
+
+
 def test_purchase_anomalies_are_scored_and_judged_by_the_quality_layer(
     spark: SparkSession, trained: dict[str, Any]
 ) -> None:
