@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import every_nth_day, record, summarize, target
+from benchmarks.harness import every_nth_day, in_turns, record, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -37,7 +38,6 @@ def run(
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
     own_session = spark is None
     spark = spark or build_session(config.spark)
-    runs: dict[str, list[float]] = {way: [] for way in WAYS}
     counts: dict[str, int] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-batch-") as folder:
@@ -55,23 +55,24 @@ def run(
                 data["batch"]["max_parallel_tables"] = WAYS[way]
                 return validate_config(data)
 
-            for attempt in range(-warmup, repeat):
-                order = list(WAYS) if attempt % 2 == 0 else list(reversed(WAYS))
-                for way in order:
+            def way_of_running(way: str) -> Callable[[int], float]:
+                def attempt_of(attempt: int) -> float:
                     setup = configured(way, attempt)
                     started = time.perf_counter()
                     run_job("batch_layer", setup, spark)  # raises if any task fails
                     seconds = time.perf_counter() - started
-                    if attempt >= 0:
-                        runs[way].append(seconds)
                     gold = lakehouse.read(spark, setup.lakehouse.table_path("gold", "customer_features"))
                     counts[way] = gold.count()
+                    return seconds
+
+                return attempt_of
+
+            timings = in_turns({way: way_of_running(way) for way in WAYS}, repeat, warmup)
     finally:
         if own_session:
             spark.stop()
     if len(set(counts.values())) != 1:
         raise AssertionError(f"the two ways built different gold tables: {counts}")
-    timings = {way: summarize(seconds) for way, seconds in runs.items()}
     serial, parallel = (timings[way]["median"] for way in WAYS)
     ratio = serial / parallel
     result_data = {

@@ -63,6 +63,29 @@ def measure(
     return summarize(runs)
 
 
+def in_turns(
+    actions: dict[str, Callable[[int], float | None]], repeat: int, warmup: int = 1
+) -> dict[str, dict[str, Any]]:
+    """Time several ways of doing the same work in turns: each attempt runs every way once.
+
+    Run side by side, a busy neighbour or a machine slowing down slows every way alike, so their ratio
+    holds. The order is reversed on every other attempt, so that no way always runs just after the same
+    one (and inherits its caches, or its garbage). ``actions`` are called with the attempt number (warm-ups
+    negative, as :func:`measure`); one may return the seconds of the part it measures, leaving out its own
+    setup and checks, else its whole call is timed. Returns each way's :func:`summarize` of its timed runs.
+    """
+    ways = list(actions)
+    runs: dict[str, list[float]] = {way: [] for way in ways}
+    for attempt in range(-warmup, repeat):
+        for way in ways if attempt % 2 == 0 else reversed(ways):
+            started = time.perf_counter()
+            measured = actions[way](attempt)
+            seconds = time.perf_counter() - started if measured is None else measured
+            if attempt >= 0:
+                runs[way].append(seconds)
+    return {way: summarize(seconds) for way, seconds in runs.items()}
+
+
 def summarize(runs: list[float]) -> dict[str, Any]:
     """Median, spread ((max - min) / median) and every run of some timed runs, in seconds."""
     middle = median(runs)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import measure, record, summarize, target
+from benchmarks.harness import in_turns, measure, record, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -82,14 +81,8 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
 
             # The UDF and one process in turns, so that a busy neighbour slows both alike; the warm-up loads
             # the model in the workers.
-            turns: dict[str, list[float]] = {"udf": [], "one_process": [], "floor": []}
-            for attempt in range(-1, repeat):
-                for name, action in (("udf", in_spark), ("one_process", one_process), ("floor", without_model)):
-                    started = time.perf_counter()
-                    action(attempt)
-                    if attempt >= 0:
-                        turns[name].append(time.perf_counter() - started)
-            spark_t, local_t, floor_t = (summarize(turns[name]) for name in ("udf", "one_process", "floor"))
+            turns = in_turns({"udf": in_spark, "one_process": one_process, "floor": without_model}, repeat)
+            spark_t, local_t, floor_t = (turns[name] for name in ("udf", "one_process", "floor"))
             seed_t = measure(row_at_a_time, repeat)
             frame.unpersist()
     finally:

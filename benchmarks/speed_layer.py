@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import record, summarize, target
+from benchmarks.harness import in_turns, record, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 SIZES = {
@@ -115,7 +115,6 @@ def run(
     spark = spark or build_session(config.spark)
     cores = os.cpu_count() or 1
     query = f"speed_layer_{config.speed.source}"
-    runs: dict[str, list[float]] = {"passthrough": [], "suite": []}
     suite_batches: list[dict[str, Any]] = []
     views_batches: list[dict[str, Any]] = []
     base_batches: list[dict[str, int]] = []
@@ -162,12 +161,7 @@ def run(
                 commits_per_batch.append(_commits_per_batch(spark, result, len(batches)))
             return seconds
 
-        for attempt in range(-warmup, repeat):
-            ways = [("passthrough", passthrough), ("suite", suite)]
-            for way, action in ways if attempt % 2 == 0 else reversed(ways):
-                seconds = action(attempt)
-                if attempt >= 0:
-                    runs[way].append(seconds)
+        timings = in_turns({"passthrough": passthrough, "suite": suite}, repeat, warmup)
 
         # Latency: a steady producer against the running layer with a 1-second trigger.
         live = config.model_copy(
@@ -219,7 +213,6 @@ def run(
         kafka.down()
         shutil.rmtree(work, ignore_errors=True)
 
-    timings = {way: summarize(seconds) for way, seconds in runs.items()}
     suite_seconds, baseline_seconds = timings["suite"]["median"], timings["passthrough"]["median"]
     ratio = suite_seconds / baseline_seconds
     p50 = round(_percentile(latencies, 0.5), 2) if latencies else float("nan")
@@ -227,7 +220,7 @@ def run(
 
     # Where the suite's drain time goes, per run: its micro-batches, the views query, and the rest (the
     # job's run record, lock and lineage, the queries' start and stop).
-    runs_counted = max(len(runs["suite"]), 1)
+    runs_counted = max(len(timings["suite"]["runs"]), 1)
     batch_time = sum(_seconds(suite_batches, "triggerExecution")) / runs_counted
     views_time = sum(_seconds(views_batches, "triggerExecution")) / runs_counted
     rest = suite_seconds - batch_time - views_time

@@ -1,0 +1,30 @@
+"""The benchmark harness: ways timed in turns, warm-ups left out of the numbers."""
+
+from __future__ import annotations
+
+from benchmarks.harness import in_turns, summarize
+
+
+def test_ways_run_in_turns_in_alternating_order_and_warm_ups_are_not_timed() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def reported(attempt: int) -> float:
+        calls.append(("reported", attempt))
+        return 10.0 + attempt  # the seconds of the part it measures
+
+    def wall(attempt: int) -> None:
+        calls.append(("wall", attempt))
+
+    timings = in_turns({"reported": reported, "wall": wall}, repeat=3, warmup=2)
+
+    assert calls == [
+        ("reported", -2), ("wall", -2),
+        ("wall", -1), ("reported", -1),
+        ("reported", 0), ("wall", 0),
+        ("wall", 1), ("reported", 1),
+        ("reported", 2), ("wall", 2),
+    ]  # fmt: skip
+    assert timings["reported"] == summarize([10.0, 11.0, 12.0])
+    assert timings["reported"]["median"] == 11.0
+    assert len(timings["wall"]["runs"]) == 3
+    assert all(0 <= seconds < 1 for seconds in timings["wall"]["runs"])
