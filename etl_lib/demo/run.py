@@ -24,12 +24,13 @@ ORIGINAL_COLUMNS = {"invoice_no": "InvoiceNo", "stock_code": "StockCode", "quant
                     "invoice_date": "InvoiceDate", "unit_price": "UnitPrice", "customer_id": "CustomerID"}  # fmt: skip
 #: The demo's plan: phases one after another; in a phase, lanes side by side, each on a session of its
 #: own, running its steps in order. Training reads only the batch layer's tables and works in
-#: scikit-learn on the driver, while the speed layer and the reconciliation spend much of their time on
-#: small Delta commits: side by side they keep both cores busy. Scoring waits for the new models.
+#: scikit-learn on the driver, while the speed layer spends much of its time on small Delta commits: side
+#: by side they keep both cores busy. Scoring waits for the new models, promoted once both are done; the
+#: reconciliation (which uses no model) runs beside it rather than before it.
 PHASES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("batch_layer",),),
-    (("produce", "speed_layer", "reconcile"), ("train_models",)),
-    (("score",),),
+    (("produce", "speed_layer"), ("train_models",)),
+    (("reconcile",), ("score",)),
     (("publish_products",),),
 )
 #: Every step, in the order of the plan ("produce" fills the landing folder the speed layer reads).

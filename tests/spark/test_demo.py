@@ -93,6 +93,12 @@ def test_the_summary_lists_tables_scores_models_and_lineage(demo: dict[str, Any]
     ):
         assert expected in text, expected
     assert re.search(r"gold/daily_revenue +[\d,]+ rows +quality 1\.00", text)
+    # The demo's own time, and its steps' (some run side by side): it took at least its longest step.
+    took = re.search(r"^7 steps in (\d+) s \((\d+) s of steps, some side by side\)$", text, re.MULTILINE)
+    assert took, text
+    longest = max(step.seconds for step in demo["run"].steps)
+    assert int(took[1]) >= int(longest)
+    assert int(took[2]) == round(sum(s.seconds for s in demo["run"].steps))
 
 
 def test_running_it_again_replays_nothing_twice(spark: SparkSession, demo: dict[str, Any]) -> None:
