@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +55,16 @@ def run(
                 data["batch"]["max_parallel_tables"] = WAYS[way]
                 return validate_config(data)
 
-            def way_of_running(way: str) -> Callable[[int], float]:
-                def attempt_of(attempt: int) -> float:
-                    setup = configured(way, attempt)
-                    started = time.perf_counter()
-                    run_job("batch_layer", setup, spark)  # raises if any task fails
-                    seconds = time.perf_counter() - started
-                    gold = lakehouse.read(spark, setup.lakehouse.table_path("gold", "customer_features"))
-                    counts[way] = gold.count()
-                    return seconds
+            def attempt_of(way: str, attempt: int) -> float:
+                setup = configured(way, attempt)
+                started = time.perf_counter()
+                run_job("batch_layer", setup, spark)  # raises if any task fails
+                seconds = time.perf_counter() - started
+                gold = lakehouse.read(spark, setup.lakehouse.table_path("gold", "customer_features"))
+                counts[way] = gold.count()
+                return seconds
 
-                return attempt_of
-
-            timings = in_turns({way: way_of_running(way) for way in WAYS}, repeat, warmup)
+            timings = in_turns({way: partial(attempt_of, way) for way in WAYS}, repeat, warmup)
     finally:
         if own_session:
             spark.stop()

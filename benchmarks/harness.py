@@ -52,15 +52,15 @@ def measure(
     given, runs before every attempt and is not timed. The spread is (max - min) / median, so a reader
     sees how far one number can be trusted on a noisy machine.
     """
-    runs = []
-    for attempt in range(-warmup, repeat):
+
+    def timed(attempt: int) -> float:
         if prepare is not None:
             prepare(attempt)
         started = time.perf_counter()
         action(attempt)
-        if attempt >= 0:
-            runs.append(time.perf_counter() - started)
-    return summarize(runs)
+        return time.perf_counter() - started
+
+    return in_turns({"only": timed}, repeat, warmup)["only"]
 
 
 def in_turns(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks.harness import in_turns, summarize
+import time
+
+from benchmarks.harness import in_turns, measure, summarize
 
 
 def test_ways_run_in_turns_in_alternating_order_and_warm_ups_are_not_timed() -> None:
@@ -28,3 +30,17 @@ def test_ways_run_in_turns_in_alternating_order_and_warm_ups_are_not_timed() -> 
     assert timings["reported"]["median"] == 11.0
     assert len(timings["wall"]["runs"]) == 3
     assert all(0 <= seconds < 1 for seconds in timings["wall"]["runs"])
+
+
+def test_measure_prepares_every_attempt_untimed_and_times_only_the_runs_after_warm_up() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def prepare(attempt: int) -> None:
+        calls.append(("prepare", attempt))
+        time.sleep(0.2)  # not part of the timed run
+
+    timing = measure(lambda attempt: calls.append(("run", attempt)), repeat=2, warmup=1, prepare=prepare)
+
+    assert calls == [("prepare", -1), ("run", -1), ("prepare", 0), ("run", 0), ("prepare", 1), ("run", 1)]
+    assert len(timing["runs"]) == 2
+    assert all(0 <= seconds < 0.2 for seconds in timing["runs"])
