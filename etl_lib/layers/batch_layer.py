@@ -28,6 +28,7 @@ from etl_lib.layers import dimensions, gold, privacy, silver
 from etl_lib.layers.changes import diff_rows
 from etl_lib.layers.landing import land_files, land_jdbc
 from etl_lib.platform import secrets
+from etl_lib.platform.cache import Cached
 from etl_lib.platform.dag import Task, raise_for_failures, run_tasks
 from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.quality.apply import check
@@ -67,9 +68,9 @@ def _order_lines_handler(
         session = frame.sparkSession
         metadata = run_metadata(context, f"silver/{ENTITY}", source=name, reading=reading, batch_id=batch_id)
         stamp = Stamp(context.run_id, context.job, batch_id, context.run_time)
-        frame = frame.persist()
-        typed = frame.transform(to_entity).persist()
-        try:
+        with Cached() as cache:
+            frame = cache(frame)
+            typed = cache(frame.transform(to_entity))
             with lakehouse.commit_metadata(session, metadata):
                 # The extract as landed is measured (bronze keeps every row whatever its quality).
                 check(
@@ -79,7 +80,7 @@ def _order_lines_handler(
                 if not bad.isEmpty():
                     # A replayed micro-batch (after a crash) must not reject its rows twice.
                     lakehouse.append(bad, rejects, idempotency=(f"rejects:{reading}->silver/{ENTITY}", batch_id))
-                good = (
+                good = cache(
                     silver.accepted(typed)
                     # The line id is taken over the values as landed (keyed when some are personal), so
                     # that masking two different values alike does not make two lines one.
@@ -89,15 +90,11 @@ def _order_lines_handler(
                     .transform(silver.dedupe_lines)
                     .transform(score)
                     .transform(_stamped(context))
-                ).persist()
+                )
                 kept, _ = check(
                     session, config, "silver", ENTITY, good, stamp, reference, (f"quality:{reading}->silver", batch_id)
                 )
                 lakehouse.insert_new(session, target, kept, [silver.LINE_ID])
-                good.unpersist()
-        finally:
-            typed.unpersist()
-            frame.unpersist()
 
     return handle
 

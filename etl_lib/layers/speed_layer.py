@@ -42,6 +42,7 @@ from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers import events, privacy, silver
 from etl_lib.lineage.capture import task_scope
 from etl_lib.platform import secrets
+from etl_lib.platform.cache import Cached
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
 from etl_lib.quality.audit import Stamp
@@ -240,19 +241,18 @@ class SpeedBatch:
         def txn(table: str) -> tuple[str, int]:
             return (f"{query_id}:{table}", batch_id)
 
-        records = frame.persist()
-        checks = events.parse_events(
-            self.entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time
-        )
-        parsed = records.transform(checks)
-        if self.pii_key is not None:
-            # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose other
-            # fields silver shows would let anyone test guesses of the personal ones.
-            digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
-            parsed = parsed.withColumn("_payload_digest", digest)
-        parsed = parsed.persist()
-        fresh: DataFrame | None = None
-        try:
+        with Cached() as cache:
+            records = cache(frame)
+            checks = events.parse_events(
+                self.entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time
+            )
+            parsed = records.transform(checks)
+            if self.pii_key is not None:
+                # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose
+                # other fields silver shows would let anyone test guesses of the personal ones.
+                digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
+                parsed = parsed.withColumn("_payload_digest", digest)
+            parsed = cache(parsed)
             metadata = run_metadata(self.context, "speed_layer", query_id=query_id, batch_id=batch_id)
             with lakehouse.commit_metadata(spark, metadata):
                 before = self._partition_marks(spark, query_id, batch_id)
@@ -264,7 +264,7 @@ class SpeedBatch:
                 on_time, late = events.split_late(valid, watermark)
                 kept = events.first_per_event_id(on_time)
                 seen = self._stored(spark, on_time, query_id, batch_id, watermark)
-                fresh = kept.join(seen, "event_id", "left_anti").persist()
+                fresh = cache(kept.join(seen, "event_id", "left_anti"))
                 known = kept.select("event_id", "_payload_digest").unionByName(seen).dropDuplicates(["event_id"])
                 conflicts = events.conflicting_duplicates(on_time, known)
                 dead = events.dead_letters(batch_id, query_id, now)
@@ -273,9 +273,11 @@ class SpeedBatch:
                 stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
                 silver_rows = fresh.drop("payload").transform(self.protect).transform(self.score)
+                # The quality results are written beside silver and bronze, not before them.
+                writes: list[Callable[[], object]] = []
                 checked, evaluation = check(
                     spark, self.config, "silver", ENTITY, silver_rows, stamp, now,
-                    (f"{query_id}:quality", batch_id), stop_when_held=False,
+                    (f"{query_id}:quality", batch_id), stop_when_held=False, deferred=writes,
                 )  # fmt: skip
                 counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
                 after = dict(before)
@@ -288,7 +290,7 @@ class SpeedBatch:
                              self.context.run_id)  # fmt: skip
                 state = spark.createDataFrame([state_row], STATE_SCHEMA)
                 fresh_rows = checked
-                writes: list[Callable[[], object]] = [
+                writes[:0] = [
                     lambda: lakehouse.append(
                         fresh_rows, paths.silver, txn("silver/events"), partition_by=("event_date",)
                     ),
@@ -322,11 +324,6 @@ class SpeedBatch:
                     writes.append(lambda: lakehouse.append(aside, paths.late, txn("silver/events_late")))
                 written = _all_at_once(writes)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
-        finally:
-            parsed.unpersist()
-            records.unpersist()
-            if fresh is not None:
-                fresh.unpersist()
 
     def _gaps(
         self, spark: SparkSession, records: DataFrame, query_id: str, batch_id: int
@@ -517,7 +514,7 @@ def _all_at_once(writes: Sequence[Callable[[], object]]) -> list[float]:
 
     Each Delta commit spends much of its time waiting on storage and the log, so they overlap well.
     """
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="speed-write") as pool:
+    with ThreadPoolExecutor(max_workers=6, thread_name_prefix="speed-write") as pool:
         futures = [pool.submit(_timed, write) for write in writes]
     errors = [future.exception() for future in futures if future.exception() is not None]
     if errors:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -25,6 +27,7 @@ def check(
     reference_time: dt.datetime,
     idempotency: tuple[str, int] | None = None,
     stop_when_held: bool = True,
+    deferred: list[Callable[[], object]] | None = None,
 ) -> tuple[DataFrame, Evaluation | None]:
     """Evaluate ``layer/table``'s rules on ``frame``, write results and quarantine, announce, maybe stop.
 
@@ -38,6 +41,9 @@ def check(
         reference_time: "now" for freshness rules.
         idempotency: ``(application id, micro-batch id)`` so a replayed micro-batch records nothing twice.
         stop_when_held: a batch job stops when its batch is held back; a stream goes on with the next batch.
+        deferred: when given, the audit writes of a batch that goes on are added to it instead of made here,
+            for the caller to make beside its own writes (with ``idempotency``, a batch replayed after a
+            crash between them writes each once). A batch that stops records before it raises, as always.
 
     Returns:
         The rows to write (with ``_dq_failures``) and the evaluation, or ``frame`` itself and None when the
@@ -52,7 +58,12 @@ def check(
     evaluation = evaluate(
         frame, f"{layer}/{table}", rules, config.quality.threshold_of(rules), stamp.run_id, reference_time
     )
-    record(spark, config.lakehouse, evaluation, stamp, idempotency)
+    write = partial(record, spark, config.lakehouse, evaluation, stamp, idempotency)
+    stops = bool(evaluation.failed) or (evaluation.held and stop_when_held)
+    if deferred is not None and not stops:
+        deferred.append(write)
+    else:
+        write()
     alerts.announce(config.quality.alerts, config.services, evaluation)
     log.info("quality %s", evaluation.summary)
     raise_for(evaluation, stop_when_held)

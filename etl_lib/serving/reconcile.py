@@ -185,9 +185,10 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
         }
     )
     log.info("%s", result.metrics["summary"])
-    recomputed.unpersist()
+    # The reconciliation is built on the recomputation: uncached first, so Spark does not re-plan it.
     if reconciliation is not None:
         reconciliation.unpersist()
+    recomputed.unpersist()
     return result
 
 
