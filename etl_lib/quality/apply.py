@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -41,9 +40,9 @@ def check(
         reference_time: "now" for freshness rules.
         idempotency: ``(application id, micro-batch id)`` so a replayed micro-batch records nothing twice.
         stop_when_held: a batch job stops when its batch is held back; a stream goes on with the next batch.
-        deferred: when given, the audit writes of a batch that goes on are added to it instead of made here,
-            for the caller to make beside its own writes (with ``idempotency``, a batch replayed after a
-            crash between them writes each once). A batch that stops records before it raises, as always.
+        deferred: when given, the audit writes (then the alerts) of a batch that goes on are added to it instead
+            of made here, for the caller to make beside its own writes (with ``idempotency``, a batch replayed
+            after a crash between them writes each once). A batch that stops records before it raises.
 
     Returns:
         The rows to write (with ``_dq_failures``) and the evaluation, or ``frame`` itself and None when the
@@ -58,13 +57,17 @@ def check(
     evaluation = evaluate(
         frame, f"{layer}/{table}", rules, config.quality.threshold_of(rules), stamp.run_id, reference_time
     )
-    write = partial(record, spark, config.lakehouse, evaluation, stamp, idempotency)
+
+    def record_and_announce() -> None:
+        # Announced once recorded, so that whoever an alert sends to the audit tables finds the results there.
+        record(spark, config.lakehouse, evaluation, stamp, idempotency)
+        alerts.announce(config.quality.alerts, config.services, evaluation)
+
     stops = bool(evaluation.failed) or (evaluation.held and stop_when_held)
     if deferred is not None and not stops:
-        deferred.append(write)
+        deferred.append(record_and_announce)
     else:
-        write()
-    alerts.announce(config.quality.alerts, config.services, evaluation)
+        record_and_announce()
     log.info("quality %s", evaluation.summary)
     raise_for(evaluation, stop_when_held)
     return evaluation.kept, evaluation
