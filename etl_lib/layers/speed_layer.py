@@ -274,10 +274,10 @@ class SpeedBatch:
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
                 silver_rows = fresh.drop("payload").transform(self.protect).transform(self.score)
                 # The quality results are written beside silver and bronze, not before them.
-                writes: list[Callable[[], object]] = []
+                audit_writes: list[Callable[[], object]] = []
                 checked, evaluation = check(
                     spark, self.config, "silver", ENTITY, silver_rows, stamp, now,
-                    (f"{query_id}:quality", batch_id), stop_when_held=False, deferred=writes,
+                    (f"{query_id}:quality", batch_id), stop_when_held=False, deferred=audit_writes,
                 )  # fmt: skip
                 counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
                 after = dict(before)
@@ -290,7 +290,7 @@ class SpeedBatch:
                              self.context.run_id)  # fmt: skip
                 state = spark.createDataFrame([state_row], STATE_SCHEMA)
                 fresh_rows = checked
-                writes[:0] = [
+                writes: list[Callable[[], object]] = [
                     lambda: lakehouse.append(
                         fresh_rows, paths.silver, txn("silver/events"), partition_by=("event_date",)
                     ),
@@ -301,6 +301,7 @@ class SpeedBatch:
                     ),
                     lambda: lakehouse.append(state, paths.state, txn("audit/stream_state")),
                     lambda: _flush_progress(spark, self.recorder, paths.progress, self.context, query_id),
+                    *audit_writes,
                 ]
                 # Most batches refuse nothing and have nothing late: no empty commits for them.
                 if counts["dead_letters"]:
