@@ -12,7 +12,8 @@ not a race; the two results are checked to agree on lines and net revenue.
 Runs: one warm-up run on every 25th day of the 1x extract (the same graph and code paths on about a 25th of
 the lines: the JVM's classes, code generation and Delta's caches are warm for what is timed), then 1x repeated
 ``repeat`` times, 4x and 16x once each: one run of 16x takes minutes, and five runs of the larger sizes would
-take far longer than ``make bench`` may.
+take far longer than ``make bench`` may. Run by ``make bench`` after ``batch_concurrency`` in the same Spark
+session (``warmed_by``), the batch layer runs there are the warm-up, and none of its own is run.
 """
 
 from __future__ import annotations
@@ -78,9 +79,20 @@ DUCKDB_DAILY_REVENUE = """
 
 
 def run(
-    size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None, warmup: int = 1
+    size: str,
+    repeat: int = 5,
+    results_dir: Path | None = None,
+    spark: Any = None,
+    warmup: int = 1,
+    warmed_by: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
+    """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running).
+
+    ``warmed_by`` names the benchmarks that ran the batch layer in ``spark`` before: they are the warm-up.
+    """
+    if warmed_by and spark is None:
+        raise ValueError("warmed_by names benchmarks run in a session: pass that session as spark")
+    warmup = 0 if warmed_by else warmup
     import duckdb
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
@@ -166,7 +178,13 @@ def run(
     result = {
         "summary": (
             f"the batch layer, extract to gold, as of 2011-12-10, a new lakehouse each run; 1x = "
-            f"{rows[one]:,} lines; after {warmup} warm-up run on every {WARMUP_EVERY}th day, runs per size: "
+            f"{rows[one]:,} lines; "
+            + (
+                f"after {' and '.join(warmed_by)} in the same Spark session (the warm-up)"
+                if warmed_by
+                else f"after {warmup} warm-up run on every {WARMUP_EVERY}th day"
+            )
+            + ", runs per size: "
             + ", ".join(f"{m}x {len(suite[m]['runs'])}" for m in multiples)
         ),
         "columns": ["lines", "suite_s", "spread", "seconds_per_million_lines", "duckdb_s", "suite/duckdb"],

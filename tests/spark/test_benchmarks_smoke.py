@@ -98,7 +98,8 @@ def test_scd2_merge_tiny(spark: SparkSession, tmp_path: Path) -> None:
 
 
 def test_batch_concurrency_tiny(spark: SparkSession) -> None:
-    result = batch_concurrency.run("tiny", repeat=1, spark=spark, warmup=0)
+    result = batch_concurrency.run("tiny", repeat=1, spark=spark)
+    assert "median of 1 after the whole run that prepared it (the warm-up)" in result["summary"]
     serial, parallel = result["rows"]
     assert (serial["case"], parallel["case"]) == ("one table at a time", "two tables at once")
     assert serial["speedup"] == 1.0
@@ -109,7 +110,12 @@ def test_batch_concurrency_tiny(spark: SparkSession) -> None:
 
 def test_batch_scaling_tiny(spark: SparkSession) -> None:
     # Inside, DuckDB's daily revenue over the same Parquet is checked to agree with the suite's gold table.
-    result = batch_scaling.run("tiny", repeat=1, spark=spark, warmup=0)
+    # As `make bench` runs it: after batch_concurrency in the same session, which is its warm-up.
+    result = batch_scaling.run("tiny", repeat=1, spark=spark, warmed_by=("batch_concurrency",))
+    assert (
+        "after batch_concurrency in the same Spark session (the warm-up), runs per size: 1x 1, 4x 1"
+        in (result["summary"])
+    )
     one, four = result["rows"]
     assert (one["case"], four["case"]) == ("1x", "4x")
     assert four["lines"] == 4 * one["lines"]
