@@ -23,14 +23,14 @@ DEMO_PROCESS_DATE = "2011-12-10"
 ORIGINAL_COLUMNS = {"invoice_no": "InvoiceNo", "stock_code": "StockCode", "quantity": "Quantity",
                     "invoice_date": "InvoiceDate", "unit_price": "UnitPrice", "customer_id": "CustomerID"}  # fmt: skip
 #: The demo's plan: phases one after another; in a phase, lanes side by side, each on a session of its
-#: own, running its steps in order. Training reads only the batch layer's tables and works in
-#: scikit-learn on the driver, while the speed layer spends much of its time on small Delta commits: side
-#: by side they keep both cores busy. Scoring waits for the new models, promoted once both are done; the
-#: reconciliation (which uses no model) runs beside it rather than before it.
+#: own, running its steps in order. The speed layer reads none of the batch layer's tables, and both
+#: spend much of their time on small Delta commits and the driver: side by side they keep both cores busy.
+#: Training reads the batch layer's tables and works in scikit-learn on the driver; it promotes its models
+#: as it ends, with nothing beside it that resolves a champion, and scoring follows it in its lane; the
+#: reconciliation (which uses no model) runs beside the two.
 PHASES: tuple[tuple[tuple[str, ...], ...], ...] = (
-    (("batch_layer",),),
-    (("produce", "speed_layer"), ("train_models",)),
-    (("reconcile",), ("score",)),
+    (("batch_layer",), ("produce", "speed_layer")),
+    (("train_models", "score"), ("reconcile",)),
     (("publish_products",),),
 )
 #: Every step, in the order of the plan ("produce" fills the landing folder the speed layer reads).
@@ -135,28 +135,6 @@ def _job_step(name: str, config: SuiteConfig, session: Any) -> Step:
     return Step(name, time.monotonic() - started, rows, _detail(result), result)
 
 
-def _promote(config: SuiteConfig, step: Step) -> None:
-    """Promote the versions the demo's training registered, as the training job itself would have.
-
-    The demo trains without promoting, alongside the speed layer, and promotes once that phase is done:
-    the speed layer resolves the champion when it starts, and what it scores with must not depend on which
-    of the two happens to finish first.
-    """
-    if not config.ml.promote_new_models or step.result is None:
-        return
-    from etl_lib.ml import tracking
-
-    metrics = step.result.metrics
-    names = {
-        "anomaly_model_version": config.ml.anomaly.model_name,
-        "churn_model_version": config.ml.churn.model_name,
-        "telco_model_version": config.ml.churn.telco_model_name,
-    }
-    for key, name in names.items():
-        if key in metrics:
-            tracking.promote(config.ml, name, str(metrics[key]))
-
-
 def load_orders_database(config: SuiteConfig, say: Callable[[str], None]) -> None:
     """Fill the local PostgreSQL server's orders table from the bundled extract, once.
 
@@ -218,20 +196,18 @@ def run_demo(
     run = DemoRun(config)
     say(f"demo: lakehouse {config.lakehouse.root}, {events:,} replayed events, report {report}")
     load_orders_database(config, say)
-    session = spark or build_session(config.spark)
-    # The store is created once, here: the speed layer must not look for a champion in a store that the
-    # training beside it is still creating.
-    tracking.use(config.ml)
-    training = config.model_copy(update={"ml": config.ml.model_copy(update={"promote_new_models": False})})
+    # The store is created once, here, while Spark starts (a few seconds each): the layers beside each other
+    # must not both create it.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-mlflow") as pool:
+        store = pool.submit(tracking.use, config.ml)
+        session = spark or build_session(config.spark)
+        store.result()
     done: dict[str, Step] = {}
 
     def run_step(name: str, lane_session: Any) -> None:
         number = f"[{STEPS.index(name) + 1}/{len(STEPS)}]"
         say(f"{number} {name} ...")
-        if name == "produce":
-            step = _produce(config, events)
-        else:
-            step = _job_step(name, training if name == "train_models" else config, lane_session)
+        step = _produce(config, events) if name == "produce" else _job_step(name, config, lane_session)
         say(f"{number} {name:<17} {step.rows_written:>10,} rows written {step.seconds:7.1f} s  {step.detail}")
         done[name] = step
 
@@ -247,10 +223,7 @@ def run_demo(
                 lanes = [pool.submit(run_lane, lane, child_session(session)) for lane in phase]
                 for lane in lanes:
                     lane.result()  # the first failure is raised once the phase has stopped
-        names = [name for lane in phase for name in lane]
-        if "train_models" in names:
-            _promote(config, done["train_models"])
-        run.steps.extend(done[name] for name in names)
+        run.steps.extend(done[name] for lane in phase for name in lane)
     for line in summary_lines(run):
         say(line)
     write_report(run, report)

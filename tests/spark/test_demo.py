@@ -56,7 +56,6 @@ def test_every_step_runs_and_says_what_it_wrote(demo: dict[str, Any]) -> None:
 def test_the_plan_runs_each_step_after_what_it_reads() -> None:
     where = {step: (index, lane) for index, lanes in enumerate(PHASES) for lane in lanes for step in lane}
     for step, needs in {
-        "produce": ["batch_layer"],
         "speed_layer": ["produce"],
         "train_models": ["batch_layer"],
         "score": ["train_models", "batch_layer"],
@@ -67,9 +66,17 @@ def test_the_plan_runs_each_step_after_what_it_reads() -> None:
             (step_phase, step_lane), (need_phase, need_lane) = where[step], where[need]
             earlier_in_lane = step_lane == need_lane and step_lane.index(need) < step_lane.index(step)
             assert need_phase < step_phase or earlier_in_lane, (step, need)
+    # Training promotes its models as it ends: nothing that resolves a champion when it starts (the batch
+    # layer's silver, the speed layer) may run beside it, and scoring must come after it.
+    training_phase, training_lane = where["train_models"]
+    for resolver in ("batch_layer", "speed_layer"):
+        assert where[resolver][0] < training_phase, resolver
+    assert where["score"][0] > training_phase or (
+        where["score"][1] == training_lane and training_lane.index("score") > training_lane.index("train_models")
+    )
 
 
-def test_models_trained_beside_the_speed_layer_are_promoted_before_scoring(demo: dict[str, Any]) -> None:
+def test_the_models_trained_are_promoted_before_scoring(demo: dict[str, Any]) -> None:
     run = demo["run"]
     trained = run.metrics("train_models")
     scored = run.metrics("score")
