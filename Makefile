@@ -39,8 +39,9 @@ $(STAMP): $(LOCK) setup.py | $(PY)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm
+jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm; the driver's class-data archive
 	@$(PY) -m etl_lib.platform.jvm resolve --line $(LINE)
+	@$(PY) -m etl_lib.platform.cds write
 
 lock: ## Regenerate requirements/<LINE>.lock from setup.py and stack.toml
 	PYTHON=$(PYTHON) bash scripts/lock.sh $(LINE)
