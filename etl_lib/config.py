@@ -728,6 +728,8 @@ class MeshConfig(_Section):
 
     domains: dict[Identifier, DomainConfig] = Field(default_factory=dict)
     glue: GlueCatalogConfig = Field(default_factory=GlueCatalogConfig)
+    #: How many products one run publishes at once.
+    max_parallel_products: int = Field(default=4, ge=1)
 
 
 class GlueDeployConfig(_Section):

@@ -21,11 +21,11 @@ from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, interval, is_uri
-from etl_lib.errors import ConfigError, JobFailedError
-from etl_lib.lineage.capture import task_scope
+from etl_lib.errors import ConfigError, EtlSuiteError, JobFailedError, explain
 from etl_lib.lineage.query import Node, load_events, upstream
 from etl_lib.mesh import catalog
 from etl_lib.mesh.catalog import ProductRef, Publication
+from etl_lib.platform.dag import Task, run_tasks
 from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
 
 log = logging.getLogger(__name__)
@@ -199,33 +199,48 @@ def _publish_one(
 def publish_products(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
     """Publish every configured data product; returns the product tables and the catalog written.
 
+    Products are published side by side (``mesh.max_parallel_products`` at a time), each in a session of
+    its own; one that fails leaves the others to be published and catalogued, and the run fails at the end.
+
     Raises:
-        ConfigError: if no domain is configured, or a product's source table does not exist yet.
+        ConfigError: if no domain is configured.
+        JobFailedError: naming each product not published (a source not written yet, a missing column).
     """
     refs = [ProductRef(d, p) for d, domain in sorted(config.mesh.domains.items()) for p in sorted(domain.products)]
     if not refs:
         raise ConfigError(f"{config.source_file}: mesh.domains declares no data product to publish")
     lineage = load_events(config.lakehouse.root)
+    publications: dict[ProductRef, Publication] = {}
+    failures: dict[ProductRef, EtlSuiteError | str] = {}
+
+    def publishing(ref: ProductRef) -> Task:
+        def run(session: SparkSession) -> list[TableWrite]:
+            try:
+                publication, write = _publish_one(session, config, context, ref, lineage)
+            except Exception as error:
+                failures[ref] = error if isinstance(error, EtlSuiteError) else explain(error)
+                raise
+            publications[ref] = publication
+            log.info("published %s: %s rows, version %s", ref, f"{publication.row_count:,}", publication.version)
+            return [write]
+
+        # A task per product, so that its lineage names its own source only.
+        return Task(f"publish {ref}", run)
+
+    outcomes = run_tasks(spark, [publishing(ref) for ref in refs], config.mesh.max_parallel_products, context.lineage)
     result = JobResult(job=context.job, run_id=context.run_id)
-    rows, unpublished = [], []
-    for ref in refs:
-        try:
-            # A task per product, so that its lineage names its own source only.
-            with task_scope(context.lineage, f"publish {ref}"):
-                publication, write = _publish_one(spark, config, context, ref, lineage)
-        except SourceMissingError as missing:
-            # The others are still published; the run fails at the end, naming what is missing.
-            unpublished.append(str(missing))
-            continue
-        rows.append(catalog.catalog_row(publication, context.run_id, context.run_time, config.lakehouse.root))
-        result.writes.append(write)
-        log.info("published %s: %s rows, version %s", ref, f"{publication.row_count:,}", publication.version)
+    rows = []
+    for ref, outcome in zip(refs, outcomes, strict=True):
+        if outcome.status == "succeeded":
+            rows.append(catalog.catalog_row(publications[ref], context.run_id, context.run_time, config.lakehouse.root))
+            result.writes.extend(outcome.writes)
     path = config.lakehouse.table_path("mesh", "data_products")
     if rows:
         with lakehouse.commit_metadata(spark, run_metadata(context, context.job)):
             lakehouse.append(spark.createDataFrame(rows, catalog.CATALOG_SCHEMA), path)
         version = lakehouse.current_version(spark, path)
         result.writes.append(TableWrite("mesh", "data_products", path, len(rows), version))
+    unpublished = [str(failures[ref]) for ref in refs if ref in failures]
     if unpublished:
         raise JobFailedError(f"{len(unpublished)} of {len(refs)} data products not published: {'; '.join(unpublished)}")
     result.metrics["products_published"] = len(rows)
