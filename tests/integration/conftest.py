@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -20,6 +26,62 @@ from etl_lib.services.redis import RedisService
 from etl_lib.services.spark import SparkClusterService
 
 S = TypeVar("S", bound=LocalService)
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+class SuiteRun:
+    """``etl-suite run JOB`` on conf/test.yaml as a process group of its own, its output collected as it comes."""
+
+    def __init__(self, job: str, root: Path, settings: dict[str, str], arguments: Sequence[str] = ()) -> None:
+        command = [str(Path(sys.executable).parent / "etl-suite"), "run", job, *arguments,
+                   "--conf", str(PROJECT / "conf" / "test.yaml"), "--set", f"lakehouse.root={root}"]  # fmt: skip
+        for key, value in settings.items():
+            command += ["--set", f"{key}={value}"]
+        self.process = subprocess.Popen(
+            command, cwd=root.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert self.running(), f"ended before {text!r}:\n{self.output[-5000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n{self.output[-5000:]}"
+            time.sleep(0.2)
+
+    def signal(self, number: signal.Signals) -> None:
+        """Send ``number`` to the run and every process it started (its driver JVM, its Python workers)."""
+        os.killpg(self.process.pid, number)
+
+    def finish(self, timeout: float = 600) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(30)
+        return code
+
+
+@pytest.fixture
+def suite_run() -> type[SuiteRun]:
+    """Starts ``etl-suite run`` processes: ``suite_run(job, root, settings, arguments)``."""
+    return SuiteRun
 
 
 def _statuses_by_run(spark: SparkSession, path: str) -> list[list[str]]:

@@ -3,14 +3,10 @@ then run again, leaves exactly the tables a clean run leaves."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,50 +17,12 @@ from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.platform.runner import run_job
 
+if TYPE_CHECKING:
+    from tests.integration.conftest import SuiteRun
+
 PROJECT = Path(__file__).resolve().parents[2]
 TABLES = ("bronze/online_retail", "silver/order_lines", "silver/dim_products", "silver/dim_customers",
           "gold/customer_features", "gold/daily_revenue")  # fmt: skip
-
-
-class Run:
-    """``etl-suite run batch_layer`` as a process of its own, its output collected as it comes."""
-
-    def __init__(self, root: Path, settings: dict[str, str]) -> None:
-        command = [str(Path(sys.executable).parent / "etl-suite"), "run", "batch_layer",
-                   "--conf", str(PROJECT / "conf" / "test.yaml"), "--set", f"lakehouse.root={root}"]  # fmt: skip
-        for key, value in settings.items():
-            command += ["--set", f"{key}={value}"]
-        self.process = subprocess.Popen(
-            command, cwd=root.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
-        )  # fmt: skip
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            assert self.process.poll() is None, f"ended before {text!r}:\n{self.output[-5000:]}"
-            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n{self.output[-5000:]}"
-            time.sleep(0.2)
-
-    def signal(self, number: int) -> None:
-        os.killpg(self.process.pid, number)
-
-    def finish(self, timeout: float = 600) -> int:
-        code = self.process.wait(timeout)
-        self._reader.join(30)
-        return code
 
 
 def _comparable(frame: DataFrame) -> DataFrame:
@@ -81,6 +39,7 @@ def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     suite_config: SuiteConfig,
     tmp_path: Path,
     run_statuses: Callable[[SparkSession, str], list[list[str]]],
+    suite_run: type[SuiteRun],
 ) -> None:
     whole = pq.read_table(PROJECT / "data" / "online_retail" / "online_retail.parquet")
     (tmp_path / "extract").mkdir()
@@ -99,16 +58,16 @@ def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     run_job("batch_layer", validate_config(data), spark)
 
     root = tmp_path / "faults"
-    first = Run(root, settings)
+    first = suite_run("batch_layer", root, settings)
     first.wait_for("task bronze/online_retail done", timeout=300)
     # Frozen mid-way, the first run still holds the lock: a second run of the same date is refused.
     first.signal(signal.SIGSTOP)
-    second = Run(root, settings)
+    second = suite_run("batch_layer", root, settings)
     assert second.finish() == 75, second.output[-5000:]
     refusal = second.output.strip().splitlines()[-1]
     assert refusal.startswith("error: batch is already running: run "), refusal
     assert " of batch_layer (pid " in refusal
-    assert f"(pid {first.process.pid} on " in refusal
+    assert f"(pid {first.pid} on " in refusal
     assert "this run did not start its work" in refusal
     assert "Traceback" not in second.output
 
@@ -118,7 +77,7 @@ def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     lake = suite_config.lakehouse.model_copy(update={"root": str(root)})
     assert lakehouse.read(spark, lake.table_path("bronze", "online_retail")).count() == extract_rows
 
-    rerun = Run(root, settings)
+    rerun = suite_run("batch_layer", root, settings)
     assert rerun.finish() == 0, rerun.output[-5000:]
     assert "no longer runs; this run takes over" in rerun.output
 

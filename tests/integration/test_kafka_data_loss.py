@@ -39,6 +39,23 @@ def configured(base: SuiteConfig, root: Path, topic: str, tolerate: bool) -> Sui
     return validate_config(data)
 
 
+# The Kafka clients live in these helpers' frames, not in the test's: the test's frame is held by the traceback
+# pytest.raises keeps, and clients held with it would go on reconnecting to the broker after it stops.
+def produce(endpoint: str, topic: str, values: list[bytes]) -> None:
+    """Send ``values`` to partition 0 of ``topic``, every one acknowledged."""
+    sink = KafkaSink(endpoint, topic, partitions=1)
+    for value in values:
+        sink.producer.produce(topic, value=value, partition=0)
+    assert sink.producer.flush(30) == 0
+
+
+def delete_below(endpoint: str, topic: str, offset: int) -> int:
+    """Delete the records of partition 0 below ``offset`` (what retention does); the new low watermark."""
+    admin = AdminClient({"bootstrap.servers": endpoint})
+    [deleted] = admin.delete_records([TopicPartition(topic, 0, offset)]).values()
+    return int(deleted.result(30).low_watermark)
+
+
 def test_records_lost_to_retention_fail_the_stream_or_are_recorded_as_a_gap(
     spark: SparkSession, suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path
 ) -> None:
@@ -46,21 +63,14 @@ def test_records_lost_to_retention_fail_the_stream_or_are_recorded_as_a_gap(
     root = tmp_path / "lake"
     strict = configured(suite_config, root, topic, tolerate=False)
     events = [json.dumps(e).encode() for e in itertools.islice(retail_events(pq.read_table(DATA)), 100)]
-    sink = KafkaSink(kafka.endpoint, topic, partitions=1)
-    for value in events[:50]:
-        sink.producer.produce(topic, value=value, partition=0)
-    assert sink.producer.flush(30) == 0
+    produce(kafka.endpoint, topic, events[:50])
     run_job("speed_layer", strict, spark, RunContext.new("speed_layer", new_id=lambda: "loss-1"))
     bronze = strict.lakehouse.table_path("bronze", "events")
     assert lakehouse.read(spark, bronze).count() == 50
 
     # 50 more arrive, and retention deletes offsets 50..79 before the stream runs again.
-    for value in events[50:]:
-        sink.producer.produce(topic, value=value, partition=0)
-    assert sink.producer.flush(30) == 0
-    admin = AdminClient({"bootstrap.servers": kafka.endpoint})
-    [deleted] = admin.delete_records([TopicPartition(topic, 0, 80)]).values()
-    assert deleted.result(30).low_watermark == 80
+    produce(kafka.endpoint, topic, events[50:])
+    assert delete_below(kafka.endpoint, topic, 80) == 80
 
     # Spark's Kafka source finds the hole while the micro-batch reads, and says so in one line.
     with pytest.raises(Exception, match="Some data may have been lost") as raised:

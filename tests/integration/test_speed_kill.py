@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import pytest
@@ -25,6 +23,9 @@ from etl_lib.layers import events
 from etl_lib.producer.events import retail_events
 from etl_lib.producer.replay import replay
 from etl_lib.services.kafka import KafkaService
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import SuiteRun
 
 # A fault scenario of the suite's recovery code, on the primary line; the other line's Kafka connector runs in
 # test_speed_streams (see the primary_line marker).
@@ -43,21 +44,15 @@ def version(table: Path) -> int:
         return -1
 
 
-def job(arguments: list[str], root: Path, topic: str, work_dir: str) -> subprocess.Popen[str]:
-    command = [
-        str(Path(sys.executable).parent / "etl-suite"), "run", "speed_layer", *arguments,
-        "--conf", str(PROJECT / "conf" / "test.yaml"),
-        "--set", f"lakehouse.root={root}",
-        "--set", f"services.work_dir={work_dir}",
-        "--set", "speed.source=kafka",
-        "--set", f"speed.kafka.topic={topic}",
-        "--set", "speed.kafka.max_offsets_per_trigger=2000",
-        "--set", "speed.trigger_interval=1 second",
-    ]  # fmt: skip
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
-    )
+def job(suite_run: type[SuiteRun], arguments: list[str], root: Path, topic: str, work_dir: str) -> SuiteRun:
+    settings = {
+        "services.work_dir": work_dir,
+        "speed.source": "kafka",
+        "speed.kafka.topic": topic,
+        "speed.kafka.max_offsets_per_trigger": "2000",
+        "speed.trigger_interval": "1 second",
+    }
+    return suite_run("speed_layer", root, settings, arguments)
 
 
 @pytest.mark.slow
@@ -67,6 +62,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     kafka: KafkaService,
     tmp_path: Path,
     run_statuses: Callable[[SparkSession, str], list[list[str]]],
+    suite_run: type[SuiteRun],
 ) -> None:
     topic = f"kill-{dt.datetime.now(dt.UTC):%H%M%S%f}"
     root = tmp_path / "lake"
@@ -76,33 +72,33 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     producer = threading.Thread(target=replay, args=(config, "kafka"), kwargs={"limit": EVENTS, "rate": 1000.0})
     producer.start()
 
-    running = job([], root, topic, suite_config.services.work_dir)
+    running = job(suite_run, [], root, topic, suite_config.services.work_dir)
     bronze = root / "bronze" / "events"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and running.poll() is None:
+    while time.monotonic() < deadline and running.running():
         if version(bronze) >= 1:  # two micro-batches are in, more are coming
             break
         time.sleep(0.5)
-    assert running.poll() is None, running.stdout.read() if running.stdout else ""
+    assert running.running(), running.output[-5000:]
     # Frozen there (so that it is still mid-stream when killed), the first copy holds its lock: a second copy on
     # the same lakehouse and checkpoint is refused.
-    os.killpg(running.pid, signal.SIGSTOP)
-    second = job(["--available-now"], root, topic, suite_config.services.work_dir)
-    refused, _ = second.communicate(timeout=300)
-    assert second.returncode == 75, refused[-5000:]
+    running.signal(signal.SIGSTOP)
+    second = job(suite_run, ["--available-now"], root, topic, suite_config.services.work_dir)
+    assert second.finish(300) == 75, second.output[-5000:]
+    refused = second.output
     refusal = refused.strip().splitlines()[-1]
     assert refusal.startswith("error: speed is already running: run "), refusal
     assert f" of speed_layer (pid {running.pid} on " in refusal
     assert "Traceback" not in refused
-    os.killpg(running.pid, signal.SIGKILL)
-    running.wait(30)
+    running.signal(signal.SIGKILL)
+    running.finish(30)
     killed_at = version(bronze)
     producer.join(120)
     assert not producer.is_alive()
 
-    restarted = job(["--available-now"], root, topic, suite_config.services.work_dir)
-    output, _ = restarted.communicate(timeout=600)
-    assert restarted.returncode == 0, output
+    restarted = job(suite_run, ["--available-now"], root, topic, suite_config.services.work_dir)
+    assert restarted.finish(600) == 0, restarted.output[-5000:]
+    output = restarted.output
     assert "no longer runs; this run takes over" in output
 
     lake = suite_config.lakehouse.model_copy(update={"root": str(root)})
