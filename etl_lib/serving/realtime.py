@@ -139,7 +139,8 @@ def lookup(config: SuiteConfig, customer_id: str) -> tuple[str, dict[str, Any] |
 
     Redis is asked first; when it has no entry or cannot be reached the answer is read from
     ``gold/customer_value`` and ``gold/customer_sessions`` with DuckDB (no Spark). ``(source, None)`` when
-    neither knows the customer.
+    neither knows the customer. Both give the latest session's values (Spark's ``max_by``): DuckDB's
+    ``arg_max_null``, as ``arg_max`` would skip a latest session without a page view for an older one's page.
     """
     from etl_lib.services.redis import redis_client
 
@@ -168,8 +169,8 @@ def _from_delta(config: SuiteConfig, customer_id: str) -> dict[str, Any] | None:
         LEFT JOIN v ON v.customer_id = c.customer_id
         LEFT JOIN (
             SELECT customer_id, count(*) AS sessions,
-                   arg_max(session_id, (last_activity, session_id)) AS last_session_id,
-                   arg_max(current_page, (last_activity, session_id)) AS current_page,
+                   arg_max_null(session_id, (last_activity, session_id)) AS last_session_id,
+                   arg_max_null(current_page, (last_activity, session_id)) AS current_page,
                    max(last_activity) AS last_activity
             FROM s WHERE customer_id = ? GROUP BY customer_id
         ) s ON s.customer_id = c.customer_id

@@ -277,3 +277,35 @@ def test_injected_drift_is_reported_and_corrected(
     ]
     again = run(spark, "reconcile", config, "reconcile-after")
     assert again.metrics["verdict"] == "consistent", again.metrics["summary"]
+
+
+def test_the_delta_fallback_answers_what_the_realtime_store_holds(spark: SparkSession, lake: SuiteConfig) -> None:
+    # The latest session of customer a has no page view: its current page is none, not an older session's.
+    from etl_lib.serving import realtime
+
+    at = dt.datetime(2011, 12, 9, 10, 0)
+    values = spark.createDataFrame(
+        [("a", Decimal("10.500"), 2, at, at), ("c", Decimal("3.000"), 1, at, at)],
+        "customer_id string, lifetime_value decimal(18,3), purchase_count bigint, "
+        "first_purchase_at timestamp, last_purchase_at timestamp",
+    )
+    minutes = dt.timedelta(minutes=1)
+    sessions = spark.createDataFrame(
+        [("a", "s1", "/p1", at), ("a", "s2", None, at + 30 * minutes), ("b", "s3", "/p3", at),
+         ("b", "s4", "/p4", at + 10 * minutes), ("b", None, "/p0", at - 10 * minutes)],
+        "customer_id string, session_id string, current_page string, last_activity timestamp",
+    )  # fmt: skip
+    lakehouse.overwrite(values, lake.lakehouse.table_path("gold", "customer_value"))
+    lakehouse.overwrite(sessions, lake.lakehouse.table_path("gold", "customer_sessions"))
+    touched = spark.createDataFrame([("a",), ("b",), ("c",)], "customer_id string")
+    stored = {
+        row["customer_id"]: realtime.hash_of(row.asDict())
+        for row in touched.transform(realtime.customer_metrics(values, sessions, 7, at)).collect()
+    }
+
+    assert stored["a"]["last_session_id"] == "s2"
+    assert "current_page" not in stored["a"]
+    assert stored["b"]["current_page"] == "/p4"
+    for customer, fields in stored.items():
+        expected = {name: value for name, value in fields.items() if name not in ("updated_batch", "updated_at")}
+        assert realtime._from_delta(lake, customer) == expected, customer
