@@ -37,6 +37,7 @@ from etl_lib.errors import StackError
 from etl_lib.platform.jvm import MANIFEST, SPARK_DEFAULTS_MARKER, spark_jar_set
 from etl_lib.platform.paths import default_jvm_cache
 from etl_lib.platform.stack import active_line
+from etl_lib.services.process import log_tail
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +232,19 @@ def write_archive(cache_dir: Path | None = None, *, force: bool = False) -> Path
     return archive
 
 
+def _describe(archive: Path | None) -> str:
+    if archive is None:
+        return "class-data archive: none (no JDK on PATH or jars not resolved)"
+    if archive.is_file():
+        return f"class-data archive: {archive} ({archive.stat().st_size >> 20} MB)"
+    return f"class-data archive: {archive} (missing; make setup writes it)"
+
+
 def _write_in_child(force: bool) -> int:
     """Write the archive in a child process whose Spark output goes to a log beside it, not to the console."""
     archive = archive_path()
-    if archive is None:
-        print("class-data archive: none (no JDK on PATH or jars not resolved)")
-        return 0
-    if archive.is_file() and not force:
-        print(f"class-data archive: {archive} (present)")
+    if archive is None or (archive.is_file() and not force):
+        print(_describe(archive))
         return 0
     reason = _why_not_shared()
     if reason is not None:
@@ -251,8 +257,7 @@ def _write_in_child(force: bool) -> int:
     with log_file.open("w", encoding="utf-8") as output:
         completed = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, check=False)
     if completed.returncode != 0:
-        tail = "\n".join(log_file.read_text(encoding="utf-8").splitlines()[-30:])
-        print(f"error: writing the class-data archive failed:\n{tail}", file=sys.stderr)
+        print(f"error: writing the class-data archive failed:\n{log_tail(log_file, 30)}", file=sys.stderr)
         return 1
     for line in log_file.read_text(encoding="utf-8").splitlines():
         if line.startswith("class-data archive"):
@@ -274,12 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if archive is None:
-        print("class-data archive: none (no JDK on PATH or jars not resolved)")
-    elif archive.is_file():
-        print(f"class-data archive: {archive} ({archive.stat().st_size >> 20} MB)")
-    else:
-        print(f"class-data archive: {archive} (missing; make setup writes it)")
+    print(_describe(archive))
     return 0
 
 
