@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from etl_lib.config import load_config
 from etl_lib.platform import cds
 from etl_lib.platform.jvm import spark_jar_set
 from etl_lib.platform.paths import default_jvm_cache
 from etl_lib.platform.stack import active_line
 
 PROJECT = Path(__file__).resolve().parents[2]
+TEST_CONF = PROJECT / "conf" / "test.yaml"
+DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
 
 PROBE = """
 import json, os, sys
@@ -30,19 +33,28 @@ conf, table, *overrides = sys.argv[1:]
 spark = build_session(load_config(conf, overrides).spark)
 spark.range(10).write.format("delta").save(table)
 rows = spark.read.format("delta").load(table).count()
-arguments = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-print(json.dumps({"rows": rows, "java_options": list(arguments), "spark_conf_dir": os.environ.get("SPARK_CONF_DIR")}))
+management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+arguments = management.getRuntimeMXBean().getInputArguments()
+collectors = [bean.getName() for bean in management.getGarbageCollectorMXBeans()]
+print(json.dumps({"rows": rows, "java_options": list(arguments), "collectors": collectors,
+                  "spark_conf_dir": os.environ.get("SPARK_CONF_DIR")}))
 spark.stop()
 """
+
+
+def configured_options() -> str:
+    """The driver's Java options conf/test.yaml names."""
+    return load_config(TEST_CONF).spark.conf.get(DRIVER_OPTIONS, "")
 
 
 def start_driver(tmp_path: Path, *overrides: str) -> tuple[dict[str, object], str, list[str]]:
     """Run the probe; return what it printed, its stderr and the class-loading log lines of its driver."""
     class_log = tmp_path / "classes.log"
+    # The configuration's own driver options (its collector) stay: the archive must map with them.
     completed = subprocess.run(
-        [sys.executable, "-c", PROBE, str(PROJECT / "conf" / "test.yaml"), str(tmp_path / "table"),
+        [sys.executable, "-c", PROBE, str(TEST_CONF), str(tmp_path / "table"),
          f"spark.conf.spark.sql.warehouse.dir={tmp_path / 'warehouse'}",
-         f"spark.conf.spark.driver.extraJavaOptions=-Xlog:class+load=info:file={class_log}", *overrides],
+         f"spark.conf.{DRIVER_OPTIONS}={configured_options()} -Xlog:class+load=info:file={class_log}", *overrides],
         capture_output=True, text=True, timeout=300, check=False,
         env={key: value for key, value in os.environ.items() if key != "PYSPARK_GATEWAY_PORT"},
     )  # fmt: skip
@@ -76,6 +88,9 @@ def test_the_driver_maps_the_suite_classes_from_the_archive_setup_wrote(tmp_path
     for name in ("org.apache.spark.sql.SparkSession ", "org.apache.spark.sql.delta.DeltaLog ", "py4j.GatewayServer "):
         assert any(line.split("] ", 1)[-1].startswith(name) for line in mapped), name
     assert report["spark_conf_dir"] is None
+    # ... with the driver options the configuration names (conf/test.yaml: the parallel collector, not G1).
+    assert set(configured_options().split()) <= set(report["java_options"])  # type: ignore[arg-type]
+    assert sorted(report["collectors"]) == ["PS MarkSweep", "PS Scavenge"]
 
 
 @pytest.mark.slow
