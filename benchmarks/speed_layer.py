@@ -1,22 +1,27 @@
-"""The speed layer on the real Kafka broker: sustained throughput and produce-to-silver latency.
+"""The speed layer on the real Kafka broker: drain throughput, latency at a steady rate, single-event batches.
 
-Throughput: the same topic (the Online Retail replay) is drained with the same batch size by a bare
+Drain: the same topic (the Online Retail replay) is drained with the same batch size by a bare
 Kafka-to-Delta passthrough query (the baseline) and by the speed layer, in turns, each time into a new
-lakehouse; the claim is events per second per core of each, and their ratio.
+lakehouse; the claim is the ratio of their times (whole jobs: query start to tables written).
 
-Latency: the speed layer runs with a 1-second trigger while a producer sends at a steady rate; an
-event's latency is the time of the silver commit that made it visible less its Kafka timestamp
-(stamped when it was produced), read back from the tables themselves.
+Steady rate: the speed layer runs with a 1-second trigger while a producer sends at a steady rate. An
+event's produce-to-silver latency is the time of the silver commit that made it visible less its Kafka
+timestamp (stamped when it was produced); its produce-to-gold latency is the time of the last commit of
+the views batch that read that silver commit. The backlog is the events produced but not yet in bronze when
+the producer stops. All of it is read back from the tables themselves (their Delta histories and
+``audit/stream_progress``).
 
-Where a target is missed, the cause is measured in the same run: Spark's own progress reports of each
-micro-batch (``audit/stream_progress``, and the passthrough query's ``recentProgress``) split the
-suite's time into its micro-batches, its views query and the job's own start and end, and the tables'
-Delta histories count the commits each micro-batch makes.
+Single events: one event at a time, each once the one before is in silver; the claim is the median time
+of a micro-batch holding one event (Spark's own ``triggerExecution`` of the ingest query).
+
+Where a target is missed, the cause is measured in the same run: Spark's progress reports of each
+micro-batch split the time into its phases, and the Delta histories count the commits per micro-batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import statistics
@@ -30,19 +35,30 @@ from benchmarks.harness import in_turns, record, target
 
 PROJECT = Path(__file__).resolve().parents[1]
 SIZES = {
-    "tiny": {"events": 600, "per_batch": 300, "rate": 100.0, "seconds": 4, "warmup": 8, "port": 29192},
-    "full": {"events": 50_000, "per_batch": 25_000, "rate": 5_000.0, "seconds": 10, "warmup": 15, "port": 29092},
-}  # the two sizes' brokers listen on ports of their own: the smoke test (tiny) can run beside `make bench`
-OVERHEAD_TARGET = 1.25
-P99_TARGET = 5.0
+    "tiny": {"events": 600, "per_batch": 300, "rate": 100.0, "seconds": 4, "warmup": 8, "singles": 3, "port": 29192},
+    "full": {
+        "events": 50_000, "per_batch": 25_000, "rate": 5_000.0, "seconds": 60, "warmup": 15, "singles": 15,
+        "port": 29092,
+    },
+}  # fmt: skip  # the two sizes' brokers listen on ports of their own: the smoke test can run beside `make bench`
+DRAIN_TARGET = 2.0
+SILVER_P99_TARGET = 5.0
+GOLD_P99_TARGET = 10.0
+SINGLE_TARGET = 1.0
+#: The backlog when the producer stops must be under this many triggers' worth of events.
+BACKLOG_TRIGGERS = 2
 
 COLUMNS = [
     "suite_events_per_s_per_core",
     "passthrough_events_per_s_per_core",
     "suite/passthrough_time",
     "spread",
-    "latency_p50_s",
-    "latency_p99_s",
+    "silver_p50_s",
+    "silver_p99_s",
+    "gold_p50_s",
+    "gold_p99_s",
+    "backlog_events",
+    "batch_median_s",
     "events_measured",
 ]
 
@@ -56,13 +72,26 @@ def _seconds(durations: list[dict[str, int]], key: str) -> list[float]:
     return [d.get(key, 0) / 1000 for d in durations]
 
 
-def _batches(spark: Any, config: Any, query: str) -> list[dict[str, Any]]:
+def _progress(spark: Any, config: Any, query: str) -> list[dict[str, Any]]:
     """The progress rows of ``query`` in ``config``'s lakehouse that read something, in batch order."""
     from etl_lib import lakehouse
 
     progress = lakehouse.read(spark, config.lakehouse.table_path("audit", "stream_progress"))
     rows = progress.where(progress.query_name == query).orderBy("batch_id").collect()
-    return [{"rows": row["num_input_rows"], **dict(row["duration_ms"])} for row in rows if row["num_input_rows"]]
+    return [
+        {"batch_id": row["batch_id"], "rows": row["num_input_rows"], "sources": row["sources"],
+         **dict(row["duration_ms"])}
+        for row in rows
+        if row["num_input_rows"]
+    ]  # fmt: skip
+
+
+def _batches(spark: Any, config: Any, query: str) -> list[dict[str, Any]]:
+    """Spark's phase durations (ms) and rows of each micro-batch of ``query`` that read something."""
+    return [
+        {key: value for key, value in row.items() if key not in ("batch_id", "sources")}
+        for row in _progress(spark, config, query)
+    ]
 
 
 def _commits_per_batch(spark: Any, result: Any, batches: int) -> float:
@@ -78,18 +107,143 @@ def _commits_per_batch(spark: Any, result: Any, batches: int) -> float:
     return commits / batches if batches else 0.0
 
 
+def _phases(batches: list[dict[str, Any]]) -> str:
+    """The median of each phase Spark reports for these micro-batches, longest first."""
+    keys = sorted({key for batch in batches for key in batch if key != "rows"})
+    medians = {key: statistics.median(_seconds(batches, key)) for key in keys}
+    return ", ".join(f"{key} {value:.2f} s" for key, value in sorted(medians.items(), key=lambda kv: -kv[1]) if value)
+
+
+def _batch_times(spark: Any, path: str, query_id: str | None = None) -> dict[int, Any]:
+    """When each micro-batch's last commit to the table at ``path`` was made, by batch id."""
+    from etl_lib import lakehouse
+
+    times: dict[int, Any] = {}
+    for commit in lakehouse.commits_since(spark, path, None):
+        meta = commit.user_metadata
+        if "batch_id" in meta and (query_id is None or meta.get("query_id") == query_id):
+            batch = int(meta["batch_id"])
+            times[batch] = max(times.get(batch, commit.timestamp), commit.timestamp)
+    return times
+
+
+def _silver_versions(spark: Any, path: str) -> dict[int, int]:
+    """The silver version each ingest micro-batch committed, by batch id."""
+    from etl_lib import lakehouse
+
+    return {
+        int(c.user_metadata["batch_id"]): c.version
+        for c in lakehouse.commits_since(spark, path, None)
+        if "batch_id" in c.user_metadata
+    }
+
+
+def _latencies(spark: Any, live: Any, query: str, sent_until: dt.datetime) -> dict[str, Any]:
+    """Produce-to-silver and produce-to-gold latency of every event, and the backlog when the producer stopped."""
+    from pyspark.sql import functions as F
+
+    from etl_lib import lakehouse
+
+    path = live.lakehouse.table_path
+    silver_at = _batch_times(spark, path("silver", "events"))
+    bronze_at = _batch_times(spark, path("bronze", "events"))
+    versions = _silver_versions(spark, path("silver", "events"))
+    # The views batch that first read each silver version, and when its last gold commit was made.
+    views = _progress(spark, live, f"{query}_views")
+    gold_at: dict[int, Any] = {}
+    for table in ("customer_sessions_5min", "customer_sessions", "customer_value", "fulfillment_requests"):
+        for batch, at in _batch_times(spark, path("gold", table)).items():
+            gold_at[batch] = max(gold_at.get(batch, at), at)
+    read_by: list[tuple[int, int, int]] = []  # (end version, end index, views batch)
+    for row in views:
+        for source in json.loads(row["sources"]):
+            end = json.loads(source["end"]) if isinstance(source["end"], str) else source["end"]
+            read_by.append((int(end["reservoirVersion"]), int(end.get("index", -1)), row["batch_id"]))
+    read_by.sort()
+
+    def gold_time(version: int) -> Any:
+        for end_version, end_index, batch in read_by:
+            if (end_version > version or (end_version == version and end_index >= 0)) and batch in gold_at:
+                return gold_at[batch]
+        return None
+
+    gold_of_batch = {batch: gold_time(version) for batch, version in versions.items()}
+    silver_rows = lakehouse.read(spark, path("silver", "events")).select("_batch_id", "_arrived_at").collect()
+    to_silver = [
+        (silver_at[row["_batch_id"]] - row["_arrived_at"]).total_seconds()
+        for row in silver_rows
+        if row["_batch_id"] in silver_at
+    ]
+    to_gold = [
+        (gold_of_batch[row["_batch_id"]] - row["_arrived_at"]).total_seconds()
+        for row in silver_rows
+        if gold_of_batch.get(row["_batch_id"]) is not None
+    ]
+    # Delta's commit timestamps and Kafka's are this machine's clock, without a zone.
+    until = sent_until.replace(tzinfo=None)
+    bronze_rows = (
+        lakehouse.read(spark, path("bronze", "events")).groupBy("_batch_id").agg(F.count(F.lit(1)).alias("n")).collect()
+    )
+    backlog = sum(int(row["n"]) for row in bronze_rows if bronze_at.get(row["_batch_id"], until) > until)
+    return {"silver": to_silver, "gold": to_gold, "backlog": backlog}
+
+
+def _record(event: dict[str, Any]) -> tuple[str, bytes]:
+    """One event as the producer sends it (keyed by customer)."""
+    from etl_lib.producer.events import encode
+
+    return (str(event["customer_id"]), encode(event))
+
+
+def _running(spark: Any, live: Any) -> tuple[Any, threading.Thread]:
+    """The speed layer started in a thread on ``live``; its context stops it."""
+    from etl_lib.platform.runner import run_job
+    from etl_lib.platform.runtime import RunContext
+
+    context = RunContext.new("speed_layer")
+    layer = threading.Thread(target=run_job, args=("speed_layer", live, spark, context), daemon=True)
+    layer.start()
+    return context, layer
+
+
+def _wait_for_rows(spark: Any, path: str, rows: int, seconds: float) -> None:
+    """Wait (at most ``seconds``) until the Delta table at ``path`` holds ``rows`` rows."""
+    from etl_lib import lakehouse
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if lakehouse.is_delta_table(spark, path) and lakehouse.read(spark, path).count() >= rows:
+            return
+        time.sleep(0.5)
+
+
+def _live_config(config: Any, work: Path, name: str, topic: str) -> Any:
+    """``config`` for a long-running layer with a 1-second trigger on ``topic``, in a lakehouse of its own."""
+    return config.model_copy(
+        update={
+            "run": config.run.model_copy(update={"available_now": False}),
+            "speed": config.speed.model_copy(
+                update={
+                    "trigger_interval": "1 second",
+                    "kafka": config.speed.kafka.model_copy(update={"topic": topic}),
+                }
+            ),
+            "lakehouse": config.lakehouse.model_copy(update={"root": str(work / name)}),
+        }
+    )
+
+
 def run(
     size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None, warmup: int = 1
 ) -> dict[str, Any]:
     """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
-    from pyspark.sql import functions as F
+    import pyarrow.parquet as pq
 
-    from etl_lib import lakehouse
     from etl_lib.config import load_config
     from etl_lib.platform.runner import run_job
-    from etl_lib.platform.runtime import RunContext
     from etl_lib.platform.session import build_session
-    from etl_lib.producer.replay import replay
+    from etl_lib.producer.events import retail_events
+    from etl_lib.producer.replay import DATA, open_sink, replay
     from etl_lib.services.kafka import KafkaService
 
     plan = SIZES[size]
@@ -163,50 +317,41 @@ def run(
 
         timings = in_turns({"passthrough": passthrough, "suite": suite}, repeat, warmup)
 
-        # Latency: a steady producer against the running layer with a 1-second trigger.
-        live = config.model_copy(
-            update={
-                "run": config.run.model_copy(update={"available_now": False}),
-                "speed": config.speed.model_copy(
-                    update={
-                        "trigger_interval": "1 second",
-                        "kafka": config.speed.kafka.model_copy(update={"topic": f"live-{stamp}"}),
-                    }
-                ),
-                "lakehouse": config.lakehouse.model_copy(update={"root": str(work / "live")}),
-            }
-        )
+        # A steady producer against the running layer with a 1-second trigger.
+        live = _live_config(config, work, "live", f"live-{stamp}")
         events = int(plan["rate"] * plan["seconds"])
-        context = RunContext.new("speed_layer")
-        layer = threading.Thread(target=run_job, args=("speed_layer", live, spark, context), daemon=True)
         replay(live, "kafka", limit=1)  # the topic exists before the query subscribes
-        layer.start()
+        context, layer = _running(spark, live)
         time.sleep(plan["warmup"])  # the queries are running and idle
         replay(live, "kafka", limit=events, rate=plan["rate"], batch_size=max(1, int(plan["rate"] // 10)))
-        silver_path = live.lakehouse.table_path("silver", "events")
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and lakehouse.read(spark, silver_path).count() < events * 0.95:
-            time.sleep(1)
-        time.sleep(5)
+        sent_until = dt.datetime.now()
+        _wait_for_rows(spark, live.lakehouse.table_path("silver", "events"), int(events * 0.95), 300)
+        time.sleep(5)  # the views catch up
         context.stop.set()
         layer.join(300)
-        commits = {
-            int(c.user_metadata["batch_id"]): c
-            for c in lakehouse.commits_since(spark, silver_path, None)
-            if "batch_id" in c.user_metadata
-        }
-        history = {
-            int(row["version"]): row["timestamp"]
-            for row in spark.sql(f"DESCRIBE HISTORY delta.`{silver_path}`").select("version", "timestamp").collect()
-        }
-        visible = {batch: history[c.version] for batch, c in commits.items()}
-        rows = lakehouse.read(spark, silver_path).select("_batch_id", F.col("_arrived_at")).collect()
-        latencies = [
-            (visible[row["_batch_id"]] - row["_arrived_at"]).total_seconds()
-            for row in rows
-            if row["_batch_id"] in visible
-        ]
+        measured = _latencies(spark, live, query, sent_until)
         live_batches = _batches(spark, live, query)
+        live_views = _batches(spark, live, f"{query}_views")
+
+        # Single events: each sent once the one before is in silver.
+        single = _live_config(config, work, "single", f"single-{stamp}")
+        sink = open_sink(single, "kafka")
+        ones = retail_events(pq.read_table(DATA))
+        silver_path = single.lakehouse.table_path("silver", "events")
+        sink.send([_record(next(ones))])  # the topic exists before the query subscribes
+        context, layer = _running(spark, single)
+        _wait_for_rows(spark, silver_path, 1, 120)
+        for sent in range(2, plan["singles"] + 2):
+            sink.send([_record(next(ones))])
+            _wait_for_rows(spark, silver_path, sent, 60)
+        context.stop.set()
+        layer.join(300)
+        # The first batch took the event sent before the query started, with the query's own start: left out.
+        singles = [
+            {key: value for key, value in b.items() if key not in ("batch_id", "sources")}
+            for b in _progress(spark, single, query)
+            if b["rows"] == 1 and b["batch_id"] > 0
+        ]
     finally:
         if own_session:
             spark.stop()
@@ -215,8 +360,10 @@ def run(
 
     suite_seconds, baseline_seconds = timings["suite"]["median"], timings["passthrough"]["median"]
     ratio = suite_seconds / baseline_seconds
-    p50 = round(_percentile(latencies, 0.5), 2) if latencies else float("nan")
-    p99 = round(_percentile(latencies, 0.99), 2) if latencies else float("nan")
+    silver_p99 = round(_percentile(measured["silver"], 0.99), 2) if measured["silver"] else float("nan")
+    gold_p99 = round(_percentile(measured["gold"], 0.99), 2) if measured["gold"] else float("nan")
+    single_seconds = statistics.median(_seconds(singles, "triggerExecution")) if singles else float("nan")
+    backlog_bound = BACKLOG_TRIGGERS * plan["rate"]
 
     # Where the suite's drain time goes, per run: its micro-batches, the views query, and the rest (the
     # job's run record, lock and lineage, the queries' start and stop).
@@ -231,9 +378,7 @@ def run(
         f"per run of {suite_seconds:.1f} s: its {len(suite_batches) // runs_counted} micro-batches "
         f"{batch_time:.1f} s, the views query {views_time:.1f} s, the rest (run record, lock, lineage, queries' "
         f"start and stop) {rest:.1f} s; a micro-batch's own work (addBatch) took {per_batch:.2f} s against "
-        f"{base_per_batch:.2f} s for the passthrough's one append: it makes {commits:.1f} Delta commits "
-        "(bronze, silver, stream state and progress, quality results, views), checks the batch's event ids "
-        "against silver and runs the quality pass"
+        f"{base_per_batch:.2f} s for the passthrough's one append, with {commits:.1f} Delta commits per batch"
     )
     live_seconds = _seconds(live_batches, "triggerExecution")
     live_rows = [b["rows"] for b in live_batches]
@@ -241,11 +386,18 @@ def run(
     if live_seconds:
         took, held = statistics.median(live_seconds), statistics.median(live_rows)
         latency_cause = (
-            f"a micro-batch took {took:.2f} s (median of {len(live_seconds)}) for {held:,.0f} events, "
-            f"{held / took:,.0f} events/s against {plan['rate']:,.0f} sent per second"
+            f"an ingest micro-batch took {took:.2f} s (median of {len(live_seconds)}) for {held:,.0f} events, "
+            f"{held / took:,.0f} events/s against {plan['rate']:,.0f} sent per second ({_phases(live_batches)})"
             + (": the backlog grew while the producer sent, and an event waited for the batches ahead of it"
                if held / took < plan["rate"] else "")
         )  # fmt: skip
+    views_cause = (
+        f"a views micro-batch took {statistics.median(_seconds(live_views, 'triggerExecution')):.2f} s "
+        f"(median of {len(live_views)}; {_phases(live_views)})"
+        if live_views
+        else "no views batch read anything"
+    )
+    single_cause = f"median of {len(singles)} one-event batches: {_phases(singles)}" if singles else "none measured"
     rows_out = [
         {
             "case": f"drain {produced.events:,} events, {plan['per_batch']:,} per batch",
@@ -255,38 +407,66 @@ def run(
             "spread": f"suite {timings['suite']['spread']}, passthrough {timings['passthrough']['spread']}",
         },
         {
-            "case": f"{plan['rate']:,.0f} events/s for {plan['seconds']}s, 1 s trigger",
-            "latency_p50_s": p50,
-            "latency_p99_s": p99,
-            "events_measured": len(latencies),
+            "case": f"{plan['rate']:,.0f} events/s for {plan['seconds']} s, 1 s trigger",
+            "silver_p50_s": round(_percentile(measured["silver"], 0.5), 2) if measured["silver"] else "",
+            "silver_p99_s": silver_p99,
+            "gold_p50_s": round(_percentile(measured["gold"], 0.5), 2) if measured["gold"] else "",
+            "gold_p99_s": gold_p99,
+            "backlog_events": measured["backlog"],
+            "events_measured": len(measured["silver"]),
+        },
+        {
+            "case": f"{len(singles)} micro-batches of one event, 1 s trigger",
+            "batch_median_s": round(single_seconds, 3),
+            "events_measured": len(singles),
         },
     ]
-    overhead_met = ratio <= OVERHEAD_TARGET
-    latency_met = bool(latencies) and p99 < P99_TARGET
     result_data = {
         "summary": (
             f"producer sent {produced.events:,} events in {produce_seconds:.1f}s; drains: median of {repeat} "
             f"after {warmup} warm-up, the two in turns, each into a new lakehouse; throughput counts the whole "
-            f"job (query start to tables written); latency (one run of {plan['seconds']} s, every event "
-            "measured) is silver commit time less Kafka timestamp"
+            f"job (query start to tables written); steady rate: one run of {plan['seconds']} s, every event "
+            "measured (silver: the silver commit's time less the Kafka timestamp; gold: the last gold commit of "
+            "the views batch that read it); backlog: events not in bronze when the producer stopped"
         ),
         "columns": COLUMNS,
         "rows": [{column: row.get(column, "") for column in ["case", *COLUMNS]} for row in rows_out],
         "runs": timings,
         "targets": [
             target(
-                "the suite's overhead over a bare Kafka-to-Delta passthrough",
-                f"suite/passthrough time <= {OVERHEAD_TARGET}",
+                "the suite's drain time over a bare Kafka-to-Delta passthrough",
+                f"suite/passthrough time <= {DRAIN_TARGET}",
                 ratio,
-                overhead_met,
-                "" if overhead_met else overhead_cause,
+                ratio <= DRAIN_TARGET,
+                "" if ratio <= DRAIN_TARGET else overhead_cause,
+            ),
+            target(
+                f"backlog when {plan['rate']:,.0f} events/s stop, 1 s trigger",
+                f"< {BACKLOG_TRIGGERS} triggers' worth ({backlog_bound:,.0f} events)",
+                measured["backlog"],
+                measured["backlog"] < backlog_bound,
+                "" if measured["backlog"] < backlog_bound else latency_cause,
             ),
             target(
                 f"produce-to-silver p99 at {plan['rate']:,.0f} events/s, 1 s trigger",
-                f"p99 < {P99_TARGET:.0f} s",
-                p99,
-                latency_met,
-                "" if latency_met else latency_cause,
+                f"p99 <= {SILVER_P99_TARGET:.0f} s",
+                silver_p99,
+                bool(measured["silver"]) and silver_p99 <= SILVER_P99_TARGET,
+                "" if measured["silver"] and silver_p99 <= SILVER_P99_TARGET else latency_cause,
+            ),
+            target(
+                f"produce-to-gold-views p99 at {plan['rate']:,.0f} events/s, 1 s trigger",
+                f"p99 <= {GOLD_P99_TARGET:.0f} s",
+                gold_p99,
+                bool(measured["gold"]) and gold_p99 <= GOLD_P99_TARGET,
+                "" if measured["gold"] and gold_p99 <= GOLD_P99_TARGET else views_cause,
+            ),
+            target(
+                "a micro-batch holding a single event",
+                f"median <= {SINGLE_TARGET:.1f} s",
+                single_seconds,
+                bool(singles) and single_seconds <= SINGLE_TARGET,
+                "" if singles and single_seconds <= SINGLE_TARGET else single_cause,
             ),
         ],
     }

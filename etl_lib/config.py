@@ -436,6 +436,10 @@ class SpeedConfig(_Section):
     kinesis: KinesisStreamConfig = Field(default_factory=KinesisStreamConfig)
     #: Micro-batch interval of a long-running query (``--available-now`` drains and stops instead).
     trigger_interval: str = Field(default="5 seconds", pattern=r"^\d+ (millisecond|second|minute|hour)s?$")
+    #: Micro-batch interval of the query that folds new silver events into the gold views and the outbox. Its
+    #: MERGEs cost about the same for one event as for thousands, and share the cores with the ingest query:
+    #: a longer interval than the ingest query's keeps silver fresh and folds more events per MERGE.
+    views_trigger_interval: str = Field(default="5 seconds", pattern=r"^\d+ (millisecond|second|minute|hour)s?$")
     #: How far behind the newest event time an event may arrive and still count; later ones are set aside.
     allowed_lateness: str = Field(default="10 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
     #: An event stamped further than this past its arrival is refused as coming from the future.
@@ -800,6 +804,37 @@ class PrivacyConfig(_Section):
     hash_key_secret: SecretRef | None = None
 
 
+class SinksConfig(_Section):
+    """How calls to monitoring and alerting sinks are retried before they are given up.
+
+    The sinks are CloudWatch and SNS (``quality.alerts``, ``ml.churn.campaign_sns_topic_arn``), the OpenLineage
+    HTTP endpoint (``lineage.openlineage``) and the real-time store (``serving.realtime_store``). None of them
+    is the data: a call that still fails after ``attempts`` is given up with one warning line and a row of
+    ``audit/sink_failures``, and the run goes on. botocore and redis-py retry with their own exponential
+    backoff and jitter, configured from here; the OpenLineage client's HTTP transport takes one timeout,
+    ``read_timeout_seconds``. With the defaults a call that is given up has blocked under a second when the
+    endpoint refuses connections, some 2 s when nothing answers them, some 3 s when it accepts and never replies.
+    """
+
+    #: Calls in all, the first one included (1: no retry).
+    attempts: int = Field(default=3, ge=1, le=10)
+    #: The first wait between calls; each further wait may double, up to ``max_backoff_seconds``, and is
+    #: drawn uniformly below that bound (full jitter) so that many callers do not retry in step.
+    first_backoff_seconds: float = Field(default=0.1, gt=0)
+    max_backoff_seconds: float = Field(default=0.5, gt=0)
+    connect_timeout_seconds: float = Field(default=0.5, gt=0)
+    read_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_bounds_are_ordered(self) -> SinksConfig:
+        if self.max_backoff_seconds < self.first_backoff_seconds:
+            raise ValueError(
+                f"max_backoff_seconds ({self.max_backoff_seconds}) is below first_backoff_seconds "
+                f"({self.first_backoff_seconds})"
+            )
+        return self
+
+
 class RunConfig(_Section):
     """Per-run settings, usually given on the command line (``--process-date``, ``--available-now``)."""
 
@@ -835,6 +870,7 @@ class SuiteConfig(_Section):
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
 
     #: The file this configuration was read from (not part of the YAML).
     source_file: str = Field(default="<memory>", exclude=True)

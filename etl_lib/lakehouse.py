@@ -80,18 +80,26 @@ def current_version(spark: SparkSession, path: str) -> int | None:
 
 
 def commits_since(spark: SparkSession, path: str, after_version: int | None) -> list[Commit]:
-    """Commits of the table at ``path`` newer than ``after_version`` (all of them when None), oldest first."""
+    """Commits of the table at ``path`` newer than ``after_version`` (all of them when None), oldest first.
+
+    With ``after_version`` only the commit files after it are read, so the cost follows the commits asked
+    for, not the age of the table.
+    """
     if not is_delta_table(spark, path):
         return []
-    history = (
-        DeltaTable.forPath(spark, path)
-        .history()
-        .select("version", "operation", "operationMetrics", "userMetadata", "timestamp")
-    )
-    if after_version is not None:
-        history = history.where(history.version > after_version)
-    # The history of one run is a handful of rows, not table data.
-    rows = history.orderBy("version").collect()
+    table = DeltaTable.forPath(spark, path)
+    if after_version is None:
+        return _commits(table.history())
+    latest = table.history(1).select("version").first()
+    newer = 0 if latest is None else int(latest["version"]) - after_version
+    return [] if newer <= 0 else _commits(table.history(newer).where(f"version > {int(after_version)}"))
+
+
+def _commits(history: DataFrame) -> list[Commit]:
+    """The rows of a Delta history as commits, oldest first."""
+    columns = history.select("version", "operation", "operationMetrics", "userMetadata", "timestamp")
+    # A few rows, ordered here: Spark's sort would sample them first (two more jobs).
+    rows = sorted(columns.collect(), key=lambda row: int(row["version"]))
     return [
         Commit(
             int(row["version"]),
@@ -113,12 +121,37 @@ def writes_of_run(
     return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
 
 
-def last_commit_where(spark: SparkSession, path: str, predicate: Callable[[Commit], bool]) -> Commit | None:
-    """The newest commit of ``path`` whose suite metadata satisfies ``predicate``."""
-    for commit in reversed(commits_since(spark, path, None)):
-        if predicate(commit):
-            return commit
-    return None
+def last_commit_where(
+    spark: SparkSession, path: str, predicate: Callable[[Commit], bool], depth: int = 20
+) -> Commit | None:
+    """The newest commit of ``path`` whose suite metadata satisfies ``predicate``.
+
+    The newest ``depth`` commits are read first, then ten times as many, and so on until one matches or
+    the history ends: a table that takes a commit every second is not read back to its first commit to
+    find one a few versions old.
+    """
+    if not is_delta_table(spark, path):
+        return None
+    table = DeltaTable.forPath(spark, path)
+    while True:
+        commits = _commits(table.history(depth))
+        for commit in reversed(commits):
+            if predicate(commit):
+                return commit
+        if len(commits) < depth:
+            return None
+        depth *= 10
+
+
+def holds_batch(spark: SparkSession, path: str, query_id: str, batch_id: int) -> bool:
+    """Whether the table at ``path`` already has a commit of micro-batch ``batch_id`` of query ``query_id``.
+
+    A query's commits carry its id and their batch's (:func:`commit_metadata`) and come in batch order, so
+    its newest commit says it: a crash between a batch's writes leaves some tables holding the batch and
+    others not, and the replay of the batch writes only to those that do not.
+    """
+    newest = last_commit_where(spark, path, lambda commit: commit.user_metadata.get("query_id") == query_id)
+    return newest is not None and int(newest.user_metadata.get("batch_id", -1)) >= batch_id
 
 
 @contextmanager

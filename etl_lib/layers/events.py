@@ -35,6 +35,104 @@ def _reason(rule: str, column: str, message: Column) -> Column:
     return F.struct(F.lit(rule).alias("rule"), F.lit(column).alias("column"), message.alias("message"))
 
 
+# JSON as RFC 8259 has it: Spark's reader would also take single-quoted strings, and NaN or Infinity as numbers.
+# The type checks below rely on every string being in double quotes.
+_JSON_OPTIONS = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
+_REFUSED = "_refused"
+#: The JSON types whose values Spark reads as a text a string could have too.
+_LOOKALIKES = ("integer", "number", "boolean", "object", "array")
+_NUMBER_TEXT = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+
+
+def json_types_taken(type_name: str) -> frozenset[str]:
+    """The JSON types a column declared ``type_name`` takes from an event; a value of another type is refused.
+
+    The types are ``string``, ``integer`` (a number written without fraction or exponent), ``number`` (one
+    written with either), ``boolean``, ``object`` and ``array``. A string column takes strings and integers
+    (a numeric id, kept as its digits); int and bigint columns integers; double and decimal columns both
+    kinds of numbers; a boolean column booleans; date and timestamp columns strings (read as Spark casts
+    text). A missing field, a JSON null and a blank string are a missing value whatever the column's type.
+    """
+    if type_name == "string":
+        return frozenset({"string", "integer"})
+    if type_name in ("int", "bigint"):
+        return frozenset({"integer"})
+    if type_name == "double" or type_name.startswith("decimal"):
+        return frozenset({"integer", "number"})
+    if type_name == "boolean":
+        return frozenset({"boolean"})
+    return frozenset({"string"})
+
+
+def _look_sql(name: str, taken: frozenset[str]) -> str:
+    """SQL of the JSON type whose value Spark reads as the field's text (``string`` if only a string's is).
+
+    An integer and a string read alike where the column takes both: the pattern is then only tried on a
+    text with a fraction or an exponent, and elsewhere only on a text that starts as a number does.
+    """
+    text = f"`{name}`"
+    digits = ", ".join(repr(char) for char in "-0123456789")
+    fraction = f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
+    number = f"substr({text}, 1, 1) IN ({digits}) AND {text} RLIKE r'{_NUMBER_TEXT}'"
+    if {"integer", "string"} <= taken:
+        numbers = f" WHEN {fraction} AND {number} OR startswith({text}, '\"') THEN 'number'"
+    else:
+        numbers = (
+            f" WHEN {number} AND NOT {fraction} THEN 'integer' WHEN {number} OR startswith({text}, '\"') THEN 'number'"
+        )
+    return (
+        f"CASE WHEN {text} IN ('true', 'false') THEN 'boolean'{numbers}"
+        f" WHEN startswith({text}, '{{') THEN 'object'"
+        f" WHEN startswith({text}, '[') THEN 'array'"
+        f" WHEN trim({text}) != '' THEN 'string' END"
+    )
+
+
+def _json_type_refused(name: str, type_name: str) -> str:
+    r"""SQL of why the JSON type of field ``name`` is refused for its column: NULL when taken, missing or blank.
+
+    Spark reads the field as text: a string's content, or any other value's JSON written again (a number in
+    Java's notation, ``1.0E-5``, or ``"Infinity"`` in quotes once it overflows a double). A text only a string
+    gives (``pv-1``) is a string. A text another type gives too (``6``, ``true``, ``{...}``) is of that type
+    unless the record has the field's name followed by a quote (``"quantity": "6"``, the name's letters maybe
+    escaped, ``"qu\u0061ntity"``), as a string value would be written. Only then, and only where the answer
+    matters, is the record parsed again: the value is not a string if a Spark type that reads no string
+    (double, boolean, struct, array) reads it.
+
+    It is SQL text because the speed layer builds its steps every micro-batch, and each Column operation of
+    PySpark is several calls to the JVM (hundreds for this check, against one); the name is a configured
+    identifier (lower case letters, digits, underscores) and the type one of the supported ones.
+    """
+    document = "CAST(payload AS STRING)"
+    taken = json_types_taken(type_name)
+    look = _look_sql(name, taken)  # twice below: Spark works it out once
+    # Where a string would give the same text, whether it is one matters unless the column takes both.
+    deciding = ", ".join(f"'{kind}'" for kind in _LOOKALIKES if not {kind, "string"} <= taken)
+    # The name as is (a quick search), else with letters escaped, which needs a backslash and a u.
+    escaped = "".join(f"(?:{char}|\\\\u(?i:{ord(char):04x}))" for char in name)
+    maybe_string = (
+        f'({document} RLIKE r\'"{name}"\\s*:\\s*"\''
+        f" OR contains({document}, r'\\u') AND {document} RLIKE r'\"{escaped}\"\\s*:\\s*\"')"
+    )
+    # Each appears once, so that Spark reads the record again only when it gets there. No options: the record
+    # is already known to be strict JSON, and no text a string could give NaN or Infinity with is asked about.
+    read = " OR ".join(
+        f"from_json({document}, '`{name}` {schema}').`{name}` IS NOT NULL"
+        for schema in ("DOUBLE", "BOOLEAN", "STRUCT<>", "ARRAY<STRING>")
+    )
+    in_question = f"coalesce({look} IN ({deciding}), false) AND {maybe_string}"
+    json_type = f"CASE WHEN {in_question} AND NOT ({read}) THEN 'string' ELSE {look} END"
+    # A column taking integers refuses a number for its fraction or exponent.
+    fraction = " with a fraction or an exponent" if "integer" in taken else ""
+    found = {"integer": "number", "number": f"number{fraction}"}
+    refusals = ", ".join(
+        f"'{kind}', 'is a JSON {found.get(kind, kind)} but is declared {type_name}'"
+        for kind in ("string", "integer", "number", "boolean", "object", "array")
+        if kind not in taken
+    )
+    return f"try_element_at(map({refusals}), {json_type})"
+
+
 def parse_events(
     entity: EntityConfig, max_payload_bytes: int, max_future_skew: str, earliest: dt.datetime | None = None
 ) -> Step:
@@ -42,7 +140,8 @@ def parse_events(
 
     A record is refused (non-empty ``_errors``) when it is larger than ``max_payload_bytes``, is not valid
     UTF-8, is not a JSON object, misses a required field (some only for some event types), has a value of
-    the wrong type, is stamped more than ``max_future_skew`` after it arrived, or before ``earliest``.
+    a JSON type its column does not take (:func:`json_types_taken`) or one that does not read as the
+    column's type, is stamped more than ``max_future_skew`` after it arrived, or before ``earliest``.
 
     Returns:
         A step giving the trace columns, ``payload``, ``_payload_digest``, the entity's typed columns,
@@ -51,12 +150,15 @@ def parse_events(
     fields = list(entity.columns)
     schema = StructType([StructField(name, StringType()) for name in fields] + [StructField(_CORRUPT, StringType())])
     to_entity = silver.to_entity(
-        entity, {name: name for name in fields}, keep=(*RAW_COLUMNS, "_not_json", "_not_utf8", "_too_large")
+        entity,
+        {name: name for name in fields},
+        keep=(*RAW_COLUMNS, "_not_json", "_not_utf8", "_too_large"),
+        refused={name: F.col(f"{_REFUSED}.{name}") for name in fields},
     )
 
     def step(raw: DataFrame) -> DataFrame:
         text = F.col("payload").cast("string")
-        options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+        options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, **_JSON_OPTIONS}
         too_large = F.length("payload") > F.lit(max_payload_bytes)
         # Bytes that are not UTF-8 would be read with replacement characters: refused instead of altered.
         not_utf8 = F.coalesce(F.encode(text, "UTF-8") != F.col("payload"), F.lit(False))
@@ -74,7 +176,15 @@ def parse_events(
             (F.col("_json").isNull() | F.col(f"_json.{_CORRUPT}").isNotNull()).alias("_not_json"),
             *[F.col(f"_json.{name}").alias(name) for name in fields],
         )
-        typed = flat.transform(to_entity)
+        # Each refusal is worked out once a record, as a value's typing and its errors both read it.
+        refused = F.expr(
+            "named_struct("
+            + ", ".join(
+                f"'{name}', {_json_type_refused(name, type_name)}" for name, type_name in entity.columns.items()
+            )
+            + ")"
+        )
+        typed = flat.withColumn(_REFUSED, refused).transform(to_entity)
         future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
         time_checks = [
             F.when(
@@ -286,6 +396,64 @@ def fulfillment_requests(purchase_type: str) -> Step:
             F.col("timestamp").alias("purchased_at"),
             F.lit("pending").alias("status"),
             "_batch_id",
+        )
+
+    return step
+
+
+#: What a micro-batch does with each record it read (:func:`judge_events`).
+FATE = "_fate"
+
+
+def judge_events(watermark: dt.datetime | None, stored: DataFrame) -> Step:
+    """Step giving every parsed record of a micro-batch its fate, in ``_fate``.
+
+    ``refused`` (it has errors), ``late`` (older than ``watermark``), ``conflict`` (its id is taken by an
+    event with another body: the stored one, else the batch's first), ``duplicate`` (a repeat, same body,
+    of a stored event or of the batch's first) or ``fresh`` (the first of its id, kept). The batch's first
+    of an id is the earliest by event time, then stream position, so a replay judges as the first attempt.
+
+    Args:
+        watermark: events older than this are late; none are before the first watermark.
+        stored: ``event_id`` and ``_payload_digest`` of the kept events that share an id with the batch's.
+    """
+
+    def step(parsed: DataFrame) -> DataFrame:
+        ok = silver.no_errors()
+        late = F.lit(False) if watermark is None else F.col("timestamp") < F.lit(watermark).cast("timestamp")
+        order = Window.partitionBy("event_id", "_candidate").orderBy(
+            "timestamp", "_stream", "_partition", "_offset", "_payload_digest"
+        )
+        known = stored.select("event_id", F.col("_payload_digest").alias("_stored_digest"))
+        ranked = (
+            parsed.withColumn("_candidate", ok & ~late)
+            .withColumn("_rank", F.row_number().over(order))
+            .withColumn("_first_digest", F.first("_payload_digest").over(order))
+            .join(known, "event_id", "left")
+        )
+        body = F.coalesce(F.col("_stored_digest"), F.col("_first_digest"))
+        fate = (
+            F.when(~ok, F.lit("refused"))
+            .when(late, F.lit("late"))
+            .when(F.col("_payload_digest") != body, F.lit("conflict"))
+            .when(F.col("_stored_digest").isNull() & (F.col("_rank") == 1), F.lit("fresh"))
+            .otherwise(F.lit("duplicate"))
+        )
+        return ranked.withColumn(FATE, fate).drop("_candidate", "_rank", "_first_digest", "_stored_digest")
+
+    return step
+
+
+def refused_events(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
+    """Step keeping the judged records refused or in conflict as dead-letter rows (:func:`dead_letters`)."""
+    taken = F.array(_reason("unique", "event_id", F.lit("was already used by an event with a different body")))
+
+    def step(judged: DataFrame) -> DataFrame:
+        fate = F.col(FATE)
+        return (
+            judged.where(fate.isin("refused", "conflict"))
+            .withColumn(ERRORS, F.when(fate == "conflict", taken).otherwise(F.col(ERRORS)))
+            .transform(dead_letters(batch_id, query_id, ingested_at))
         )
 
     return step

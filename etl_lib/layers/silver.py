@@ -48,6 +48,7 @@ def to_entity(
     columns: Mapping[str, str],
     formats: Mapping[str, str] | None = None,
     keep: tuple[str, ...] = ("_source",),
+    refused: Mapping[str, Column] | None = None,
 ) -> Step:
     """Step typing an extract's columns into an entity's, recording what failed instead of failing.
 
@@ -56,6 +57,9 @@ def to_entity(
         columns: entity column -> extract column.
         formats: entity column -> datetime pattern for text timestamps and dates.
         keep: extract columns carried through unchanged (ingestion metadata).
+        refused: entity column -> a message, non-NULL where the extract's value is of a kind the column does
+            not take (a JSON object for a string column). It is then the column's ``type`` reason instead of a
+            failed cast, and the value is not kept. A refused value is never blank, so never missing either.
 
     Returns:
         A step giving the entity's typed columns, ``_errors`` (an array of ``{rule, column, message}``,
@@ -63,6 +67,7 @@ def to_entity(
         row) and the ``keep`` columns.
     """
     patterns = dict(formats or {})
+    refusals = dict(refused or {})
 
     def step(frame: DataFrame) -> DataFrame:
         typed: list[Column] = []
@@ -73,19 +78,14 @@ def to_entity(
             value = _typed(raw, source, type_name, patterns.get(name))
             if type_name == "string":
                 value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
-            typed.append(value.alias(name))
-            errors.append(
-                F.when(
-                    raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
-                    _reason(
-                        "type",
-                        name,
-                        F.concat(
-                            F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")
-                        ),
-                    ),
-                )
+            unreadable = F.when(
+                raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
+                F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")),
             )
+            # A refusal appears once in the errors: a filter on the errors copies in all they refer to.
+            refusal = refusals.get(name)
+            typed.append((value if refusal is None else F.when(refusal.isNull(), value)).alias(name))
+            errors.append(_reason("type", name, unreadable if refusal is None else F.coalesce(refusal, unreadable)))
             if name in entity.required:
                 errors.append(
                     F.when(
@@ -110,7 +110,7 @@ def to_entity(
         present = [name for name in keep if name in frame.columns]
         checked = frame.select(
             *typed,
-            F.filter(F.array(*errors), lambda reason: reason.isNotNull()).alias(ERRORS),
+            F.filter(F.array(*errors), lambda reason: reason.getField("message").isNotNull()).alias(ERRORS),
             # Kept in a struct: its fields may differ from the typed columns only in case (Description).
             extract_row.alias(_EXTRACT_ROW),
             *present,

@@ -1,20 +1,29 @@
 """Job ``speed_layer``: events from Kafka, Kinesis or files into Delta, exactly once, with real-time views.
 
-One streaming query reads the configured stream; each micro-batch, in ``foreachBatch``:
+Two streaming queries run. The ingest query reads the configured stream; each micro-batch, in
+``foreachBatch``:
 
 1. appends every record as it came to ``bronze/events``;
-2. parses and checks them; refused records go to ``bronze/events_deadletter`` with their reasons;
-3. sets aside events older than the watermark (the newest event time seen before this batch, less
-   ``speed.allowed_lateness``) in ``silver/events_late``;
-4. appends the events not seen before (by ``event_id``, within the watermark) to ``silver/events``;
-5. adds those events to ``gold/customer_sessions_5min``, ``gold/customer_sessions`` and
-   ``gold/customer_value`` by MERGE, and puts an outbox row per purchase in ``gold/fulfillment_requests``;
-6. records the batch's counts and event-time high mark in ``audit/stream_state``.
+2. parses and judges them in one pass (one Spark job also fills the cache the writes read): refused
+   records, and events reusing a kept id with another body, go to ``bronze/events_deadletter`` with their
+   reasons; events older than the watermark (the newest event time seen before this batch, less
+   ``speed.allowed_lateness``) go to ``silver/events_late``;
+3. checks the events not seen before (by ``event_id``, within the watermark) against silver's quality
+   rules and appends them to ``silver/events``;
+4. records the batch's counts and event-time high mark in ``audit/stream_state``, and the progress Spark
+   reported of the batches before it in ``audit/stream_progress``.
 
-Every write carries ``(query id, batch id)`` as a Delta transaction id, so a batch replayed after a crash
-writes nothing it had already written, and everything it had not. The watermark of a batch is read from
-the state of the batches before it, so a replay decides exactly as the first attempt did. A listener
-records each batch's progress in ``audit/stream_progress``.
+An output that is empty in a batch gets no commit. The views query reads silver as a stream, on its own
+trigger, and adds each batch of new events to ``gold/customer_sessions_5min``, ``gold/customer_sessions``
+and ``gold/customer_value`` by MERGE, puts an outbox row per purchase in ``gold/fulfillment_requests``,
+and publishes the changed customers to the real-time store.
+
+Exactly once: every commit of a micro-batch carries its query's id and the batch's id in its metadata.
+Spark runs a batch again only as the first batch of a restarted query, so that batch alone looks for its
+commits in each table's newest ones and writes only where they are missing; every other batch makes plain
+appends (Delta's transaction ids would rebuild each table's state on every commit to check them). The
+watermark of a batch is read from the state of the batches before it, so a replay decides exactly as the
+first attempt did.
 """
 
 from __future__ import annotations
@@ -43,10 +52,12 @@ from etl_lib.layers import events, privacy, silver
 from etl_lib.lineage.capture import task_scope
 from etl_lib.platform import secrets
 from etl_lib.platform.cache import Cached
+from etl_lib.platform.degraded import Origin
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
 from etl_lib.quality.audit import Stamp
 from etl_lib.quality.engine import FAILURE_TYPE, FAILURES
+from etl_lib.serving import realtime
 from etl_lib.sources.events import read_event_stream
 
 log = logging.getLogger(__name__)
@@ -117,6 +128,17 @@ class _Paths:
     state: str
     progress: str
     gaps: str
+    quality_results: str
+    quarantine: str
+
+    def ingest(self) -> tuple[str, ...]:
+        """The tables a micro-batch of the ingest query may write."""
+        return (self.bronze, self.dead_letters, self.silver, self.late, self.state, self.progress, self.gaps,
+                self.quality_results, self.quarantine)  # fmt: skip
+
+    def views(self) -> tuple[str, ...]:
+        """The tables a micro-batch of the views query writes."""
+        return (self.windows, self.sessions, self.customer_value, self.outbox)
 
 
 def _paths(config: SuiteConfig) -> _Paths:
@@ -133,7 +155,30 @@ def _paths(config: SuiteConfig) -> _Paths:
         state=path("audit", "stream_state"),
         progress=path("audit", "stream_progress"),
         gaps=path("audit", "stream_gaps"),
+        quality_results=path("audit", "quality_results"),
+        quarantine=path("audit", "quarantine"),
     )
+
+
+class _Replay:
+    """Which tables already hold a micro-batch that a crash interrupted, so that its replay writes the rest.
+
+    Spark runs a batch again only as the first batch of a restarted query, so only a run's first batch looks
+    (in each table's newest commits, :func:`etl_lib.lakehouse.holds_batch`); the others write plain appends,
+    without Delta's transaction ids, whose check rebuilds the table's state on every commit.
+    """
+
+    def __init__(self) -> None:
+        self.looked = False
+
+    def holding(self, spark: SparkSession, query_id: str, batch_id: int, paths: Sequence[str]) -> frozenset[str]:
+        if self.looked:
+            return frozenset()
+        self.looked = True
+        held = frozenset(path for path in paths if lakehouse.holds_batch(spark, path, query_id, batch_id))
+        if held:
+            log.info("batch %d of %s is a replay: %s already hold it", batch_id, query_id, ", ".join(sorted(held)))
+        return held
 
 
 class ProgressRecorder(StreamingQueryListener):
@@ -195,15 +240,28 @@ class ProgressRecorder(StreamingQueryListener):
 
 
 def _flush_progress(
-    spark: SparkSession, recorder: ProgressRecorder, path: str, context: RunContext, query_id: str
+    spark: SparkSession,
+    recorder: ProgressRecorder,
+    path: str,
+    context: RunContext,
+    idempotency: Callable[[list[tuple[Any, ...]]], tuple[str, int] | None] | None = None,
 ) -> None:
+    """Append the progress the listener holds; ``idempotency`` gives the rows' transaction id, if any."""
     rows = recorder.drain()
     if not rows:
         return
     frame = spark.createDataFrame([(*row, context.run_id) for row in rows], PROGRESS_SCHEMA)
-    # Progress arrives in batch order, so the ingest query's newest batch id is an increasing version.
-    newest = max(int(row[3]) for row in rows if row[0] == query_id) if any(r[0] == query_id for r in rows) else None
-    lakehouse.append(frame, path, (f"{query_id}:audit/stream_progress", newest) if newest is not None else None)
+    lakehouse.append(frame, path, idempotency(rows) if idempotency else None)
+
+
+def _newest_batch(query_id: str) -> Callable[[list[tuple[Any, ...]]], tuple[str, int] | None]:
+    """The transaction id of progress rows: the ingest query's newest batch in them (they come in order)."""
+
+    def txn(rows: list[tuple[Any, ...]]) -> tuple[str, int] | None:
+        ids = [int(row[3]) for row in rows if row[0] == query_id]
+        return (f"{query_id}:audit/stream_progress", max(ids)) if ids else None
+
+    return txn
 
 
 class SpeedBatch:
@@ -231,15 +289,13 @@ class SpeedBatch:
         self._offsets: dict[int, dict[tuple[str, str], int]] = {}
         #: Holes in the offsets are looked for where data loss is tolerated (else Spark fails on them).
         self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
+        self.replay = _Replay()
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
         query_id = self.query_id.get()
         spark = frame.sparkSession
         now = self.context.clock()
         speed, paths = self.speed, self.paths
-
-        def txn(table: str) -> tuple[str, int]:
-            return (f"{query_id}:{table}", batch_id)
 
         with Cached() as cache:
             records = cache(frame)
@@ -252,36 +308,37 @@ class SpeedBatch:
                 # other fields silver shows would let anyone test guesses of the personal ones.
                 digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
                 parsed = parsed.withColumn("_payload_digest", digest)
+            # Kept, not only for the reads below: the parsed columns are deep expressions, which the optimizer
+            # would otherwise push every filter of the judging through again and again.
             parsed = cache(parsed)
             metadata = run_metadata(self.context, "speed_layer", query_id=query_id, batch_id=batch_id)
             with lakehouse.commit_metadata(spark, metadata):
+                # Only the first batch of a run can be a replay of one a crash interrupted.
+                done = self.replay.holding(spark, query_id, batch_id, paths.ingest())
                 before = self._partition_marks(spark, query_id, batch_id)
                 # Each stream partition (Kafka partition, Kinesis shard) is read at its own pace, so the
                 # watermark follows the slowest: an event is late once every partition has moved past it.
                 lateness = interval(speed.allowed_lateness)
                 watermark = min(before.values()) - lateness if before else None
-                valid = parsed.transform(events.valid_events(self.entity, batch_id, query_id, now))
-                on_time, late = events.split_late(valid, watermark)
-                kept = events.first_per_event_id(on_time)
-                seen = self._stored(spark, on_time, query_id, batch_id, watermark)
-                fresh = cache(kept.join(seen, "event_id", "left_anti"))
-                known = kept.select("event_id", "_payload_digest").unionByName(seen).dropDuplicates(["event_id"])
-                conflicts = events.conflicting_duplicates(on_time, known)
-                dead = events.dead_letters(batch_id, query_id, now)
-                refused = parsed.transform(dead).unionByName(conflicts.transform(dead))
-                counts = _counts(parsed, fresh, conflicts, watermark)
+                stored = self._stored(spark, parsed, query_id, batch_id, watermark)
+                judged = cache(parsed.transform(events.judge_events(watermark, stored)))
+                # One job reads the batch, judges it and fills the cache the writes below read.
+                tally = _tally(judged, speed.source)
+                counts = tally.counts
+                valid = events.valid_events(self.entity, batch_id, query_id, now)
+                fresh = judged.where(F.col(events.FATE) == "fresh").transform(valid)
                 stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
-                silver_rows = fresh.drop("payload").transform(self.protect).transform(self.score)
+                silver_rows = cache(fresh.drop("payload").transform(self.protect).transform(self.score))
                 # The quality results are written beside silver and bronze, not before them.
                 audit_writes: list[Callable[[], object]] = []
                 checked, evaluation = check(
                     spark, self.config, "silver", ENTITY, silver_rows, stamp, now,
-                    (f"{query_id}:quality", batch_id), stop_when_held=False, deferred=audit_writes,
+                    stop_when_held=False, deferred=audit_writes, written=done,
                 )  # fmt: skip
                 counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
                 after = dict(before)
-                for partition, mark in _partition_maxima(parsed, speed.source).items():
+                for partition, mark in tally.marks.items():
                     after[partition] = max(mark, after[partition]) if partition in after else mark
                 self._marks[batch_id] = after
                 newest = max(after.values()) if after else None
@@ -289,25 +346,18 @@ class SpeedBatch:
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
                              self.context.run_id)  # fmt: skip
                 state = spark.createDataFrame([state_row], STATE_SCHEMA)
-                fresh_rows = checked
-                writes: list[Callable[[], object]] = [
-                    lambda: lakehouse.append(
-                        fresh_rows, paths.silver, txn("silver/events"), partition_by=("event_date",)
-                    ),
-                    lambda: lakehouse.append(
-                        records.transform(events.bronze_records(batch_id, query_id, now)),
-                        paths.bronze,
-                        txn("bronze/events"),
-                    ),
-                    lambda: lakehouse.append(state, paths.state, txn("audit/stream_state")),
-                    lambda: _flush_progress(spark, self.recorder, paths.progress, self.context, query_id),
-                    *audit_writes,
-                ]
-                # Most batches refuse nothing and have nothing late: no empty commits for them.
+                bronze = records.transform(events.bronze_records(batch_id, query_id, now))
+                writes: dict[str, Callable[[], object]] = {
+                    paths.bronze: lambda: lakehouse.append(bronze, paths.bronze),
+                    paths.state: lambda: lakehouse.append(state, paths.state),
+                    paths.progress: lambda: _flush_progress(spark, self.recorder, paths.progress, self.context),
+                }
+                # A batch that keeps nothing new, refuses nothing or has nothing late makes no commit for it.
+                if counts["fresh"]:
+                    writes[paths.silver] = lambda: lakehouse.append(checked, paths.silver, partition_by=("event_date",))
                 if counts["dead_letters"]:
-                    writes.append(
-                        lambda: lakehouse.append(refused, paths.dead_letters, txn("bronze/events_deadletter"))
-                    )
+                    refused = judged.transform(events.refused_events(batch_id, query_id, now))
+                    writes[paths.dead_letters] = lambda: lakehouse.append(refused, paths.dead_letters)
                 if self.watch_gaps:
                     holes = self._gaps(spark, records, query_id, batch_id)
                     counts["lost"] = sum(hole[4] for hole in holes)
@@ -316,14 +366,20 @@ class SpeedBatch:
                                     batch_id, counts["lost"], holes)  # fmt: skip
                         rows = [(query_id, batch_id, *hole, now, self.context.run_id) for hole in holes]
                         gaps = spark.createDataFrame(rows, GAPS_SCHEMA)
-                        writes.append(lambda: lakehouse.append(gaps, paths.gaps, txn("audit/stream_gaps")))
+                        writes[paths.gaps] = lambda: lakehouse.append(gaps, paths.gaps)
                 if counts["late"]:
-                    aside = late.transform(self.protect).withColumn("_watermark", F.lit(watermark).cast("timestamp"))
+                    aside = (
+                        judged.where(F.col(events.FATE) == "late")
+                        .transform(valid)
+                        .transform(self.protect)
+                        .withColumn("_watermark", F.lit(watermark).cast("timestamp"))
+                    )
                     if self.pii_key is not None:
                         # Bronze keeps the payload as it came; silver's late events keep only protected values.
                         aside = aside.withColumn("payload", F.lit(None).cast("binary"))
-                    writes.append(lambda: lakehouse.append(aside, paths.late, txn("silver/events_late")))
-                written = _all_at_once(writes)
+                    writes[paths.late] = lambda: lakehouse.append(aside, paths.late)
+                pending = [write for path, write in writes.items() if path not in done] + audit_writes
+                written = _all_at_once(pending)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
 
     def _gaps(
@@ -377,17 +433,17 @@ class SpeedBatch:
         return {} if row is None or row["partition_marks"] is None else dict(row["partition_marks"])
 
     def _stored(
-        self, spark: SparkSession, on_time: DataFrame, query_id: str, batch_id: int, watermark: Any
+        self, spark: SparkSession, parsed: DataFrame, query_id: str, batch_id: int, watermark: Any
     ) -> DataFrame:
         """``event_id`` and digest of stored events sharing an id with this batch's (within the watermark)."""
         if not lakehouse.is_delta_table(spark, self.paths.silver):
-            return on_time.select("event_id", "_payload_digest").limit(0)
+            return parsed.select("event_id", "_payload_digest").limit(0)
         stored = lakehouse.read(spark, self.paths.silver)
         # Rows this very batch wrote before a crash are not duplicates of it.
         stored = stored.where(~((F.col("_query_id") == query_id) & (F.col("_batch_id") == batch_id)))
         if watermark is not None:
             stored = stored.where(F.col("event_date") >= F.date_sub(F.to_date(F.lit(watermark)), 1))
-        ids = on_time.select("event_id").distinct()
+        ids = parsed.where(silver.no_errors()).select("event_id").distinct()
         return stored.join(ids, "event_id", "left_semi").select("event_id", "_payload_digest")
 
 
@@ -400,26 +456,24 @@ class ViewsBatch:
         self.context = context
         self.query_id = query_id
         self.paths = _paths(config)
+        self.replay = _Replay()
+        #: Customers the real-time store did not take while it was out of reach, written once it is back.
+        self.backlog = realtime.Backlog()
 
     def __call__(self, fresh: DataFrame, batch_id: int) -> None:
         query_id = self.query_id.get()
         spark = fresh.sparkSession
         speed, paths = self.speed, self.paths
-
-        def txn(table: str) -> tuple[str, int]:
-            return (f"{query_id}:{table}", batch_id)
-
         fresh = fresh.persist()
         try:
             metadata = run_metadata(self.context, "speed_layer/views", query_id=query_id, batch_id=batch_id)
             with lakehouse.commit_metadata(spark, metadata):
+                done = self.replay.holding(spark, query_id, batch_id, paths.views())
                 outbox = fresh.transform(events.fulfillment_requests(speed.purchase_type))
-                _all_at_once(
-                    [
-                        lambda: self._merge_views(spark, fresh, txn),
-                        lambda: lakehouse.append(outbox, paths.outbox, txn("gold/fulfillment_requests")),
-                    ]
-                )
+                writes = [lambda: self._merge_views(spark, fresh, done)]
+                if paths.outbox not in done:
+                    writes.append(lambda: lakehouse.append(outbox, paths.outbox))
+                _all_at_once(writes)
             if self.config.serving.realtime_store.enabled:
                 self._publish(spark, fresh, batch_id)
         finally:
@@ -427,21 +481,20 @@ class ViewsBatch:
 
     def _publish(self, spark: SparkSession, fresh: DataFrame, batch_id: int) -> None:
         # After the views' commits: the totals read back are what this batch made them, on a retry too.
-        from etl_lib.serving import realtime
-
         metrics = realtime.customer_metrics(
             lakehouse.read(spark, self.paths.customer_value),
             lakehouse.read(spark, self.paths.sessions),
             batch_id,
             self.context.clock(),
         )
-        realtime.publish(fresh.transform(metrics), self.config)
+        origin = Origin(self.context.run_id, self.context.job, batch_id)
+        realtime.publish(fresh.transform(metrics), self.config, origin=origin, backlog=self.backlog)
 
-    def _merge_views(self, spark: SparkSession, fresh: DataFrame, txn: Any) -> None:
-        # One after the other: each MERGE's transaction id is a setting of the (shared) session.
+    def _merge_views(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str]) -> None:
+        # One after the other: the three read the same cached batch, and each MERGE is a few Spark jobs.
         speed, paths = self.speed, self.paths
-        windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
-        with lakehouse.idempotent(spark, *txn("gold/customer_sessions_5min")):
+        if paths.windows not in done:
+            windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
             lakehouse.merge_increments(
                 spark,
                 paths.windows,
@@ -450,24 +503,22 @@ class ViewsBatch:
                 add=("page_views", "purchases", "purchase_amount", "events"),
                 greatest=("last_event_time",),
             )
-        sessions = fresh.transform(events.session_activity(speed.page_view_type))
-        with lakehouse.idempotent(spark, *txn("gold/customer_sessions")):
+        if paths.sessions not in done:
             lakehouse.merge_increments(
                 spark,
                 paths.sessions,
-                sessions,
+                fresh.transform(events.session_activity(speed.page_view_type)),
                 ["customer_id", "session_id"],
                 add=("page_views", "events"),
                 least=("started_at",),
                 greatest=("last_activity",),
                 latest={"current_page": "current_page_at"},
             )
-        value = fresh.transform(events.customer_value(speed.purchase_type))
-        with lakehouse.idempotent(spark, *txn("gold/customer_value")):
+        if paths.customer_value not in done:
             lakehouse.merge_increments(
                 spark,
                 paths.customer_value,
-                value,
+                fresh.transform(events.customer_value(speed.purchase_type)),
                 ["customer_id"],
                 add=("lifetime_value", "purchase_count"),
                 least=("first_purchase_at",),
@@ -475,33 +526,39 @@ class ViewsBatch:
             )
 
 
-def _counts(parsed: DataFrame, fresh: DataFrame, conflicts: DataFrame, watermark: Any) -> dict[str, Any]:
-    """How many records the batch had, refused, set aside, found again and kept; its newest event time."""
-    ok = silver.no_errors()
-    late = ok & (F.col("timestamp") < F.lit(watermark).cast("timestamp")) if watermark is not None else F.lit(False)
-    row = parsed.agg(
-        F.count(F.lit(1)).alias("records"),
-        F.sum((~ok).cast("bigint")).alias("refused"),
-        F.sum(late.cast("bigint")).alias("late"),
-        F.sum((ok & ~late).cast("bigint")).alias("on_time"),
-    ).first()
-    assert row is not None
-    fresh_count, conflict_count = fresh.count(), conflicts.count()
-    return {
-        "records": int(row["records"]),
-        "dead_letters": int(row["refused"] or 0) + conflict_count,
-        "late": int(row["late"] or 0),
-        "fresh": fresh_count,
-        # Repeats of an event already kept, with the same body; a repeat with another body is a dead letter.
-        "duplicates": int(row["on_time"] or 0) - fresh_count - conflict_count,
-    }
+@dataclass(frozen=True)
+class _Tally:
+    """What a micro-batch's records came to: counts by fate, and the newest event time per stream partition."""
+
+    counts: dict[str, int]
+    marks: dict[str, Any]
 
 
-def _partition_maxima(parsed: DataFrame, source: str) -> dict[str, Any]:
-    """Newest valid event time per stream partition of a batch (a landing folder is one partition)."""
+def _tally(judged: DataFrame, source: str) -> _Tally:
+    """Count the judged records by fate, and find each stream partition's newest valid event time (one job)."""
     key = events.watermark_partition(source)
-    rows = parsed.where(silver.no_errors()).groupBy(key).agg(F.max("timestamp").alias("m")).collect()
-    return {str(row[key]): row["m"] for row in rows if row["m"] is not None}
+    fate = F.col(events.FATE)
+    rows = (
+        judged.groupBy(key, fate)
+        .agg(F.count(F.lit(1)).alias("n"), F.max(F.when(fate != "refused", F.col("timestamp"))).alias("m"))
+        .collect()
+    )
+    by_fate: dict[str, int] = {}
+    marks: dict[str, Any] = {}
+    for row in rows:
+        by_fate[row[events.FATE]] = by_fate.get(row[events.FATE], 0) + int(row["n"])
+        if row["m"] is not None:
+            partition = str(row[key])
+            marks[partition] = max(row["m"], marks[partition]) if partition in marks else row["m"]
+    counts = {
+        "records": sum(by_fate.values()),
+        "dead_letters": by_fate.get("refused", 0) + by_fate.get("conflict", 0),
+        "late": by_fate.get("late", 0),
+        "fresh": by_fate.get("fresh", 0),
+        # Repeats of an event already kept, with the same body; a repeat with another body is a dead letter.
+        "duplicates": by_fate.get("duplicate", 0),
+    }
+    return _Tally(counts, marks)
 
 
 def _timed(write: Callable[[], object]) -> float:
@@ -623,14 +680,14 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
 
     handlers: dict[str, lakehouse.BatchHandler] = {}
 
-    def started(frame: DataFrame, query: str, handle: Any, holder: _QueryId) -> StreamingQuery:
+    def started(frame: DataFrame, query: str, handle: Any, holder: _QueryId, interval: str) -> StreamingQuery:
         handlers[query] = lakehouse.BatchHandler(handle)
         writer = (
             frame.writeStream.queryName(query)
             .option("checkpointLocation", config.lakehouse.query_checkpoint(query))
             .foreachBatch(handlers[query])
         )
-        trigger = {"availableNow": True} if available_now else {"processingTime": config.speed.trigger_interval}
+        trigger = {"availableNow": True} if available_now else {"processingTime": interval}
         running = writer.trigger(**trigger).start()
         holder.set(str(running.id))
         return running
@@ -644,12 +701,14 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         log.info("silver/%s: columns added as the entity now declares them: %s", ENTITY, ", ".join(added))
     with _listening(spark, recorder):
         source = read_event_stream(spark, config.speed, config.services)
-        ingest = started(source, name, SpeedBatch(config, context, ingest_id, recorder), ingest_id)
+        batch = SpeedBatch(config, context, ingest_id, recorder)
+        ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
         if available_now:
             _await(ingest, handlers[name])
         with task_scope(context.lineage, "speed_layer/views"):
             silver = lakehouse.read_stream(spark, paths.silver)
-        views = started(silver, f"{name}_views", ViewsBatch(config, context, views_id), views_id)
+        views_batch = ViewsBatch(config, context, views_id)
+        views = started(silver, f"{name}_views", views_batch, views_id, config.speed.views_trigger_interval)
         if available_now:
             _await(views, handlers[f"{name}_views"])
         else:
@@ -660,7 +719,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         if failure is not None:
             handlers[query.name].reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
     with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
-        _flush_progress(spark, recorder, paths.progress, context, str(ingest.id))
+        _flush_progress(spark, recorder, paths.progress, context, _newest_batch(str(ingest.id)))
     result = JobResult(job=context.job, run_id=context.run_id)
     for layer, table in TABLES:
         path = config.lakehouse.table_path(layer, table)

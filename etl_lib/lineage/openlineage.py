@@ -2,7 +2,8 @@
 
 One pair per run, also for a streaming job (its per-batch offsets live in ``audit/stream_progress``), so
 a stream does not flood the lineage backend. Events go to a JSON-lines file by default, or to an HTTP
-endpoint (Marquez, say), through the OpenLineage Python client.
+endpoint (Marquez, say), through the OpenLineage Python client. An HTTP endpoint is a monitoring sink: an event
+it does not take is retried as ``sinks`` says, then given up (:mod:`etl_lib.platform.degraded`), never raised.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from etl_lib import __version__
 from etl_lib.config import OpenLineageConfig, SuiteConfig, secret_from_env
 from etl_lib.platform import secrets
+from etl_lib.platform.degraded import Origin, SinkGuard
+from etl_lib.platform.runtime import utc_now
 
 PRODUCER = f"https://github.com/lakehouse-etl-suite/etl-suite/tree/{__version__}"
 
@@ -51,12 +55,14 @@ def openlineage_run_id(run_id: str) -> str:
 class Emitter:
     """Emits the run events of one job run (nothing when the transport is ``none``)."""
 
-    def __init__(self, config: SuiteConfig, job: str, run_id: str) -> None:
+    def __init__(self, config: SuiteConfig, job: str, run_id: str, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.config = config
         self.settings: OpenLineageConfig = config.lineage.openlineage
         self.root = config.lakehouse.root
         self.job = job
         self.run_id = openlineage_run_id(run_id)
+        #: Events the HTTP endpoint did not take are given up here; the caller records them.
+        self.guard = SinkGuard(config.sinks, Origin(run_id, job), clock=clock)
         self.client = self._client()
 
     def _client(self) -> Any:
@@ -73,13 +79,17 @@ class Emitter:
                 key = secrets.resolve(settings.api_key_secret, self.config, "lineage.openlineage.api_key_secret")
             elif settings.api_key_env:
                 key = secret_from_env(settings.api_key_env)
+            # The transport's own retries (urllib3's) are off: each would log a warning line of its own, and
+            # the guard retries with the same backoff as every sink, then gives up with one line.
+            options: dict[str, Any] = {
+                "url": settings.url or "",
+                "endpoint": settings.endpoint,
+                "timeout": self.config.sinks.read_timeout_seconds,
+                "retry": {"total": 0},
+            }
             if key:
-                http = HttpConfig(
-                    url=settings.url or "", endpoint=settings.endpoint, auth=ApiKeyTokenProvider({"apiKey": key})
-                )
-            else:
-                http = HttpConfig(url=settings.url or "", endpoint=settings.endpoint)
-            return OpenLineageClient(transport=HttpTransport(http))
+                options["auth"] = ApiKeyTokenProvider({"apiKey": key})
+            return OpenLineageClient(transport=HttpTransport(HttpConfig(**options)))
         from pathlib import Path
 
         from openlineage.client.transport.file import FileConfig, FileTransport
@@ -158,7 +168,16 @@ class Emitter:
         error: str | None = None,
         streaming: bool = False,
     ) -> None:
-        """Emit one event (``START``, ``COMPLETE`` or ``FAIL``)."""
+        """Emit one event (``START``, ``COMPLETE`` or ``FAIL``).
+
+        An event the HTTP endpoint does not take (unreachable, timed out, an error status) is given up in
+        :attr:`guard`, for the caller to record; a lineage file that cannot be written raises.
+        """
         if self.client is None:
             return
-        self.client.emit(self._event(state, at, list(inputs), list(outputs), error, streaming, spark_version))
+        event = self._event(state, at, list(inputs), list(outputs), error, streaming, spark_version)
+        if self.settings.transport != "http":
+            self.client.emit(event)
+            return
+        # requests' errors (refused, timed out, an error status) are OSErrors.
+        self.guard.send("openlineage", f"the {state} event of {self.job}", lambda: self.client.emit(event), (OSError,))

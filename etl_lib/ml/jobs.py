@@ -15,6 +15,8 @@ from etl_lib.config import SuiteConfig
 from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.layers.silver import LINE_ID
 from etl_lib.ml import anomaly, churn, tracking
+from etl_lib.platform import degraded
+from etl_lib.platform.degraded import Origin, SinkGuard
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
 from etl_lib.quality.apply import check
 from etl_lib.quality.audit import Stamp
@@ -159,18 +161,25 @@ def train_models(spark: SparkSession, config: SuiteConfig, context: RunContext) 
     return result
 
 
-def _announce_campaign(config: SuiteConfig, high_risk: int, run_id: str) -> None:
+def _announce_campaign(spark: SparkSession, config: SuiteConfig, high_risk: int, context: RunContext) -> None:
+    """The retention campaign's SNS message; SNS out of reach is given up and recorded, the scores stand."""
     arn = config.ml.churn.campaign_sns_topic_arn
     if not arn or not high_risk:
         return
-    from etl_lib.quality.alerts import _client
+    from etl_lib.quality.alerts import aws_client, send_sns
 
     body = json.dumps(
-        {"campaign": "churn_prevention", "customers": high_risk, "run_id": run_id, "table": "gold/retention_campaign"}
+        {
+            "campaign": "churn_prevention",
+            "customers": high_risk,
+            "run_id": context.run_id,
+            "table": "gold/retention_campaign",
+        }
     )
-    _client(config.quality.alerts, config.services, "sns").publish(
-        TopicArn=arn, Subject="Retention campaign", Message=body
-    )
+    guard = SinkGuard(config.sinks, Origin(context.run_id, context.job))
+    client = aws_client(config.quality.alerts, config.services, "sns", config.sinks)
+    send_sns(guard, client, arn, "Retention campaign", body, f"retention campaign of {high_risk} customers")
+    degraded.record(spark, config.lakehouse, guard.drain())
 
 
 def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
@@ -229,7 +238,7 @@ def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobR
     assert counts is not None
     assert line_counts is not None
     high = int(counts[f"risk_{ml.churn.risk_bands[-1].name}"] or 0)
-    _announce_campaign(config, high, context.run_id)
+    _announce_campaign(spark, config, high, context)
     result.metrics.update(
         {
             "churn_model_version": churn_model.version if churn_model else "none",

@@ -5,7 +5,8 @@ when it ends; the run that takes over the lock of a killed run writes an ``aband
 are only ever appended, so concurrent jobs cannot conflict. They hold the configuration (secrets
 redacted), versions and metrics. When a run ends, its lineage (what each task read and wrote, with Delta
 versions and row counts) goes to ``audit/lineage_events`` and an OpenLineage COMPLETE or FAIL event
-follows the START event it emitted at the beginning.
+follows the START event it emitted at the beginning. Calls to monitoring and alerting sinks the run gave up
+(``audit/sink_failures``) are counted in its end row's metrics.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from etl_lib.config import SuiteConfig, redacted
 from etl_lib.lineage import events as lineage_events
 from etl_lib.lineage.capture import LineageRecorder
 from etl_lib.lineage.openlineage import Emitter
-from etl_lib.platform import secrets
+from etl_lib.platform import degraded, secrets
 from etl_lib.platform.runtime import JobResult, RunContext
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Governance:
         self.context = context
         self.recorder = recorder
         self.started_at = context.run_time
-        self.emitter = Emitter(config, context.job, context.run_id)
+        self.emitter = Emitter(config, context.job, context.run_id, context.clock)
 
     def _row(self, status: str, error: str | None, metrics: dict[str, str]) -> None:
         ended = None if status == "running" else self.context.clock()
@@ -87,18 +88,21 @@ class Governance:
         """The run begins: a ``running`` row and an OpenLineage START event."""
         self._row("running", None, {})
         self.emitter.emit("START", self.started_at, self.spark.version, streaming=self.context.job in STREAMING_JOBS)
+        degraded.record(self.spark, self.config.lakehouse, self.emitter.guard.drain())
 
     def finished(self, result: JobResult | None, error: BaseException | None) -> None:
-        """The run ended (``result`` when it succeeded, ``error`` when not): lineage, run row, COMPLETE/FAIL."""
+        """The run ended (``result`` when it succeeded, ``error`` when not): lineage, COMPLETE/FAIL, run row.
+
+        The row's metrics count the calls to monitoring and alerting sinks the run gave up (those of its
+        COMPLETE or FAIL event included), as the result's metrics do.
+        """
         found: list[lineage_events.LineageEvent] = []
         if result is not None:
             found = lineage_events.collect(self.spark, self.config, self.context, result, self.recorder.reads())
             lineage_events.write(self.spark, self.config, self.context, found, self.context.clock())
-        metrics = {key: str(value) for key, value in (result.metrics if result else {}).items()}
         status = "succeeded" if error is None else "failed"
         # A failure's text may quote what a driver or a service said back, secrets included: scrubbed.
         message = None if error is None else secrets.scrub(f"{type(error).__name__}: {error}")
-        self._row(status, message, metrics)
         inputs = sorted({(e.dataset, e.version) for e in found if e.kind == "read"}, key=str)
         outputs = [(e.dataset, e.version, e.rows) for e in found if e.kind == "write"]
         self.emitter.emit(
@@ -110,3 +114,10 @@ class Governance:
             error=message,
             streaming=self.context.job in STREAMING_JOBS,
         )
+        lake = self.config.lakehouse
+        degraded.record(self.spark, lake, self.emitter.guard.drain())
+        given_up = degraded.run_metrics(degraded.counts_of_run(self.spark, lake, self.context.run_id))
+        if result is not None:
+            result.metrics.update(given_up)
+        metrics = {key: str(value) for key, value in {**(result.metrics if result else {}), **given_up}.items()}
+        self._row(status, message, metrics)

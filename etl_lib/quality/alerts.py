@@ -1,4 +1,8 @@
-"""Quality metrics to CloudWatch and alerts to SNS, as the seed did; off unless configured."""
+"""Quality metrics to CloudWatch and alerts to SNS, as the seed did; off unless configured.
+
+Both are monitoring sinks: a call they do not take is retried by botocore as ``sinks`` says, then given up
+(:mod:`etl_lib.platform.degraded`); the batch being checked goes on.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,36 @@ import json
 import logging
 from typing import Any
 
-from etl_lib.config import AlertsConfig, ServicesConfig
+from etl_lib.config import AlertsConfig, ServicesConfig, SinksConfig
+from etl_lib.platform import degraded
+from etl_lib.platform.degraded import SinkGuard
 from etl_lib.quality.engine import Evaluation
 
 log = logging.getLogger(__name__)
 
 
-def _client(alerts: AlertsConfig, services: ServicesConfig, service: str) -> Any:
+def aws_client(alerts: AlertsConfig, services: ServicesConfig, service: str, sinks: SinksConfig) -> Any:
+    """A boto3 client of ``service`` (cloudwatch, sns) for alerts: AWS, or the local endpoint when so configured.
+
+    Its retries and time-outs are those of ``sinks``.
+    """
     import boto3
 
+    settings = degraded.botocore_config(sinks)
     if alerts.local_endpoint:
         from etl_lib.services.aws import local_client
 
-        return local_client(services.aws, service)
-    return boto3.client(service, region_name=alerts.region)
+        return local_client(services.aws, service, settings)
+    return boto3.client(service, region_name=alerts.region, config=settings)
+
+
+def send_sns(guard: SinkGuard, client: Any, topic_arn: str, subject: str, body: str, sending: str) -> bool:
+    """Publish one SNS message through ``guard``; True when SNS took it, False when it was given up."""
+
+    def publish() -> None:
+        client.publish(TopicArn=topic_arn, Subject=subject, Message=body)
+
+    return guard.send("sns", sending, publish, degraded.aws_errors(), client_attempts=degraded.RequestCounter(client))
 
 
 def metric_data(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -65,14 +85,31 @@ def alert_message(evaluation: Evaluation) -> tuple[str, str]:
     return f"Data quality alert: {evaluation.table}"[:100], json.dumps(body, indent=2)
 
 
-def announce(alerts: AlertsConfig, services: ServicesConfig, evaluation: Evaluation) -> None:
-    """Send the metrics and, when warranted, the alert, to wherever ``alerts`` says (nowhere by default)."""
+def announce(alerts: AlertsConfig, services: ServicesConfig, evaluation: Evaluation, guard: SinkGuard) -> None:
+    """Send the metrics and, when warranted, the alert, to wherever ``alerts`` says (nowhere by default).
+
+    Never raises because CloudWatch or SNS did not take a call: it is given up in ``guard`` (one warning line;
+    the caller records :attr:`SinkGuard.failures`).
+    """
     if alerts.cloudwatch_namespace:
+        namespace = alerts.cloudwatch_namespace
         data = metric_data(evaluation)
-        client = _client(alerts, services, "cloudwatch")
-        for start in range(0, len(data), 1000):
-            client.put_metric_data(Namespace=alerts.cloudwatch_namespace, MetricData=data[start : start + 1000])
+        client = aws_client(alerts, services, "cloudwatch", guard.settings)
+
+        def put_metrics() -> None:
+            for start in range(0, len(data), 1000):
+                client.put_metric_data(Namespace=namespace, MetricData=data[start : start + 1000])
+
+        guard.send(
+            "cloudwatch",
+            f"quality metrics of {evaluation.table} to namespace {namespace}",
+            put_metrics,
+            degraded.aws_errors(),
+            client_attempts=degraded.RequestCounter(client),
+            keys=sorted({item["MetricName"] for item in data}),
+        )
     if alerts.sns_topic_arn and needs_alert(evaluation):
         subject, body = alert_message(evaluation)
-        _client(alerts, services, "sns").publish(TopicArn=alerts.sns_topic_arn, Subject=subject, Message=body)
-        log.warning("quality alert sent for %s", evaluation.table)
+        client = aws_client(alerts, services, "sns", guard.settings)
+        if send_sns(guard, client, alerts.sns_topic_arn, subject, body, f"quality alert of {evaluation.table}"):
+            log.warning("quality alert sent for %s", evaluation.table)

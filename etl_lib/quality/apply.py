@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from pyspark.sql import DataFrame, SparkSession
 
 from etl_lib.config import Layer, SuiteConfig
+from etl_lib.platform import degraded
+from etl_lib.platform.degraded import Origin, SinkGuard
 from etl_lib.quality import alerts
 from etl_lib.quality.audit import Stamp, raise_for, record
 from etl_lib.quality.engine import Evaluation, evaluate
@@ -27,6 +29,7 @@ def check(
     idempotency: tuple[str, int] | None = None,
     stop_when_held: bool = True,
     deferred: list[Callable[[], object]] | None = None,
+    written: Collection[str] = (),
 ) -> tuple[DataFrame, Evaluation | None]:
     """Evaluate ``layer/table``'s rules on ``frame``, write results and quarantine, announce, maybe stop.
 
@@ -43,6 +46,9 @@ def check(
         deferred: when given, the audit writes (then the alerts) of a batch that goes on are added to it instead
             of made here, for the caller to make beside its own writes (with ``idempotency``, a batch replayed
             after a crash between them writes each once). A batch that stops records before it raises.
+            Alerts CloudWatch or SNS do not take are given up, each a row of ``audit/sink_failures``.
+        written: audit tables (paths) that already hold this micro-batch's records: the replay of a batch a
+            crash interrupted records only the rest.
 
     Returns:
         The rows to write (with ``_dq_failures``) and the evaluation, or ``frame`` itself and None when the
@@ -60,8 +66,11 @@ def check(
 
     def record_and_announce() -> None:
         # Announced once recorded, so that whoever an alert sends to the audit tables finds the results there.
-        record(spark, config.lakehouse, evaluation, stamp, idempotency)
-        alerts.announce(config.quality.alerts, config.services, evaluation)
+        record(spark, config.lakehouse, evaluation, stamp, idempotency, written=written)
+        # CloudWatch or SNS out of reach never stops the batch: what they did not take is recorded instead.
+        guard = SinkGuard(config.sinks, Origin(stamp.run_id, stamp.job, stamp.batch_id))
+        alerts.announce(config.quality.alerts, config.services, evaluation, guard)
+        degraded.record(spark, config.lakehouse, guard.drain())
 
     stops = bool(evaluation.failed) or (evaluation.held and stop_when_held)
     if deferred is not None and not stops:

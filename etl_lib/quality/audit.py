@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -105,6 +106,7 @@ def record(
     stamp: Stamp,
     idempotency: tuple[str, int] | None = None,
     quarantine: bool = True,
+    written: Collection[str] = (),
 ) -> None:
     """Append the evaluation's results, and its quarantined rows if any, to the audit tables.
 
@@ -115,17 +117,14 @@ def record(
         stamp: run, job, micro-batch and time of the evaluation.
         idempotency: ``(application id, version)`` for a micro-batch, so that a replay appends nothing twice.
         quarantine: also write the rows the evaluation sets aside.
+        written: tables (paths) that already hold these records (a replayed micro-batch), not written again.
     """
     txn = (lambda table: (f"{idempotency[0]}:{table}", idempotency[1])) if idempotency else (lambda table: None)
-    lakehouse.append_retrying(
-        results_frame(spark, evaluation, stamp),
-        lake.table_path("audit", "quality_results"),
-        txn("audit/quality_results"),
-    )
-    if quarantine and (evaluation.held or evaluation.quarantined_rows):
-        lakehouse.append_retrying(
-            quarantine_rows(evaluation, stamp), lake.table_path("audit", "quarantine"), txn("audit/quarantine")
-        )
+    results, held = lake.table_path("audit", "quality_results"), lake.table_path("audit", "quarantine")
+    if results not in written:
+        lakehouse.append_retrying(results_frame(spark, evaluation, stamp), results, txn("audit/quality_results"))
+    if quarantine and (evaluation.held or evaluation.quarantined_rows) and held not in written:
+        lakehouse.append_retrying(quarantine_rows(evaluation, stamp), held, txn("audit/quarantine"))
 
 
 def raise_for(evaluation: Evaluation, stop_when_held: bool = True) -> None:

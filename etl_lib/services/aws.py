@@ -13,8 +13,8 @@ LOCAL_ACCESS_KEY = "local"
 LOCAL_SECRET_KEY = "local"  # noqa: S105 - not a secret: the loopback endpoint ignores it
 
 
-def local_client(aws: AwsServiceConfig, service: str) -> Any:
-    """A boto3 client for ``service`` talking to the local endpoint."""
+def local_client(aws: AwsServiceConfig, service: str, config: Any = None) -> Any:
+    """A boto3 client for ``service`` talking to the local endpoint (``config``: botocore client settings)."""
     import boto3
 
     return boto3.client(
@@ -23,6 +23,7 @@ def local_client(aws: AwsServiceConfig, service: str) -> Any:
         region_name=aws.region,
         aws_access_key_id=LOCAL_ACCESS_KEY,
         aws_secret_access_key=LOCAL_SECRET_KEY,
+        config=config,
     )
 
 

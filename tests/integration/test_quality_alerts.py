@@ -8,6 +8,7 @@ import json
 from pyspark.sql import SparkSession
 
 from etl_lib.config import AlertsConfig, RuleConfig, SuiteConfig, TableQualityConfig
+from etl_lib.platform.degraded import Origin, SinkGuard
 from etl_lib.quality import alerts
 from etl_lib.quality.engine import evaluate
 from etl_lib.services.aws import AwsService, local_client
@@ -33,7 +34,9 @@ def test_metrics_go_to_cloudwatch_and_a_held_batch_alerts_through_sns(
     evaluation = evaluate(frame, "silver/orders", table, 0.9, "run-9", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     assert evaluation.held
     settings = AlertsConfig(cloudwatch_namespace="DataQuality", sns_topic_arn=topic, local_endpoint=True)
-    alerts.announce(settings, suite_config.services, evaluation)
+    guard = SinkGuard(suite_config.sinks, Origin("run-9", "test"))
+    alerts.announce(settings, suite_config.services, evaluation, guard)
+    assert guard.failures == []
 
     names = {
         (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
@@ -59,5 +62,7 @@ def test_nothing_is_sent_unless_configured(spark: SparkSession, suite_config: Su
     frame = spark.createDataFrame([("a", 1)], "id STRING, qty INT")
     table = TableQualityConfig(rules=[RuleConfig(name="qty_known", type="completeness", column="qty")])
     evaluation = evaluate(frame, "silver/orders", table, 0.9, "run", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    # No endpoint is running for this test: a call would fail.
-    alerts.announce(AlertsConfig(), suite_config.services, evaluation)
+    # No endpoint is running for this test: a call would be given up.
+    guard = SinkGuard(suite_config.sinks, Origin("run", "test"))
+    alerts.announce(AlertsConfig(), suite_config.services, evaluation, guard)
+    assert guard.failures == []

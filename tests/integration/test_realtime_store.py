@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_py
+from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from etl_lib import lakehouse
 from etl_lib.cli import main
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.platform.degraded import Origin
 from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import RunContext
 from etl_lib.producer.replay import replay
@@ -136,3 +139,72 @@ def test_lookup_answers_from_redis_then_falls_back_to_delta(
     assert json.loads(capsys.readouterr().out)["source"] == "delta"
 
     assert main(["serve", "customer", "no-such-customer", *conf, *overrides]) == 1
+
+
+def test_redis_out_of_reach_is_given_up_then_the_store_catches_up_when_it_is_back(
+    spark: SparkSession, streamed: SuiteConfig, redis_server: RedisService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Last of the module: the server restarted here holds only what this test writes (it keeps nothing on disk).
+    config = streamed
+    lake = config.lakehouse
+    customers = sorted(
+        r["customer_id"]
+        for r in lakehouse.read(spark, lake.table_path("silver", "events")).select("customer_id").distinct().collect()
+    )
+    first, second = customers[:4], customers[4:7]
+
+    def metrics(chosen: list[str], batch: int) -> Any:
+        step = realtime.customer_metrics(
+            lakehouse.read(spark, lake.table_path("gold", "customer_value")),
+            lakehouse.read(spark, lake.table_path("gold", "customer_sessions")),
+            batch,
+            CLOCK,
+        )
+        return spark.createDataFrame([(c,) for c in chosen], "customer_id STRING").transform(step)
+
+    def expected(chosen: list[str], batch: int) -> dict[str, dict[str, str]]:
+        return {row["customer_id"]: realtime.hash_of(row.asDict()) for row in metrics(chosen, batch).collect()}
+
+    backlog = realtime.Backlog()
+    redis_server.down()
+    try:
+        with caplog.at_level(logging.INFO):
+            lost = realtime.publish(
+                metrics(first, 101), config, origin=Origin("rt-outage", "speed_layer", 101), backlog=backlog
+            )
+            # Still down: the backlog cannot be written, so the next batch is not written either but joins it.
+            held = realtime.publish(
+                metrics(second, 102), config, origin=Origin("rt-outage", "speed_layer", 102), backlog=backlog
+            )
+    finally:
+        redis_server.up()
+    assert lost is not None
+    assert held is not None
+    assert (lost.sink, lost.keys, lost.attempts, lost.origin) == (
+        "redis", tuple(first), 3, Origin("rt-outage", "speed_layer", 101)
+    )  # fmt: skip
+    assert lost.error.startswith("ConnectionError: Error 111 connecting to"), lost.error
+    assert held.keys == tuple(second)
+    assert "7 customers of micro-batches [101, 102] kept for the next batch" in held.sending
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [lost.line, held.line]
+    assert backlog.hashes == {**expected(first, 101), **expected(second, 102)}
+
+    recorded = lakehouse.read(spark, lake.table_path("audit", "sink_failures")).where("run_id = 'rt-outage'")
+    assert_df_equality(
+        recorded.select("sink", "batch_id", "keys", "attempts", "job"),
+        spark.createDataFrame(
+            [("redis", 101, first, 3, "speed_layer"), ("redis", 102, second, 3, "speed_layer")],
+            "sink STRING, batch_id BIGINT, keys ARRAY<STRING>, attempts INT, job STRING",
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+    # Redis is back: the next publish writes the backlog first, then its own batch (over the second's values).
+    caught_up = realtime.publish(
+        metrics(second, 103), config, origin=Origin("rt-outage", "speed_layer", 103), backlog=backlog
+    )
+    assert caught_up is None
+    assert len(backlog) == 0
+    found = stored(redis_client(config.services.redis), "test:customer:")
+    assert found == {**expected(first, 101), **expected(second, 103)}

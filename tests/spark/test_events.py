@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import load_config
+from etl_lib.config import EntityConfig, load_config
 from etl_lib.layers import events
 
 ENTITY = load_config().entities["events"]
@@ -60,7 +61,7 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
         ("3", None, ["payload is not a JSON object"]),
         ("4", None, ["payload is not a JSON object"]),
         ("5", None, ["event_id is missing"]),
-        ("6", "e3", ['quantity cannot read {"quantity":"six"} as int']),
+        ("6", "e3", ["quantity is a JSON string but is declared int"]),
         ("7", "e4", [
             "product_id is missing (required when event_type is purchase)",
             "amount is missing (required when event_type is purchase)",
@@ -84,6 +85,164 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
     )  # fmt: skip
 
 
+ERRORS = "_errors ARRAY<STRUCT<rule: STRING, column: STRING, message: STRING>>"
+PURCHASE = {"event_type": "purchase", "page_url": None, "product_id": "85123A", "quantity": 6, "amount": 15.3}
+
+
+def typed(spark: SparkSession, payloads: list[bytes], *columns: str) -> DataFrame:
+    parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 10_000, "1 hour"))
+    return parsed.select(*columns, "_errors")
+
+
+def wrong_type(column: str, found: str, declared: str) -> list[tuple[str, str, str]]:
+    return [("type", column, f"is a JSON {found} but is declared {declared}")]
+
+
+def test_a_string_column_takes_json_strings_and_integers(spark: SparkSession) -> None:
+    payloads = [
+        event(event_id="n1", customer_id=12345),  # a numeric id: its digits
+        event(event_id="n2", customer_id=123456789012345678901234567890),  # beyond any Spark integer type
+        # Strings that read like other JSON types stay strings, escaped or not.
+        event(event_id="s1", session_id="6.5", product_id="true", page_url="[draft]", user_agent='{"ua": 1}'),
+        event(event_id="s2", session_id="1e3", product_id="false", user_agent="\u00e9\\"),
+        event(event_id="o1", customer_id={"id": 12345}),
+        event(event_id="o2", customer_id=[12345]),
+        event(event_id="o3", customer_id=True),
+        event(event_id="o4", customer_id=12345.0),
+        event(event_id="o5", customer_id="@").replace(b'"@"', b"1.2345e4"),
+        event(event_id={"id": "o6"}),  # the issue's case: was stored as the text {"id":"o6"}
+    ]
+    url = "/products/85123A"
+    fraction = "number with a fraction or an exponent"
+    expected = spark.createDataFrame(
+        [
+            ("n1", "12345", "s1", None, url, None, []),
+            ("n2", "123456789012345678901234567890", "s1", None, url, None, []),
+            ("s1", "12345", "6.5", "true", "[draft]", '{"ua": 1}', []),
+            ("s2", "12345", "1e3", "false", url, "\u00e9\\", []),
+            ("o1", None, "s1", None, url, None, wrong_type("customer_id", "object", "string")),
+            ("o2", None, "s1", None, url, None, wrong_type("customer_id", "array", "string")),
+            ("o3", None, "s1", None, url, None, wrong_type("customer_id", "boolean", "string")),
+            ("o4", None, "s1", None, url, None, wrong_type("customer_id", fraction, "string")),
+            ("o5", None, "s1", None, url, None, wrong_type("customer_id", fraction, "string")),
+            (None, "12345", "s1", None, url, None, wrong_type("event_id", "object", "string")),
+        ],
+        "event_id STRING, customer_id STRING, session_id STRING, product_id STRING, page_url STRING, "
+        f"user_agent STRING, {ERRORS}",
+    )
+    found = typed(spark, payloads, "event_id", "customer_id", "session_id", "product_id", "page_url", "user_agent")
+    assert_df_equality(found, expected, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_number_columns_take_json_numbers_only(spark: SparkSession) -> None:
+    payloads = [
+        event(event_id="p1", **PURCHASE),
+        event(event_id="p2", **PURCHASE | {"amount": 10}),  # an integer for a decimal: its value
+        event(event_id="p3", **PURCHASE | {"amount": "@"}).replace(b'"@"', b"1.53e1"),
+        # Still numbers where the record has the field's name followed by a string (nested, so it is parsed
+        # again to tell), where it has escapes elsewhere, or where the name is escaped.
+        event(event_id="p4", **PURCHASE | {"amount": 6, "extra": {"quantity": "2", "amount": "6"}}),
+        event(event_id="p5", **PURCHASE | {"user_agent": "caf\u00e9"}),
+        event(event_id="p6", **PURCHASE).replace(b'"quantity"', b'"qu\\u0061ntity"'),
+        event(event_id="q1", **PURCHASE | {"quantity": "6"}),
+        event(event_id="q2", **PURCHASE | {"quantity": "@"}).replace(b'"@"', b'"\\u0036"'),  # "6" escaped
+        event(event_id="q6", **PURCHASE | {"quantity": "6"}).replace(b'"quantity"', b'"qu\\u0061ntity"'),
+        event(event_id="q3", **PURCHASE | {"quantity": 6.0}),
+        event(event_id="q4", **PURCHASE | {"quantity": True}),
+        event(event_id="q5", **PURCHASE | {"quantity": " "}),  # a blank string is a missing value, as in extracts
+        event(event_id="a1", **PURCHASE | {"amount": "15.30"}),
+        event(event_id="a2", **PURCHASE | {"amount": {"value": 15.3}}),
+        event(event_id="a3", **PURCHASE | {"amount": [15.3]}),
+    ]
+    decimal = "decimal(18,3)"
+    expected = spark.createDataFrame(
+        [
+            ("p1", 6, Decimal("15.300"), []),
+            ("p2", 6, Decimal("10.000"), []),
+            ("p3", 6, Decimal("15.300"), []),
+            ("p4", 6, Decimal("6.000"), []),
+            ("p5", 6, Decimal("15.300"), []),
+            ("p6", 6, Decimal("15.300"), []),
+            ("q1", None, Decimal("15.300"), wrong_type("quantity", "string", "int")),
+            ("q2", None, Decimal("15.300"), wrong_type("quantity", "string", "int")),
+            ("q6", None, Decimal("15.300"), wrong_type("quantity", "string", "int")),
+            ("q3", None, Decimal("15.300"), wrong_type("quantity", "number with a fraction or an exponent", "int")),
+            ("q4", None, Decimal("15.300"), wrong_type("quantity", "boolean", "int")),
+            (
+                "q5",
+                None,
+                Decimal("15.300"),
+                [("required", "quantity", "is missing (required when event_type is purchase)")],
+            ),
+            ("a1", 6, None, wrong_type("amount", "string", decimal)),
+            ("a2", 6, None, wrong_type("amount", "object", decimal)),
+            ("a3", 6, None, wrong_type("amount", "array", decimal)),
+        ],
+        f"event_id STRING, quantity INT, amount DECIMAL(18,3), {ERRORS}",
+    )
+    found = typed(spark, payloads, "event_id", "quantity", "amount")
+    assert_df_equality(found, expected, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_timestamps_take_json_strings_and_a_json_null_is_a_missing_value(spark: SparkSession) -> None:
+    payloads = [
+        event(event_id="t1"),
+        event(event_id="t2", timestamp=1293883140),  # epoch seconds or milliseconds: the unit is a guess
+        event(event_id="t3", timestamp=True),
+        event(event_id="t4", timestamp="yesterday"),  # a string, which does not read as a timestamp
+        event(event_id="u1").replace(b'"page_view"', b"null"),
+        event(event_id="u2", user_agent="@").replace(b'"@"', b"null"),
+        # Not JSON (RFC 8259), though Spark's reader would take them by default.
+        b"{'event_id': 'f1', 'event_type': 'page_view'}",
+        event(event_id="f2", **PURCHASE | {"amount": "@"}).replace(b'"@"', b"NaN"),
+    ]
+    at = dt.datetime(2011, 1, 1, 11, 59)
+    expected = spark.createDataFrame(
+        [
+            ("t1", at, None, []),
+            ("t2", None, None, wrong_type("timestamp", "number", "timestamp")),
+            ("t3", None, None, wrong_type("timestamp", "boolean", "timestamp")),
+            ("t4", None, None, [("type", "timestamp", 'cannot read {"timestamp":"yesterday"} as timestamp')]),
+            ("u1", at, None, [("required", "event_type", "is missing")]),
+            ("u2", at, None, []),
+            (None, None, None, [("format", "payload", "is not a JSON object")]),
+            (None, None, None, [("format", "payload", "is not a JSON object")]),
+        ],
+        f"event_id STRING, timestamp TIMESTAMP, user_agent STRING, {ERRORS}",
+    )
+    found = typed(spark, payloads, "event_id", "timestamp", "user_agent")
+    assert_df_equality(found, expected, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_double_and_boolean_columns_take_numbers_and_booleans(spark: SparkSession) -> None:
+    entity = EntityConfig(
+        columns={"event_id": "string", "timestamp": "timestamp", "ratio": "double", "flag": "boolean"},
+        required=["event_id"],
+    )
+    base = {"timestamp": "2011-01-01T11:59:00Z"}
+    payloads = [
+        json.dumps(base | {"event_id": "d1", "ratio": 2, "flag": True}).encode(),  # an integer for a double
+        json.dumps(base | {"event_id": "d2", "ratio": 2.5e-1, "flag": False}).encode(),
+        json.dumps(base | {"event_id": "d3", "ratio": "2.5"}).encode(),
+        json.dumps(base | {"event_id": "b1", "flag": "true"}).encode(),
+        json.dumps(base | {"event_id": "b2", "flag": 1}).encode(),
+    ]
+    parsed = raw(spark, payloads).transform(events.parse_events(entity, 10_000, "1 hour"))
+    expected = spark.createDataFrame(
+        [
+            ("d1", 2.0, True, []),
+            ("d2", 0.25, False, []),
+            ("d3", None, None, wrong_type("ratio", "string", "double")),
+            ("b1", None, None, wrong_type("flag", "string", "boolean")),
+            ("b2", None, None, wrong_type("flag", "number", "boolean")),
+        ],
+        f"event_id STRING, ratio DOUBLE, flag BOOLEAN, {ERRORS}",
+    )
+    assert_df_equality(
+        parsed.select("event_id", "ratio", "flag", "_errors"), expected, ignore_nullable=True, ignore_row_order=True
+    )
+
+
 def valid(spark: SparkSession, payloads: list[bytes]) -> DataFrame:
     parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 10_000, "1 hour"))
     return parsed.transform(events.valid_events(ENTITY, 7, "q1", ARRIVED))
@@ -105,6 +264,55 @@ def test_duplicates_keep_the_first_and_conflicting_bodies_are_refused(spark: Spa
     assert [(r["event_id"], r["page_url"], r["_errors"][0]["rule"]) for r in conflicts.collect()] == [
         ("b", "/two", "unique")
     ]
+
+
+def test_judging_a_batch_gives_every_record_one_fate_against_the_batch_and_the_stored_events(
+    spark: SparkSession,
+) -> None:
+    parsed = raw(
+        spark,
+        [
+            event(event_id="a"),
+            event(event_id="a"),  # the same event again
+            event(event_id="b", page_url="/one"),
+            event(event_id="b", page_url="/two", timestamp="2011-01-01T11:59:30Z"),  # the batch's first has /one
+            event(event_id="c"),  # stored already, with this body
+            event(event_id="d"),  # stored already, with another body
+            event(event_id="old", timestamp="2011-01-01T10:00:00Z"),
+            b"not json",
+        ],
+    ).transform(events.parse_events(ENTITY, 10_000, "1 hour"))
+    stored = (
+        parsed.where("event_id = 'c'")
+        .select("event_id", "_payload_digest")
+        .unionByName(spark.createDataFrame([("d", "another body")], "event_id STRING, _payload_digest STRING"))
+    )
+    judged = parsed.transform(events.judge_events(dt.datetime(2011, 1, 1, 11, 0), stored))
+    expected = spark.createDataFrame(
+        [
+            ("0", "a", "fresh"),
+            ("1", "a", "duplicate"),
+            ("2", "b", "fresh"),
+            ("3", "b", "conflict"),
+            ("4", "c", "duplicate"),
+            ("5", "d", "conflict"),
+            ("6", "old", "late"),
+            ("7", None, "refused"),
+        ],
+        "_offset STRING, event_id STRING, _fate STRING",
+    )
+    assert_df_equality(
+        judged.select("_offset", "event_id", events.FATE), expected, ignore_nullable=True, ignore_row_order=True
+    )
+    refused = judged.transform(events.refused_events(7, "q1", ARRIVED))
+    assert sorted((r["_offset"], r["reasons"][0]["rule"]) for r in refused.collect()) == [
+        ("3", "unique"),
+        ("5", "unique"),
+        ("7", "format"),
+    ]
+    # Before the first watermark nothing is late.
+    first = parsed.transform(events.judge_events(None, stored.limit(0)))
+    assert first.where(f"{events.FATE} = 'late'").count() == 0
 
 
 def test_late_events_are_split_off_against_the_watermark(spark: SparkSession) -> None:
@@ -168,6 +376,19 @@ PAYLOADS = st.one_of(st.binary(max_size=300), EVENT_OBJECTS, st.just(b""), st.no
 KNOWN_RULES = {"size", "encoding", "format", "required", "type", "range"}
 
 
+def json_type(value: object) -> str:
+    """The JSON type ``json.dumps`` writes ``value`` as (a float always with a fraction or an exponent)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(payloads=st.lists(PAYLOADS, min_size=1, max_size=40))
 def test_any_record_is_either_a_typed_event_or_refused_with_a_known_reason(
@@ -184,10 +405,15 @@ def test_any_record_is_either_a_typed_event_or_refused_with_a_known_reason(
             assert {r["rule"] for r in reasons} <= KNOWN_RULES, reasons
             assert all(r["message"] for r in reasons)
             continue
-        # An accepted record is a JSON object with every required field, read as its declared type.
+        # An accepted record is a JSON object with every required field, each field of a JSON type its column
+        # takes (a blank string is a missing value), read as the column's type.
         document = json.loads(payload or b"")
         assert isinstance(document, dict)
         for name in ENTITY.required:
             assert row[name] is not None
             assert document.get(name) is not None
+        for name, type_name in ENTITY.columns.items():
+            value = document.get(name)
+            if value is not None and not (isinstance(value, str) and value.strip(" ") == ""):
+                assert json_type(value) in events.json_types_taken(type_name), (name, value)
         assert dt.datetime(2000, 1, 1) <= row["timestamp"] <= ARRIVED + dt.timedelta(hours=1)

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pyspark.sql import SparkSession
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.errors import ConfigError
-from etl_lib.layers import events, privacy
+from etl_lib.layers import events, privacy, speed_layer
 from etl_lib.platform.runner import run_job
 from etl_lib.platform.runtime import JobResult, RunContext
 from etl_lib.producer.events import encode, retail_events
@@ -109,6 +110,32 @@ def test_views_equal_their_recomputation_from_silver(spark: SparkSession, stream
 
 def test_the_same_checkpoint_on_the_same_input_writes_nothing(streamed: dict[str, Any]) -> None:
     assert set(streamed["second"].values()) == {0}
+
+
+def test_a_batch_replayed_after_it_committed_writes_nothing_again(
+    spark: SparkSession, streamed: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crash after a batch's commits and before Spark noted it done: the restart runs the batch again."""
+    config = streamed["config"]
+    tables = [
+        table
+        for table in [*speed_layer.TABLES, ("audit", "quality_results")]
+        if lakehouse.is_delta_table(spark, config.lakehouse.table_path(*table))
+    ]
+    before = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in tables}
+    for query in ("speed_layer_files", "speed_layer_files_views"):
+        commits = Path(config.lakehouse.query_checkpoint(query)) / "commits"
+        last = max(commits.iterdir(), key=lambda done: int(done.name) if done.name.isdigit() else -1)
+        # Spark has not noted the batch done (nor written the file's checksum): it runs it again, on the same offsets.
+        last.unlink()
+        (commits / f".{last.name}.crc").unlink(missing_ok=True)
+    with caplog.at_level(logging.INFO, logger="etl_lib.layers.speed_layer"):
+        written = run(spark, config, "run-3")
+    replays = [r.getMessage() for r in caplog.records if "is a replay" in r.getMessage()]
+    assert len(replays) == 2, replays  # the ingest query's batch and the views query's
+    assert set(written.values()) == {0}
+    after = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in tables}
+    assert after == before  # no commit at all, not even an empty one: every table holds what it held
 
 
 def test_progress_and_state_are_recorded_per_batch(spark: SparkSession, streamed: dict[str, Any]) -> None:
