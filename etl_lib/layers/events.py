@@ -284,9 +284,13 @@ def valid_events(entity: EntityConfig, batch_id: int, query_id: str, ingested_at
     return step
 
 
+#: Which of the events sharing an id is the first: the earliest by event time, then stream position.
+FIRST_OF_AN_ID = ("timestamp", "_stream", "_partition", "_offset", "_payload_digest")
+
+
 def first_per_event_id(events: DataFrame) -> DataFrame:
     """One row per ``event_id``: the first by event time, then stream position (the same row every time)."""
-    order = Window.partitionBy("event_id").orderBy("timestamp", "_stream", "_partition", "_offset", "_payload_digest")
+    order = Window.partitionBy("event_id").orderBy(*FIRST_OF_AN_ID)
     return events.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") == 1).drop("_rank")
 
 
@@ -411,7 +415,8 @@ def judge_events(watermark: dt.datetime | None, stored: DataFrame) -> Step:
     ``refused`` (it has errors), ``late`` (older than ``watermark``), ``conflict`` (its id is taken by an
     event with another body: the stored one, else the batch's first), ``duplicate`` (a repeat, same body,
     of a stored event or of the batch's first) or ``fresh`` (the first of its id, kept). The batch's first
-    of an id is the earliest by event time, then stream position, so a replay judges as the first attempt.
+    of an id is the earliest by event time, then stream position (:data:`FIRST_OF_AN_ID`, as
+    :func:`first_per_event_id` and so the views' recomputation take it), so a replay judges as the first attempt.
 
     Args:
         watermark: events older than this are late; none are before the first watermark.
@@ -421,9 +426,7 @@ def judge_events(watermark: dt.datetime | None, stored: DataFrame) -> Step:
     def step(parsed: DataFrame) -> DataFrame:
         ok = silver.no_errors()
         late = F.lit(False) if watermark is None else F.col("timestamp") < F.lit(watermark).cast("timestamp")
-        order = Window.partitionBy("event_id", "_candidate").orderBy(
-            "timestamp", "_stream", "_partition", "_offset", "_payload_digest"
-        )
+        order = Window.partitionBy("event_id", "_candidate").orderBy(*FIRST_OF_AN_ID)
         known = stored.select("event_id", F.col("_payload_digest").alias("_stored_digest"))
         ranked = (
             parsed.withColumn("_candidate", ok & ~late)
