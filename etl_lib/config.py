@@ -440,6 +440,10 @@ class SpeedConfig(_Section):
     #: MERGEs cost about the same for one event as for thousands, and share the cores with the ingest query:
     #: a longer interval than the ingest query's keeps silver fresh and folds more events per MERGE.
     views_trigger_interval: str = Field(default="5 seconds", pattern=r"^\d+ (millisecond|second|minute|hour)s?$")
+    #: How often the ingest query appends its held rows of ``audit/stream_state`` and ``audit/stream_progress``
+    #: (and at the end of a run). Each micro-batch's state rides in its bronze commit's metadata, so a run killed
+    #: between two appends loses none: the next run writes the missing rows from there.
+    audit_interval: str = Field(default="10 seconds", pattern=r"^\d+ (millisecond|second|minute|hour)s?$")
     #: How far behind the newest event time an event may arrive and still count; later ones are set aside.
     allowed_lateness: str = Field(default="10 minutes", pattern=r"^\d+ (second|minute|hour|day)s?$")
     #: An event stamped further than this past its arrival is refused as coming from the future.

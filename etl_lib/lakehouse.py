@@ -154,6 +154,25 @@ def holds_batch(spark: SparkSession, path: str, query_id: str, batch_id: int) ->
     return newest is not None and int(newest.user_metadata.get("batch_id", -1)) >= batch_id
 
 
+def query_commits_after(spark: SparkSession, path: str, query_id: str, batch_id: int) -> list[Commit]:
+    """The commits of streaming query ``query_id`` to ``path`` for its micro-batches after ``batch_id``, oldest first.
+
+    A query's commits come in batch order, so the history is read from the newest commit back (20, then ten
+    times as many, ...) until a commit of the query for ``batch_id`` or an earlier batch turns up.
+    """
+    if not is_delta_table(spark, path):
+        return []
+    table = DeltaTable.forPath(spark, path)
+    depth = 20
+    while True:
+        commits = _commits(table.history(depth))
+        ours = [commit for commit in commits if commit.user_metadata.get("query_id") == query_id]
+        reached = any(int(commit.user_metadata.get("batch_id", -1)) <= batch_id for commit in ours)
+        if reached or len(commits) < depth:
+            return [commit for commit in ours if int(commit.user_metadata.get("batch_id", -1)) > batch_id]
+        depth *= 10
+
+
 @contextmanager
 def commit_metadata(spark: SparkSession, metadata: Mapping[str, Any]) -> Iterator[None]:
     """Attach ``metadata`` (as JSON) to every Delta commit ``spark`` makes inside the block.
@@ -233,7 +252,11 @@ def read(spark: SparkSession, path: str, version: int | None = None) -> DataFram
 
 
 def append(
-    frame: DataFrame, path: str, idempotency: tuple[str, int] | None = None, partition_by: Sequence[str] = ()
+    frame: DataFrame,
+    path: str,
+    idempotency: tuple[str, int] | None = None,
+    partition_by: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
 ) -> None:
     """Append ``frame`` to the table at ``path``.
 
@@ -243,8 +266,11 @@ def append(
         idempotency: ``(application id, version)``: Delta skips the append if that application already
             committed that version or a later one, so a retried micro-batch is not written twice.
         partition_by: partition columns, for a table this append creates.
+        metadata: this commit's own metadata, in place of the session's (:func:`commit_metadata`).
     """
     writer = frame.write.format("delta").mode("append")
+    if metadata is not None:
+        writer = writer.option("userMetadata", json.dumps(dict(metadata), sort_keys=True, default=str))
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if idempotency is not None:

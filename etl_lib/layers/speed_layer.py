@@ -10,8 +10,10 @@ Two streaming queries run. The ingest query reads the configured stream; each mi
    ``speed.allowed_lateness``) go to ``silver/events_late``;
 3. checks the events not seen before (by ``event_id``, within the watermark) against silver's quality
    rules and appends them to ``silver/events``;
-4. records the batch's counts and event-time high mark in ``audit/stream_state``, and the progress Spark
-   reported of the batches before it in ``audit/stream_progress``.
+4. holds the batch's counts and event-time high marks for ``audit/stream_state``, and the progress Spark
+   reported of the batches before it for ``audit/stream_progress``, and appends what it holds to both every
+   ``speed.audit_interval`` (and at the end of the run). The batch's state row also rides in its bronze
+   commit's metadata, so that rows a killed run held are written by the next run, from bronze.
 
 An output that is empty in a batch gets no commit. The views query reads silver as a stream, on its own
 trigger, and adds each batch of new events to ``gold/customer_sessions_5min``, ``gold/customer_sessions``
@@ -32,6 +34,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import signal
 import threading
 import time
@@ -133,8 +136,8 @@ class _Paths:
 
     def ingest(self) -> tuple[str, ...]:
         """The tables a micro-batch of the ingest query may write."""
-        return (self.bronze, self.dead_letters, self.silver, self.late, self.state, self.progress, self.gaps,
-                self.quality_results, self.quarantine)  # fmt: skip
+        return (self.bronze, self.dead_letters, self.silver, self.late, self.gaps, self.quality_results,
+                self.quarantine)  # fmt: skip
 
     def views(self) -> tuple[str, ...]:
         """The tables a micro-batch of the views query writes."""
@@ -179,6 +182,105 @@ class _Replay:
         if held:
             log.info("batch %d of %s is a replay: %s already hold it", batch_id, query_id, ", ".join(sorted(held)))
         return held
+
+
+#: The key of a bronze commit's metadata that carries its micro-batch's row of ``audit/stream_state``.
+STATE_KEY = "stream_state"
+_STATE_COLUMNS = tuple(column.split(" ")[0] for column in re.split(r", (?=[a-z_]+ )", STATE_SCHEMA))
+_STATE_TIMES = frozenset({"max_event_time", "watermark", "processed_at"})
+
+
+def _state_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of ``audit/stream_state`` as JSON values (times as ISO text), for a commit's metadata."""
+
+    def text(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    value = {name: text(item) for name, item in zip(_STATE_COLUMNS, row, strict=True)}
+    value["partition_marks"] = {key: text(mark) for key, mark in (row[3] or {}).items()}
+    return value
+
+
+def _state_row(value: dict[str, Any]) -> tuple[Any, ...]:
+    """The row :func:`_state_json` was made from."""
+
+    def time_of(text: str | None) -> dt.datetime | None:
+        return None if text is None else dt.datetime.fromisoformat(text)
+
+    row = {name: time_of(value.get(name)) if name in _STATE_TIMES else value.get(name) for name in _STATE_COLUMNS}
+    row["partition_marks"] = {key: time_of(mark) for key, mark in (value.get("partition_marks") or {}).items()}
+    return tuple(row[name] for name in _STATE_COLUMNS)
+
+
+class _StateLog:
+    """The rows of ``audit/stream_state`` a run holds until its next append, every ``audit_interval``.
+
+    Each micro-batch's row also rides in its bronze commit's metadata (:data:`STATE_KEY`), in the same commit
+    as its records: a run killed between two appends loses none, as the next run's first batch takes the rows
+    the table lacks from bronze's newest commits.
+    """
+
+    def __init__(self, path: str, bronze: str, every: float) -> None:
+        self.path = path
+        self.bronze = bronze
+        self.every = every
+        self.pending: dict[int, tuple[Any, ...]] = {}
+        #: The query's newest batch in the table, once looked up (by a run's first batch).
+        self.stored: int | None = None
+        self.appended_at = time.monotonic()
+
+    def recover(self, spark: SparkSession, query_id: str) -> None:
+        """Hold the rows of this query's batches that bronze has and the table lacks (once per run)."""
+        if self.stored is not None:
+            return
+        self.stored = -1
+        if lakehouse.is_delta_table(spark, self.path):
+            newest = (
+                lakehouse.read(spark, self.path).where(F.col("query_id") == query_id).agg(F.max("batch_id")).first()
+            )
+            self.stored = -1 if newest is None or newest[0] is None else int(newest[0])
+        for commit in lakehouse.query_commits_after(spark, self.bronze, query_id, self.stored):
+            if STATE_KEY in commit.user_metadata:
+                row = _state_row(commit.user_metadata[STATE_KEY])
+                self.pending[int(row[1])] = row
+        if self.pending:
+            log.info("stream state of batches %s taken from bronze's commits", sorted(self.pending))
+
+    def marks_before(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[str, Any]:
+        """Newest event time per stream partition after the batches before ``batch_id`` (as a replay saw it)."""
+        held = [batch for batch in self.pending if batch < batch_id]
+        if held:
+            return dict(self.pending[max(held)][3] or {})
+        if not lakehouse.is_delta_table(spark, self.path):
+            return {}
+        row = (
+            lakehouse.read(spark, self.path)
+            .where((F.col("query_id") == query_id) & (F.col("batch_id") < batch_id))
+            .orderBy(F.col("batch_id").desc())
+            .select("partition_marks")
+            .first()
+        )
+        return {} if row is None or row["partition_marks"] is None else dict(row["partition_marks"])
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        """Hold a batch's row, unless the table or bronze's commit (a replayed batch) already gave it."""
+        batch_id = int(row[1])
+        if batch_id > (self.stored if self.stored is not None else -1) and batch_id not in self.pending:
+            self.pending[batch_id] = row
+
+    def due(self) -> bool:
+        return time.monotonic() - self.appended_at >= self.every
+
+    def append(self, spark: SparkSession) -> None:
+        """Append the rows held (in batch order) in one commit."""
+        self.appended_at = time.monotonic()
+        if not self.pending:
+            return
+        batches = sorted(self.pending)
+        lakehouse.append(spark.createDataFrame([self.pending[b] for b in batches], STATE_SCHEMA), self.path)
+        self.stored = max(batches[-1], self.stored if self.stored is not None else -1)
+        for batch in batches:
+            del self.pending[batch]
 
 
 class ProgressRecorder(StreamingQueryListener):
@@ -290,6 +392,7 @@ class SpeedBatch:
         #: Holes in the offsets are looked for where data loss is tolerated (else Spark fails on them).
         self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
         self.replay = _Replay()
+        self.state = _StateLog(self.paths.state, self.paths.bronze, interval(self.speed.audit_interval).total_seconds())
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
         query_id = self.query_id.get()
@@ -315,7 +418,11 @@ class SpeedBatch:
             with lakehouse.commit_metadata(spark, metadata):
                 # Only the first batch of a run can be a replay of one a crash interrupted.
                 done = self.replay.holding(spark, query_id, batch_id, paths.ingest())
-                before = self._partition_marks(spark, query_id, batch_id)
+                self.state.recover(spark, query_id)
+                if batch_id - 1 in self._marks:
+                    before = self._marks[batch_id - 1]
+                else:
+                    before = self.state.marks_before(spark, query_id, batch_id)
                 # Each stream partition (Kafka partition, Kinesis shard) is read at its own pace, so the
                 # watermark follows the slowest: an event is late once every partition has moved past it.
                 lateness = interval(speed.allowed_lateness)
@@ -345,13 +452,16 @@ class SpeedBatch:
                 state_row = (query_id, batch_id, newest, after, watermark, counts["records"],
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
                              self.context.run_id)  # fmt: skip
-                state = spark.createDataFrame([state_row], STATE_SCHEMA)
+                self.state.add(state_row)
                 bronze = records.transform(events.bronze_records(batch_id, query_id, now))
+                # The batch's state rides in its bronze commit; the audit tables get the held rows now and then.
+                carried = {**metadata, STATE_KEY: _state_json(state_row)}
                 writes: dict[str, Callable[[], object]] = {
-                    paths.bronze: lambda: lakehouse.append(bronze, paths.bronze),
-                    paths.state: lambda: lakehouse.append(state, paths.state),
-                    paths.progress: lambda: _flush_progress(spark, self.recorder, paths.progress, self.context),
+                    paths.bronze: lambda: lakehouse.append(bronze, paths.bronze, metadata=carried),
                 }
+                if self.state.due():
+                    writes[paths.state] = lambda: self.state.append(spark)
+                    writes[paths.progress] = lambda: _flush_progress(spark, self.recorder, paths.progress, self.context)
                 # A batch that keeps nothing new, refuses nothing or has nothing late makes no commit for it.
                 if counts["fresh"]:
                     writes[paths.silver] = lambda: lakehouse.append(checked, paths.silver, partition_by=("event_date",))
@@ -416,21 +526,6 @@ class SpeedBatch:
             .collect()
         )
         return {(row["_stream"], row["_partition"]): int(row["hi"]) for row in rows}
-
-    def _partition_marks(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[str, Any]:
-        """Newest event time per stream partition after the batches before ``batch_id`` (as a replay saw it)."""
-        if batch_id - 1 in self._marks:
-            return self._marks[batch_id - 1]
-        if not lakehouse.is_delta_table(spark, self.paths.state):
-            return {}
-        row = (
-            lakehouse.read(spark, self.paths.state)
-            .where((F.col("query_id") == query_id) & (F.col("batch_id") < batch_id))
-            .orderBy(F.col("batch_id").desc())
-            .select("partition_marks")
-            .first()
-        )
-        return {} if row is None or row["partition_marks"] is None else dict(row["partition_marks"])
 
     def _stored(
         self, spark: SparkSession, parsed: DataFrame, query_id: str, batch_id: int, watermark: Any
@@ -719,6 +814,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         if failure is not None:
             handlers[query.name].reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
     with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
+        batch.state.append(spark)
         _flush_progress(spark, recorder, paths.progress, context, _newest_batch(str(ingest.id)))
     result = JobResult(job=context.job, run_id=context.run_id)
     for layer, table in TABLES:

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.primary_line
 
 
 def test_speed_layer_benchmark_tiny(spark: SparkSession) -> None:
-    result = speed_layer.run("tiny", repeat=1, spark=spark)
+    result = speed_layer.run("tiny", repeat=1, spark=spark, warmup=0)
     drain, live, single = result["rows"]
     plan = speed_layer.SIZES["tiny"]
     # Throughput is the events drained over the run's time: both sides drained all 600 in a plausible time.

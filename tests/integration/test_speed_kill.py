@@ -16,6 +16,7 @@ import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
@@ -51,6 +52,8 @@ def job(suite_run: type[SuiteRun], arguments: list[str], root: Path, topic: str,
         "speed.kafka.topic": topic,
         "speed.kafka.max_offsets_per_trigger": "2000",
         "speed.trigger_interval": "1 second",
+        # The killed run holds every batch's state row when it dies: the restart must take them from bronze.
+        "speed.audit_interval": "1 hour",
     }
     return suite_run("speed_layer", root, settings, arguments)
 
@@ -125,6 +128,11 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     outbox = lakehouse.read(spark, path("gold", "fulfillment_requests"))
     assert outbox.count() == outbox.select("request_id").distinct().count()
     assert version(bronze) > killed_at  # the restart had work left to do
+    # Each micro-batch's state row once, those of the killed run taken from its bronze commits.
+    state = lakehouse.read(spark, path("audit", "stream_state"))
+    batches = landed.select("_query_id", "_batch_id").distinct().count()
+    assert state.count() == state.select("query_id", "batch_id").distinct().count() == batches
+    assert state.agg(F.sum("records")).first()[0] == EVENTS  # type: ignore[index]
 
     # The killed run is closed as abandoned by the restart; the refused copy failed; the restart succeeded.
     assert run_statuses(spark, path("audit", "etl_runs")) == [
