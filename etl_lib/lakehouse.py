@@ -45,6 +45,11 @@ class Commit:
     timestamp: Any = None
 
     @property
+    def batch_id(self) -> int:
+        """The micro-batch of a streaming query the commit belongs to (:func:`commit_metadata`), -1 if none."""
+        return int(self.user_metadata.get("batch_id", -1))
+
+    @property
     def rows_written(self) -> int:
         """Rows the commit added or rewrote with new values (inserted, updated, deleted rows for MERGE)."""
         metrics = self.metrics
@@ -121,26 +126,35 @@ def writes_of_run(
     return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
 
 
+def _newest_commits(spark: SparkSession, path: str, depth: int = 20) -> Iterator[list[Commit]]:
+    """The newest ``depth`` commits of ``path`` (oldest first), then ten times as many, ..., up to its whole history.
+
+    A table that takes a commit every second is not read back to its first commit to find one a few versions old.
+    """
+    if not is_delta_table(spark, path):
+        return
+    table = DeltaTable.forPath(spark, path)
+    while True:
+        commits = _commits(table.history(depth))
+        yield commits
+        if len(commits) < depth:
+            return
+        depth *= 10
+
+
 def last_commit_where(
     spark: SparkSession, path: str, predicate: Callable[[Commit], bool], depth: int = 20
 ) -> Commit | None:
     """The newest commit of ``path`` whose suite metadata satisfies ``predicate``.
 
     The newest ``depth`` commits are read first, then ten times as many, and so on until one matches or
-    the history ends: a table that takes a commit every second is not read back to its first commit to
-    find one a few versions old.
+    the history ends (:func:`_newest_commits`).
     """
-    if not is_delta_table(spark, path):
-        return None
-    table = DeltaTable.forPath(spark, path)
-    while True:
-        commits = _commits(table.history(depth))
+    for commits in _newest_commits(spark, path, depth):
         for commit in reversed(commits):
             if predicate(commit):
                 return commit
-        if len(commits) < depth:
-            return None
-        depth *= 10
+    return None
 
 
 def holds_batch(spark: SparkSession, path: str, query_id: str, batch_id: int) -> bool:
@@ -151,26 +165,21 @@ def holds_batch(spark: SparkSession, path: str, query_id: str, batch_id: int) ->
     others not, and the replay of the batch writes only to those that do not.
     """
     newest = last_commit_where(spark, path, lambda commit: commit.user_metadata.get("query_id") == query_id)
-    return newest is not None and int(newest.user_metadata.get("batch_id", -1)) >= batch_id
+    return newest is not None and newest.batch_id >= batch_id
 
 
 def query_commits_after(spark: SparkSession, path: str, query_id: str, batch_id: int) -> list[Commit]:
     """The commits of streaming query ``query_id`` to ``path`` for its micro-batches after ``batch_id``, oldest first.
 
-    A query's commits come in batch order, so the history is read from the newest commit back (20, then ten
-    times as many, ...) until a commit of the query for ``batch_id`` or an earlier batch turns up.
+    A query's commits come in batch order, so the newest ones are read (:func:`_newest_commits`) until a
+    commit of the query for ``batch_id`` or an earlier batch turns up.
     """
-    if not is_delta_table(spark, path):
-        return []
-    table = DeltaTable.forPath(spark, path)
-    depth = 20
-    while True:
-        commits = _commits(table.history(depth))
+    ours: list[Commit] = []
+    for commits in _newest_commits(spark, path):
         ours = [commit for commit in commits if commit.user_metadata.get("query_id") == query_id]
-        reached = any(int(commit.user_metadata.get("batch_id", -1)) <= batch_id for commit in ours)
-        if reached or len(commits) < depth:
-            return [commit for commit in ours if int(commit.user_metadata.get("batch_id", -1)) > batch_id]
-        depth *= 10
+        if any(commit.batch_id <= batch_id for commit in ours):
+            break
+    return [commit for commit in ours if commit.batch_id > batch_id]
 
 
 @contextmanager

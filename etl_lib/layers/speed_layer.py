@@ -225,15 +225,16 @@ class _StateLog:
         self.bronze = bronze
         self.every = every
         self.pending: dict[int, tuple[Any, ...]] = {}
-        #: The query's newest batch in the table, once looked up (by a run's first batch).
-        self.stored: int | None = None
+        #: The query's newest batch in the table, looked up by a run's first batch (:meth:`recover`).
+        self.stored = -1
+        self.looked = False
         self.appended_at = time.monotonic()
 
     def recover(self, spark: SparkSession, query_id: str) -> None:
         """Hold the rows of this query's batches that bronze has and the table lacks (once per run)."""
-        if self.stored is not None:
+        if self.looked:
             return
-        self.stored = -1
+        self.looked = True
         if lakehouse.is_delta_table(spark, self.path):
             newest = (
                 lakehouse.read(spark, self.path).where(F.col("query_id") == query_id).agg(F.max("batch_id")).first()
@@ -265,7 +266,7 @@ class _StateLog:
     def add(self, row: tuple[Any, ...]) -> None:
         """Hold a batch's row, unless the table or bronze's commit (a replayed batch) already gave it."""
         batch_id = int(row[1])
-        if batch_id > (self.stored if self.stored is not None else -1) and batch_id not in self.pending:
+        if batch_id > self.stored and batch_id not in self.pending:
             self.pending[batch_id] = row
 
     def due(self) -> bool:
@@ -278,7 +279,7 @@ class _StateLog:
             return
         batches = sorted(self.pending)
         lakehouse.append(spark.createDataFrame([self.pending[b] for b in batches], STATE_SCHEMA), self.path)
-        self.stored = max(batches[-1], self.stored if self.stored is not None else -1)
+        self.stored = max(batches[-1], self.stored)
         for batch in batches:
             del self.pending[batch]
 
@@ -385,9 +386,9 @@ class SpeedBatch:
         self.score = anomaly_scoring(config)
         self.pii_key = secrets.privacy_key(config, ENTITY)
         self.protect = privacy.pii_protection(config.privacy.pii.get(ENTITY, {}), self.pii_key)
-        #: The event-time high mark after each batch of this run, by batch id.
+        #: The event-time high mark after this run's last batch, by its batch id.
         self._marks: dict[int, dict[str, Any]] = {}
-        #: The last Kafka offset read per (topic, partition) after each batch of this run, by batch id.
+        #: The last Kafka offset read per (topic, partition) after this run's last batch, by its batch id.
         self._offsets: dict[int, dict[tuple[str, str], int]] = {}
         #: Holes in the offsets are looked for where data loss is tolerated (else Spark fails on them).
         self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
@@ -447,7 +448,7 @@ class SpeedBatch:
                 after = dict(before)
                 for partition, mark in tally.marks.items():
                     after[partition] = max(mark, after[partition]) if partition in after else mark
-                self._marks[batch_id] = after
+                self._marks = {batch_id: after}  # only the next batch reads it
                 newest = max(after.values()) if after else None
                 state_row = (query_id, batch_id, newest, after, watermark, counts["records"],
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
@@ -511,7 +512,7 @@ class SpeedBatch:
             for (stream, partition), (low, _) in sorted(ranges.items())
             if (stream, partition) in previous and low > previous[(stream, partition)] + 1
         ]
-        self._offsets[batch_id] = previous | {key: high for key, (_, high) in ranges.items()}
+        self._offsets = {batch_id: previous | {key: high for key, (_, high) in ranges.items()}}
         return holes
 
     def _stored_offsets(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[tuple[str, str], int]:
