@@ -11,6 +11,10 @@ STAMP := $(VENV)/.installed-$(LINE)
 # Where `make package` writes (DIST=...), and the configuration its job definitions come from (CONF=...).
 DIST ?= dist
 PYTEST_ARGS ?=
+# Tests with Spark run in TEST_WORKERS processes (pytest-xdist); the modules that use the local services share one,
+# and every other module runs whole on one (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
@@ -56,16 +60,16 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy on etl_lib
 	$(VENV)/bin/mypy
 
 test: setup ## Run every test: unit, spark and integration (starts and stops the services it needs)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-test-unit: setup ## Only the unit tests (no Spark)
+test-unit: $(STAMP) ## Only the unit tests: no Spark, Java, Maven or services, only the venv
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-spark: setup ## Only the tests on the local SparkSession
-	$(PY) -m pytest -m spark $(PYTEST_ARGS)
+	$(PY) -m pytest -m spark $(XDIST) $(PYTEST_ARGS)
 
 test-integration: setup ## Only the tests against real local services
-	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+	$(PY) -m pytest -m integration $(XDIST) $(PYTEST_ARGS)
 
 demo: setup ## The whole lambda pipeline on the bundled data (conf/local.yaml, no services); summary and HTML report
 	$(VENV)/bin/etl-suite demo

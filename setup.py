@@ -57,8 +57,10 @@ setup(
             "pydeequ>=1.7,<2",
         ],
         "dev": [
-            "pytest>=8,<10",
+            # pytest-xdist 3.8 does not group tests (--dist loadgroup) on pytest 9.2: pytest-dev/pytest-xdist#1386.
+            "pytest>=8,<9.2",
             "pytest-timeout>=2.3,<3",
+            "pytest-xdist>=3.6,<4",
             "chispa>=0.10,<1",
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",

@@ -218,6 +218,25 @@ def _wait_for_rows(spark: Any, path: str, rows: int, seconds: float) -> None:
         time.sleep(0.5)
 
 
+def _wait_for_views(spark: Any, name: str, silver: str, seconds: float) -> None:
+    """Wait (at most ``seconds``) until the running views query ``name`` has read silver's newest version."""
+    from etl_lib import lakehouse
+
+    newest = lakehouse.current_version(spark, silver)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        queries = [q for q in spark.streams.active if q.name == name]
+        progress = queries[0].lastProgress if queries else None
+        # A dict on Spark 3.5; on Spark 4 an object whose JSON has the offsets as objects.
+        progress = json.loads(progress.json) if hasattr(progress, "json") else progress
+        if progress and progress["sources"]:
+            end = progress["sources"][0]["endOffset"]
+            read = int(end["reservoirVersion"]) - (0 if int(end.get("index", -1)) >= 0 else 1)
+            if read >= newest:
+                return
+        time.sleep(0.5)
+
+
 def _live_config(config: Any, work: Path, name: str, topic: str) -> Any:
     """``config`` for a long-running layer with a 1-second trigger on ``topic``, in a lakehouse of its own."""
     return config.model_copy(
@@ -235,9 +254,15 @@ def _live_config(config: Any, work: Path, name: str, topic: str) -> Any:
 
 
 def run(
-    size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None, warmup: int = 1
+    size: str,
+    repeat: int = 5,
+    results_dir: Path | None = None,
+    spark: Any = None,
+    warmup: int = 1,
+    broker: Any = None,
 ) -> dict[str, Any]:
-    """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
+    """Measure ``size`` (tiny|full); ``spark`` reuses a session and ``broker`` a running Kafka service (both are
+    then left running); by default the benchmark starts its own broker on the size's port."""
     import pyarrow.parquet as pq
 
     from etl_lib.config import load_config
@@ -250,13 +275,16 @@ def run(
     plan = SIZES[size]
     work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
     stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+    port, controller_port = (
+        (broker.kafka.port, broker.kafka.controller_port) if broker else (plan["port"], plan["port"] + 1)
+    )
     config = load_config(
         PROJECT / "conf" / "test.yaml",
         [
             f"lakehouse.root={work}/lake",
             f"services.work_dir={work}/services",
-            f"services.kafka.port={plan['port']}",
-            f"services.kafka.controller_port={plan['port'] + 1}",
+            f"services.kafka.port={port}",
+            f"services.kafka.controller_port={controller_port}",
             "spark.log_level=ERROR",
             "speed.source=kafka",
             f"speed.kafka.topic=bench-{stamp}",
@@ -264,8 +292,9 @@ def run(
             "run.available_now=true",
         ],
     )
-    kafka = KafkaService(config.services)
-    kafka.up()
+    kafka = broker or KafkaService(config.services)
+    if broker is None:
+        kafka.up()
     own_session = spark is None
     spark = spark or build_session(config.spark)
     cores = os.cpu_count() or 1
@@ -328,7 +357,7 @@ def run(
         replay(live, "kafka", limit=events, rate=plan["rate"], batch_size=max(1, int(plan["rate"] // 10)))
         sent_until = dt.datetime.now()
         _wait_for_rows(spark, live.lakehouse.table_path("silver", "events"), int(events * 0.95), 300)
-        time.sleep(5)  # the views catch up
+        _wait_for_views(spark, f"{query}_views", live.lakehouse.table_path("silver", "events"), 120)
         context.stop.set()
         layer.join(300)
         measured = _latencies(spark, live, query, sent_until)
@@ -353,7 +382,8 @@ def run(
     finally:
         if own_session:
             spark.stop()
-        kafka.down()
+        if broker is None:
+            kafka.down()
         shutil.rmtree(work, ignore_errors=True)
 
     suite_seconds, baseline_seconds = timings["suite"]["median"], timings["passthrough"]["median"]

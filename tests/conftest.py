@@ -20,17 +20,27 @@ TEST_CONF = PROJECT / "conf" / "test.yaml"
 TIERS = ("unit", "spark", "integration")
 
 
+#: The local services on fixed ports (tests/integration/conftest.py). Under ``pytest -n`` (pytest-xdist, as `make test`
+#: runs) every module that uses one runs on the same worker, so that each service starts once per session.
+SERVICES = {"kafka", "postgres", "aws", "redis_server"}
+#: Other modules run whole on one worker: their module fixtures are built once and their tests keep their order.
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     from etl_lib.platform.stack import active_line, load_stack
 
     primary = load_stack().default_line
     line = active_line().name
+    with_services = {item.module.__name__ for item in items if SERVICES & set(item.fixturenames)}  # type: ignore[attr-defined]
     for item in items:
         tier = Path(str(item.fspath)).relative_to(PROJECT / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
         if line != primary and item.get_closest_marker("primary_line"):
             item.add_marker(pytest.mark.skip(reason=f"runs on the primary line ({primary}) only; this is {line}"))
+        module = item.module.__name__  # type: ignore[attr-defined]
+        item.add_marker(pytest.mark.xdist_group("services" if module in with_services else module))
 
 
 @pytest.fixture(scope="session")
@@ -72,16 +82,42 @@ def lake(tmp_path: Path, suite_config: SuiteConfig) -> SuiteConfig:
 
 @pytest.fixture(scope="session")
 def retail_lake(
-    spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytest.TempPathFactory
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> dict[str, Any]:
     """A lakehouse the batch layer built from the whole bundled extract, run twice as of 2011-12-10.
 
-    Tests that change it work on a copy (:func:`copied_lake`).
+    The session lands the whole extract here once: under ``pytest -n`` the first worker to need it builds it and
+    the others wait for it and read it. Tests that change it work on a copy (:func:`copied_lake`).
     """
+    import fcntl
+    import pickle
+
+    if worker_id == "master":  # one process runs every test
+        return _build_retail_lake(spark, suite_config, tmp_path_factory.mktemp("retail") / "lake")
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of the run
+    with (shared / "retail.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = shared / "retail.pickle"
+        if not built.exists():
+            built.write_bytes(pickle.dumps(_build_retail_lake(spark, suite_config, shared / "retail" / "lake")))
+        result: dict[str, Any] = pickle.loads(built.read_bytes())  # noqa: S301 - written just now by this run
+    # This worker's own configuration (its folders for services and models) on the shared lakehouse.
+    return {**result, "config": _retail_config(suite_config, shared / "retail" / "lake")}
+
+
+def _retail_config(suite_config: SuiteConfig, root: Path) -> SuiteConfig:
+    from etl_lib.config import validate_config
+
+    data = suite_config.model_dump(mode="json")
+    data["lakehouse"]["root"] = str(root)
+    data["run"]["process_date"] = "2011-12-10"
+    return validate_config(data)
+
+
+def _build_retail_lake(spark: SparkSession, suite_config: SuiteConfig, root: Path) -> dict[str, Any]:
     import datetime as dt
 
     from etl_lib import lakehouse
-    from etl_lib.config import validate_config
     from etl_lib.platform.runner import run_job
     from etl_lib.platform.runtime import RunContext
     from etl_lib.portable import duckdb_checksum
@@ -91,10 +127,7 @@ def retail_lake(
             "batch_layer", clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC), new_id=lambda: run_id
         )
 
-    data = suite_config.model_dump(mode="json")
-    data["lakehouse"]["root"] = str(tmp_path_factory.mktemp("retail") / "lake")
-    data["run"]["process_date"] = "2011-12-10"
-    config = validate_config(data)
+    config = _retail_config(suite_config, root)
     tables = [("bronze", "online_retail"), ("silver", "order_lines"), ("silver", "dim_products"),
               ("silver", "dim_customers"), ("gold", "customer_features"), ("gold", "daily_revenue")]  # fmt: skip
     first = run_job("batch_layer", config, spark, context("run-1"))

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +23,7 @@ from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import PostgresService
 from etl_lib.services.redis import RedisService
 from etl_lib.services.spark import SparkClusterService
+from tests.waiting import wait_until
 
 S = TypeVar("S", bound=LocalService)
 PROJECT = Path(__file__).resolve().parents[2]
@@ -62,11 +62,11 @@ class SuiteRun:
         return self.process.poll() is None
 
     def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
+        def printed() -> bool:
             assert self.running(), f"ended before {text!r}:\n{self.output[-5000:]}"
-            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s:\n{self.output[-5000:]}"
-            time.sleep(0.2)
+            return text in self.output
+
+        wait_until(printed, f"{text!r} in the output of {self.process.args}", timeout)
 
     def signal(self, number: signal.Signals) -> None:
         """Send ``number`` to the run and every process it started (its driver JVM, its Python workers)."""

@@ -19,6 +19,7 @@ from etl_lib.config import SuiteConfig
 from etl_lib.producer.events import encode, retail_events
 from etl_lib.producer.sinks import KafkaSink
 from etl_lib.services.kafka import KafkaService
+from tests.waiting import wait_until
 
 # A fault scenario of the suite's recovery code, on the primary line; the other line's Kafka connector runs in
 # test_speed_streams (see the primary_line marker).
@@ -73,10 +74,13 @@ def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(
 
     log = tmp_path / "speed_layer.log"
     running = speed_layer([], root, topic, work_dir, log)
+
+    def before_in_bronze() -> bool:
+        assert running.poll() is None or rows(bronze) >= BEFORE, log.read_text()[-5000:]
+        return rows(bronze) >= BEFORE
+
     try:
-        deadline = time.monotonic() + 240
-        while rows(bronze) < BEFORE and time.monotonic() < deadline and running.poll() is None:
-            time.sleep(0.5)
+        wait_until(before_in_bronze, "events before the outage in bronze", timeout=240, poll=0.5)
         assert rows(bronze) == BEFORE, log.read_text()[-5000:]
 
         kafka.down()

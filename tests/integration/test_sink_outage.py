@@ -11,7 +11,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from etl_lib.platform.runtime import JobResult, RunContext
 from etl_lib.producer.events import encode, retail_events
 from etl_lib.producer.sinks import FilesSink
 from etl_lib.services.aws import AwsService, local_client
+from tests.waiting import wait_until
 
 # A fault scenario of the suite's own code, on the primary line (see the primary_line marker).
 pytestmark = pytest.mark.primary_line
@@ -118,12 +118,12 @@ def test_cloudwatch_and_sns_out_of_reach_never_stop_the_stream_and_flow_again_wh
         except BaseException as error:  # noqa: BLE001 - handed to the test
             outcome["error"] = error
 
-    def until(condition: Callable[[], bool], what: str, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
+    def until(condition: Callable[[], bool], what: str) -> None:
+        def met() -> bool:
             assert job.is_alive(), f"the speed layer stopped before {what}: {outcome}"
-            assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-            time.sleep(0.5)
+            return condition()
+
+        wait_until(met, what, timeout=240, poll=0.5)
 
     def silver() -> dict[str, int]:
         return {r["event_id"]: r["_batch_id"] for r in table(lake / "silver" / "events", ["event_id", "_batch_id"])}

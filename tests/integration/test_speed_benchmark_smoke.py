@@ -6,13 +6,14 @@ import pytest
 from pyspark.sql import SparkSession
 
 from benchmarks import speed_layer
+from etl_lib.services.kafka import KafkaService
 
 # Benchmarks are measured on the primary line; their smoke runs need not repeat on the other.
 pytestmark = pytest.mark.primary_line
 
 
-def test_speed_layer_benchmark_tiny(spark: SparkSession) -> None:
-    result = speed_layer.run("tiny", repeat=1, spark=spark, warmup=0)
+def test_speed_layer_benchmark_tiny(spark: SparkSession, kafka: KafkaService) -> None:
+    result = speed_layer.run("tiny", repeat=1, spark=spark, warmup=0, broker=kafka)
     drain, live, single = result["rows"]
     plan = speed_layer.SIZES["tiny"]
     # Throughput is the events drained over the run's time: both sides drained all 600 in a plausible time.

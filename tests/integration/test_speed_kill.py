@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from etl_lib.layers import events
 from etl_lib.producer.events import retail_events
 from etl_lib.producer.replay import replay
 from etl_lib.services.kafka import KafkaService
+from tests.waiting import wait_until
 
 if TYPE_CHECKING:
     from tests.integration.conftest import SuiteRun
@@ -77,12 +77,12 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
 
     running = job(suite_run, [], root, topic, suite_config.services.work_dir)
     bronze = root / "bronze" / "events"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and running.running():
-        if version(bronze) >= 1:  # two micro-batches are in, more are coming
-            break
-        time.sleep(0.5)
-    assert running.running(), running.output[-5000:]
+
+    def two_batches_in() -> bool:  # more are coming
+        assert running.running(), running.output[-5000:]
+        return version(bronze) >= 1
+
+    wait_until(two_batches_in, "second micro-batch in bronze", timeout=240, poll=0.5)
     # Frozen there (so that it is still mid-stream when killed), the first copy holds its lock: a second copy on
     # the same lakehouse and checkpoint is refused.
     running.signal(signal.SIGSTOP)
