@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,16 +156,16 @@ def _latencies(spark: Any, live: Any, query: str, sent_until: dt.datetime) -> di
     for table in ("customer_sessions_5min", "customer_sessions", "customer_value", "fulfillment_requests"):
         for batch, at in _batch_times(spark, path("gold", table)).items():
             gold_at[batch] = max(gold_at.get(batch, at), at)
-    read_by: list[tuple[int, int, int]] = []  # (end version, end index, views batch)
+    read_by: list[tuple[int, int]] = []  # (last silver version read, views batch)
     for row in views:
         for source in json.loads(row["sources"]):
             end = json.loads(source["end"]) if isinstance(source["end"], str) else source["end"]
-            read_by.append((int(end["reservoirVersion"]), int(end.get("index", -1)), row["batch_id"]))
+            read_by.append((_last_version_read(end), row["batch_id"]))
     read_by.sort()
 
     def gold_time(version: int) -> Any:
-        for end_version, end_index, batch in read_by:
-            if (end_version > version or (end_version == version and end_index >= 0)) and batch in gold_at:
+        for last_read, batch in read_by:
+            if last_read >= version and batch in gold_at:
                 return gold_at[batch]
         return None
 
@@ -207,15 +208,23 @@ def _running(spark: Any, live: Any) -> tuple[Any, threading.Thread]:
     return context, layer
 
 
+def _last_version_read(end: dict[str, Any]) -> int:
+    """The last table version a Delta source's end offset has read whole (index -1: none of its version yet)."""
+    return int(end["reservoirVersion"]) - (0 if int(end.get("index", -1)) >= 0 else 1)
+
+
+def _poll(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll ``condition`` every half second until it holds, for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.5)
+
+
 def _wait_for_rows(spark: Any, path: str, rows: int, seconds: float) -> None:
     """Wait (at most ``seconds``) until the Delta table at ``path`` holds ``rows`` rows."""
     from etl_lib import lakehouse
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if lakehouse.is_delta_table(spark, path) and lakehouse.read(spark, path).count() >= rows:
-            return
-        time.sleep(0.5)
+    _poll(lambda: lakehouse.is_delta_table(spark, path) and lakehouse.read(spark, path).count() >= rows, seconds)
 
 
 def _wait_for_views(spark: Any, name: str, silver: str, seconds: float) -> None:
@@ -223,18 +232,17 @@ def _wait_for_views(spark: Any, name: str, silver: str, seconds: float) -> None:
     from etl_lib import lakehouse
 
     newest = lakehouse.current_version(spark, silver)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def read_newest() -> bool:
         queries = [q for q in spark.streams.active if q.name == name]
         progress = queries[0].lastProgress if queries else None
         # A dict on Spark 3.5; on Spark 4 an object whose JSON has the offsets as objects.
         progress = json.loads(progress.json) if hasattr(progress, "json") else progress
-        if progress and progress["sources"]:
-            end = progress["sources"][0]["endOffset"]
-            read = int(end["reservoirVersion"]) - (0 if int(end.get("index", -1)) >= 0 else 1)
-            if read >= newest:
-                return
-        time.sleep(0.5)
+        return (
+            bool(progress and progress["sources"]) and _last_version_read(progress["sources"][0]["endOffset"]) >= newest
+        )
+
+    _poll(read_newest, seconds)
 
 
 def _live_config(config: Any, work: Path, name: str, topic: str) -> Any:
