@@ -156,76 +156,77 @@ def parse_events(
         refused={name: F.col(f"{_REFUSED}.{name}") for name in fields},
     )
 
-    def step(raw: DataFrame) -> DataFrame:
-        text = F.col("payload").cast("string")
-        options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, **_JSON_OPTIONS}
-        too_large = F.length("payload") > F.lit(max_payload_bytes)
-        # Bytes that are not UTF-8 would be read with replacement characters: refused instead of altered.
-        not_utf8 = F.coalesce(F.encode(text, "UTF-8") != F.col("payload"), F.lit(False))
-        parsed = raw.select(
-            *RAW_COLUMNS,
-            too_large.alias("_too_large"),
-            (~too_large & not_utf8).alias("_not_utf8"),
-            # A record too large is not parsed at all.
-            F.when(~too_large, F.from_json(text, schema, options)).alias("_json"),
-        )
-        flat = parsed.select(
-            *RAW_COLUMNS,
-            "_too_large",
-            "_not_utf8",
-            (F.col("_json").isNull() | F.col(f"_json.{_CORRUPT}").isNotNull()).alias("_not_json"),
-            *[F.col(f"_json.{name}").alias(name) for name in fields],
-        )
-        # Each refusal is worked out once a record, as a value's typing and its errors both read it.
-        refused = F.expr(
-            "named_struct("
-            + ", ".join(
-                f"'{name}', {_json_type_refused(name, type_name)}" for name, type_name in entity.columns.items()
-            )
-            + ")"
-        )
-        typed = flat.withColumn(_REFUSED, refused).transform(to_entity)
-        future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
-        time_checks = [
-            F.when(
-                future,
-                _reason(
-                    "range",
-                    "timestamp",
-                    F.concat(
-                        F.lit(f"is more than {max_future_skew} after the record arrived at "),
-                        F.col("_arrived_at").cast("string"),
-                    ),
+    # Built once, not for every micro-batch: each Column operation is a call to the JVM.
+    text = F.col("payload").cast("string")
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, **_JSON_OPTIONS}
+    too_large = F.length("payload") > F.lit(max_payload_bytes)
+    # Bytes that are not UTF-8 would be read with replacement characters: refused instead of altered.
+    not_utf8 = F.coalesce(F.encode(text, "UTF-8") != F.col("payload"), F.lit(False))
+    read: list[Column | str] = [
+        *RAW_COLUMNS,
+        too_large.alias("_too_large"),
+        (~too_large & not_utf8).alias("_not_utf8"),
+        # A record too large is not parsed at all.
+        F.when(~too_large, F.from_json(text, schema, options)).alias("_json"),
+    ]
+    flatten: list[Column | str] = [
+        *RAW_COLUMNS,
+        "_too_large",
+        "_not_utf8",
+        (F.col("_json").isNull() | F.col(f"_json.{_CORRUPT}").isNotNull()).alias("_not_json"),
+        *[F.col(f"_json.{name}").alias(name) for name in fields],
+    ]
+    # Each refusal is worked out once a record, as a value's typing and its errors both read it.
+    refused = F.expr(
+        "named_struct("
+        + ", ".join(f"'{name}', {_json_type_refused(name, type_name)}" for name, type_name in entity.columns.items())
+        + ")"
+    )
+    future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
+    time_checks = [
+        F.when(
+            future,
+            _reason(
+                "range",
+                "timestamp",
+                F.concat(
+                    F.lit(f"is more than {max_future_skew} after the record arrived at "),
+                    F.col("_arrived_at").cast("string"),
                 ),
-            )
-        ]
-        if earliest is not None:
-            # An aware time is one instant whatever the driver's or the session's zone.
-            floor = earliest.astimezone(dt.UTC) if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
-            time_checks.append(
-                F.when(
-                    F.col("timestamp") < F.lit(floor),
-                    _reason("range", "timestamp", F.lit(f"is before {floor:%Y-%m-%d %H:%M:%S}, the earliest accepted")),
-                )
-            )
-        checks = F.filter(F.concat(F.col(ERRORS), F.array(*time_checks)), lambda reason: reason.isNotNull())
-        errors = (
+            ),
+        )
+    ]
+    if earliest is not None:
+        # An aware time is one instant whatever the driver's or the session's zone.
+        floor = earliest.astimezone(dt.UTC) if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
+        time_checks.append(
             F.when(
-                F.col("_too_large"),
-                F.array(_reason("size", "payload", F.lit(f"is larger than {max_payload_bytes} bytes"))),
+                F.col("timestamp") < F.lit(floor),
+                _reason("range", "timestamp", F.lit(f"is before {floor:%Y-%m-%d %H:%M:%S}, the earliest accepted")),
             )
-            .when(F.col("_not_utf8"), F.array(_reason("encoding", "payload", F.lit("is not valid UTF-8"))))
-            .when(F.col("_not_json"), F.array(_reason("format", "payload", F.lit("is not a JSON object"))))
-            .otherwise(checks)
         )
-        return typed.select(
-            *TRACE_COLUMNS,
-            "payload",
-            F.sha2(F.col("payload"), 256).alias("_payload_digest"),
-            *fields,
-            F.to_date("timestamp").alias("event_date"),
-            errors.alias(ERRORS),
+    checks = F.filter(F.concat(F.col(ERRORS), F.array(*time_checks)), lambda reason: reason.isNotNull())
+    errors = (
+        F.when(
+            F.col("_too_large"),
+            F.array(_reason("size", "payload", F.lit(f"is larger than {max_payload_bytes} bytes"))),
         )
+        .when(F.col("_not_utf8"), F.array(_reason("encoding", "payload", F.lit("is not valid UTF-8"))))
+        .when(F.col("_not_json"), F.array(_reason("format", "payload", F.lit("is not a JSON object"))))
+        .otherwise(checks)
+    )
+    result: list[Column | str] = [
+        *TRACE_COLUMNS,
+        "payload",
+        F.sha2(F.col("payload"), 256).alias("_payload_digest"),
+        *fields,
+        F.to_date("timestamp").alias("event_date"),
+        errors.alias(ERRORS),
+    ]
+
+    def step(raw: DataFrame) -> DataFrame:
+        typed = raw.select(*read).select(*flatten).withColumn(_REFUSED, refused).transform(to_entity)
+        return typed.select(*result)
 
     return step
 

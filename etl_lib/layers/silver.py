@@ -68,57 +68,55 @@ def to_entity(
     """
     patterns = dict(formats or {})
     refusals = dict(refused or {})
-
-    def step(frame: DataFrame) -> DataFrame:
-        typed: list[Column] = []
-        errors: list[Column] = []
-        for name, type_name in entity.columns.items():
-            source = columns[name]
-            raw = F.col(_quoted(source))
-            value = _typed(raw, source, type_name, patterns.get(name))
-            if type_name == "string":
-                value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
-            unreadable = F.when(
-                raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
-                F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")),
+    # Built once, not for every frame: each Column operation is a call to the JVM, and a speed-layer
+    # micro-batch would otherwise spend a third of a second of the driver's time building the same columns.
+    typed: list[Column] = []
+    errors: list[Column] = []
+    for name, type_name in entity.columns.items():
+        source = columns[name]
+        raw = F.col(_quoted(source))
+        value = _typed(raw, source, type_name, patterns.get(name))
+        if type_name == "string":
+            value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
+        unreadable = F.when(
+            raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
+            F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")),
+        )
+        # A refusal appears once in the errors: a filter on the errors copies in all they refer to.
+        refusal = refusals.get(name)
+        typed.append((value if refusal is None else F.when(refusal.isNull(), value)).alias(name))
+        errors.append(_reason("type", name, unreadable if refusal is None else F.coalesce(refusal, unreadable)))
+        if name in entity.required:
+            errors.append(
+                F.when(
+                    value.isNull() & (raw.isNull() | (F.trim(raw.cast("string")) == "")),
+                    _reason("required", name, F.lit("is missing")),
+                )
             )
-            # A refusal appears once in the errors: a filter on the errors copies in all they refer to.
-            refusal = refusals.get(name)
-            typed.append((value if refusal is None else F.when(refusal.isNull(), value)).alias(name))
-            errors.append(_reason("type", name, unreadable if refusal is None else F.coalesce(refusal, unreadable)))
-            if name in entity.required:
+    for selector, by_value in entity.required_when.items():
+        chosen = _typed(F.col(_quoted(columns[selector])), columns[selector], entity.columns[selector], None)
+        for selector_value, needed in by_value.items():
+            for name in needed:
+                raw = F.col(_quoted(columns[name]))
+                missing = raw.isNull() | (F.trim(raw.cast("string")) == "")
+                message = f"is missing (required when {selector} is {selector_value})"
                 errors.append(
                     F.when(
-                        value.isNull() & (raw.isNull() | (F.trim(raw.cast("string")) == "")),
-                        _reason("required", name, F.lit("is missing")),
+                        (chosen == F.lit(selector_value)) & missing,
+                        _reason("required", name, F.lit(message)),
                     )
                 )
-        for selector, by_value in entity.required_when.items():
-            chosen = _typed(F.col(_quoted(columns[selector])), columns[selector], entity.columns[selector], None)
-            for selector_value, needed in by_value.items():
-                for name in needed:
-                    raw = F.col(_quoted(columns[name]))
-                    missing = raw.isNull() | (F.trim(raw.cast("string")) == "")
-                    message = f"is missing (required when {selector} is {selector_value})"
-                    errors.append(
-                        F.when(
-                            (chosen == F.lit(selector_value)) & missing,
-                            _reason("required", name, F.lit(message)),
-                        )
-                    )
-        extract_row = F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())])
+    extract_row = F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())])
+    failures = F.filter(F.array(*errors), lambda reason: reason.getField("message").isNotNull()).alias(ERRORS)
+    # Only a rejected row needs its extract row as JSON: writing it for every row would make the typed rows
+    # (which a micro-batch caches) several times larger.
+    record = F.when(has_errors(), F.to_json(_EXTRACT_ROW)).alias(RECORD)
+
+    def step(frame: DataFrame) -> DataFrame:
         present = [name for name in keep if name in frame.columns]
-        checked = frame.select(
-            *typed,
-            F.filter(F.array(*errors), lambda reason: reason.getField("message").isNotNull()).alias(ERRORS),
-            # Kept in a struct: its fields may differ from the typed columns only in case (Description).
-            extract_row.alias(_EXTRACT_ROW),
-            *present,
-        )
-        # Only a rejected row needs its extract row as JSON: writing it for every row would make the
-        # typed rows (which a micro-batch caches) several times larger.
-        record = F.when(has_errors(), F.to_json(_EXTRACT_ROW))
-        return checked.select(*entity.columns, ERRORS, record.alias(RECORD), *present)
+        # The extract row is kept in a struct: its fields may differ from the typed columns only in case.
+        checked = frame.select(*typed, failures, extract_row.alias(_EXTRACT_ROW), *present)
+        return checked.select(*entity.columns, ERRORS, record, *present)
 
     return step
 

@@ -4,7 +4,8 @@ Two streaming queries run. The ingest query reads the configured stream; each mi
 ``foreachBatch``:
 
 1. appends every record as it came to ``bronze/events``;
-2. parses and judges them in one pass (one Spark job also fills the cache the writes read): refused
+2. parses and judges them in one pass (one Spark job, which keeps the judged rows as a local checkpoint:
+   the writes after it start from those rows, not from the plan that made them): refused
    records, and events reusing a kept id with another body, go to ``bronze/events_deadletter`` with their
    reasons; events older than the watermark (the newest event time seen before this batch, less
    ``speed.allowed_lateness``) go to ``silver/events_late``;
@@ -17,8 +18,8 @@ Two streaming queries run. The ingest query reads the configured stream; each mi
 
 An output that is empty in a batch gets no commit. The views query reads silver as a stream, on its own
 trigger, and adds each batch of new events to ``gold/customer_sessions_5min``, ``gold/customer_sessions``
-and ``gold/customer_value`` by MERGE, puts an outbox row per purchase in ``gold/fulfillment_requests``,
-and publishes the changed customers to the real-time store.
+and ``gold/customer_value`` by MERGE (the three at once, as they are independent tables), puts an outbox
+row per purchase in ``gold/fulfillment_requests``, and publishes the changed customers to the real-time store.
 
 Exactly once: every commit of a micro-batch carries its query's id and the batch's id in its metadata.
 Spark runs a batch again only as the first batch of a restarted query, so that batch alone looks for its
@@ -384,6 +385,10 @@ class SpeedBatch:
         self.recorder = recorder
         self.paths = _paths(config)
         self.score = anomaly_scoring(config)
+        speed = config.speed
+        self.checks = events.parse_events(
+            entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time
+        )
         self.pii_key = secrets.privacy_key(config, ENTITY)
         self.protect = privacy.pii_protection(config.privacy.pii.get(ENTITY, {}), self.pii_key)
         #: The event-time high mark after this run's last batch, by its batch id.
@@ -403,17 +408,13 @@ class SpeedBatch:
 
         with Cached() as cache:
             records = cache(frame)
-            checks = events.parse_events(
-                self.entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time
-            )
-            parsed = records.transform(checks)
+            parsed = records.transform(self.checks)
             if self.pii_key is not None:
                 # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose
                 # other fields silver shows would let anyone test guesses of the personal ones.
                 digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
                 parsed = parsed.withColumn("_payload_digest", digest)
-            # Kept, not only for the reads below: the parsed columns are deep expressions, which the optimizer
-            # would otherwise push every filter of the judging through again and again.
+            # Kept for the judging, which reads it twice (the batch's ids, looked up in silver, and the batch).
             parsed = cache(parsed)
             metadata = run_metadata(self.context, "speed_layer", query_id=query_id, batch_id=batch_id)
             with lakehouse.commit_metadata(spark, metadata):
@@ -429,8 +430,10 @@ class SpeedBatch:
                 lateness = interval(speed.allowed_lateness)
                 watermark = min(before.values()) - lateness if before else None
                 stored = self._stored(spark, parsed, query_id, batch_id, watermark)
-                judged = cache(parsed.transform(events.judge_events(watermark, stored)))
-                # One job reads the batch, judges it and fills the cache the writes below read.
+                # One job reads the batch (filling the records' cache for bronze), parses and judges it, and keeps
+                # the judged rows as they are, without the plan that made them: every write below starts from
+                # those rows, instead of planning again the parsing's deep expressions and the read of silver.
+                judged = parsed.transform(events.judge_events(watermark, stored)).localCheckpoint(eager=True)
                 tally = _tally(judged, speed.source)
                 counts = tally.counts
                 valid = events.valid_events(self.entity, batch_id, query_id, now)
@@ -566,7 +569,7 @@ class ViewsBatch:
         with lakehouse.commit_metadata(spark, metadata):
             done = self.replay.holding(spark, query_id, batch_id, paths.views())
             outbox = fresh.transform(events.fulfillment_requests(speed.purchase_type))
-            writes = [lambda: self._merge_views(spark, fresh, done)]
+            writes = self._view_merges(spark, fresh, done)
             if paths.outbox not in done:
                 writes.append(lambda: lakehouse.append(outbox, paths.outbox))
             _all_at_once(writes)
@@ -584,40 +587,50 @@ class ViewsBatch:
         origin = Origin(self.context.run_id, self.context.job, batch_id)
         realtime.publish(fresh.transform(metrics), self.config, origin=origin, backlog=self.backlog)
 
-    def _merge_views(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str]) -> None:
-        # One after the other: the three read the same cached batch, and each MERGE is a few Spark jobs.
+    def _view_merges(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str]) -> list[Callable[[], object]]:
+        """The MERGE of each view this batch has not written yet; independent tables, so they run together."""
         speed, paths = self.speed, self.paths
+        merges: list[Callable[[], object]] = []
         if paths.windows not in done:
             windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
-            lakehouse.merge_increments(
-                spark,
-                paths.windows,
-                windows,
-                ["customer_id", "session_id", "window_start"],
-                add=("page_views", "purchases", "purchase_amount", "events"),
-                greatest=("last_event_time",),
+            merges.append(
+                lambda: lakehouse.merge_increments(
+                    spark,
+                    paths.windows,
+                    windows,
+                    ["customer_id", "session_id", "window_start"],
+                    add=("page_views", "purchases", "purchase_amount", "events"),
+                    greatest=("last_event_time",),
+                )
             )
         if paths.sessions not in done:
-            lakehouse.merge_increments(
-                spark,
-                paths.sessions,
-                fresh.transform(events.session_activity(speed.page_view_type)),
-                ["customer_id", "session_id"],
-                add=("page_views", "events"),
-                least=("started_at",),
-                greatest=("last_activity",),
-                latest={"current_page": "current_page_at"},
+            sessions = fresh.transform(events.session_activity(speed.page_view_type))
+            merges.append(
+                lambda: lakehouse.merge_increments(
+                    spark,
+                    paths.sessions,
+                    sessions,
+                    ["customer_id", "session_id"],
+                    add=("page_views", "events"),
+                    least=("started_at",),
+                    greatest=("last_activity",),
+                    latest={"current_page": "current_page_at"},
+                )
             )
         if paths.customer_value not in done:
-            lakehouse.merge_increments(
-                spark,
-                paths.customer_value,
-                fresh.transform(events.customer_value(speed.purchase_type)),
-                ["customer_id"],
-                add=("lifetime_value", "purchase_count"),
-                least=("first_purchase_at",),
-                greatest=("last_purchase_at",),
+            value = fresh.transform(events.customer_value(speed.purchase_type))
+            merges.append(
+                lambda: lakehouse.merge_increments(
+                    spark,
+                    paths.customer_value,
+                    value,
+                    ["customer_id"],
+                    add=("lifetime_value", "purchase_count"),
+                    least=("first_purchase_at",),
+                    greatest=("last_purchase_at",),
+                )
             )
+        return merges
 
 
 @dataclass(frozen=True)
