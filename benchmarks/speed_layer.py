@@ -81,14 +81,15 @@ def _progress(spark: Any, config: Any, query: str) -> list[dict[str, Any]]:
     rows = progress.where(progress.query_name == query).orderBy("batch_id").collect()
     return [
         {"batch_id": row["batch_id"], "rows": row["num_input_rows"], "sources": row["sources"],
-         **dict(row["duration_ms"])}
+         "at": row["timestamp"], **dict(row["duration_ms"])}
         for row in rows
         if row["num_input_rows"]
     ]  # fmt: skip
 
 
 def _batches(spark: Any, config: Any, query: str, after: int = -1) -> list[dict[str, Any]]:
-    """Spark's phase durations (ms) and rows of each micro-batch of ``query`` after ``after`` that read something."""
+    """Spark's phase durations (ms), rows and start (``at``) of each micro-batch of ``query`` after ``after`` that
+    read something."""
     return [
         {key: value for key, value in row.items() if key not in ("batch_id", "sources")}
         for row in _progress(spark, config, query)
@@ -109,9 +110,26 @@ def _commits_per_batch(spark: Any, result: Any, batches: int) -> float:
     return commits / batches if batches else 0.0
 
 
+def _span(batch: dict[str, Any]) -> tuple[float, float]:
+    """When a micro-batch ran: its start (Spark's progress timestamp) and end, in seconds."""
+    start = dt.datetime.fromisoformat(str(batch["at"]).replace("Z", "+00:00")).timestamp()
+    return start, start + batch.get("triggerExecution", 0) / 1000
+
+
+def _beside(batches: list[dict[str, Any]], others: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The micro-batches of ``batches`` that ran while one of ``others`` (another query's) was running."""
+    spans = [_span(other) for other in others]
+
+    def crowded(batch: dict[str, Any]) -> bool:
+        start, end = _span(batch)
+        return any(start < other_end and other_start < end for other_start, other_end in spans)
+
+    return [batch for batch in batches if crowded(batch)]
+
+
 def _phases(batches: list[dict[str, Any]]) -> str:
     """The median of each phase Spark reports for these micro-batches, longest first."""
-    keys = sorted({key for batch in batches for key in batch if key != "rows"})
+    keys = sorted({key for batch in batches for key in batch if key not in ("rows", "at")})
     medians = {key: statistics.median(_seconds(batches, key)) for key in keys}
     return ", ".join(f"{key} {value:.2f} s" for key, value in sorted(medians.items(), key=lambda kv: -kv[1]) if value)
 
@@ -387,6 +405,7 @@ def run(
         layer.join(300)
         # The first batch took the event sent before the query started, with the query's own start: left out.
         singles = [b for b in _batches(spark, single, query, after=0) if b["rows"] == 1]
+        single_views = _batches(spark, single, f"{query}_views")
     finally:
         if own_session:
             spark.stop()
@@ -434,6 +453,20 @@ def run(
         else "no views batch read anything"
     )
     single_cause = f"median of {len(singles)} one-event batches: {_phases(singles)}" if singles else "none measured"
+    crowded = _beside(singles, single_views)
+    alone = [batch for batch in singles if batch not in crowded]
+    if crowded:
+        # The views query reads each new silver version on its own trigger: its batch runs beside the next events'.
+        single_cause += (
+            f"; {len(crowded)} of them ran while a views batch did (median "
+            f"{statistics.median(_seconds(crowded, 'triggerExecution')):.2f} s), "
+            + (
+                f"{len(alone)} alone (median {statistics.median(_seconds(alone, 'triggerExecution')):.2f} s)"
+                if alone
+                else "none alone"
+            )
+            + ": the two queries share the two cores"
+        )
     rows_out = [
         {
             "case": f"drain {produced.events:,} events, {plan['per_batch']:,} per batch",
