@@ -563,16 +563,13 @@ class ViewsBatch:
         query_id = self.query_id.get()
         spark = fresh.sparkSession
         speed, paths = self.speed, self.paths
-        # Not persisted: a batch read only from silver's new files is one Delta's MERGE reads as it is, where it
-        # would copy a cached one to disk again for each of the three views.
+        # Not persisted: each MERGE copies its own source to disk first anyway (a foreachBatch frame is not a plain
+        # Delta scan to it), so a cached batch would only be one copy more.
         metadata = run_metadata(self.context, "speed_layer/views", query_id=query_id, batch_id=batch_id)
         with lakehouse.commit_metadata(spark, metadata):
             done = self.replay.holding(spark, query_id, batch_id, paths.views())
             outbox = fresh.transform(events.fulfillment_requests(speed.purchase_type))
-            # The three MERGEs one after the other, beside the outbox's append: run at once too, they made the
-            # views batch shorter but took the cores from the ingest query when events come steadily.
-            merges = self._view_merges(spark, fresh, done)
-            writes: list[Callable[[], object]] = [lambda: [merge() for merge in merges]]
+            writes = [lambda: self._merge_views(spark, fresh, done)]
             if paths.outbox not in done:
                 writes.append(lambda: lakehouse.append(outbox, paths.outbox))
             _all_at_once(writes)
@@ -590,50 +587,41 @@ class ViewsBatch:
         origin = Origin(self.context.run_id, self.context.job, batch_id)
         realtime.publish(fresh.transform(metrics), self.config, origin=origin, backlog=self.backlog)
 
-    def _view_merges(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str]) -> list[Callable[[], object]]:
-        """The MERGE of each view this batch has not written yet, to run in this order."""
+    def _merge_views(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str]) -> None:
+        # One after the other, beside the outbox's append: run at once too, they made a views batch shorter but
+        # took the cores from the ingest query when events come steadily (README, the speed layer).
         speed, paths = self.speed, self.paths
-        merges: list[Callable[[], object]] = []
         if paths.windows not in done:
             windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
-            merges.append(
-                lambda: lakehouse.merge_increments(
-                    spark,
-                    paths.windows,
-                    windows,
-                    ["customer_id", "session_id", "window_start"],
-                    add=("page_views", "purchases", "purchase_amount", "events"),
-                    greatest=("last_event_time",),
-                )
+            lakehouse.merge_increments(
+                spark,
+                paths.windows,
+                windows,
+                ["customer_id", "session_id", "window_start"],
+                add=("page_views", "purchases", "purchase_amount", "events"),
+                greatest=("last_event_time",),
             )
         if paths.sessions not in done:
-            sessions = fresh.transform(events.session_activity(speed.page_view_type))
-            merges.append(
-                lambda: lakehouse.merge_increments(
-                    spark,
-                    paths.sessions,
-                    sessions,
-                    ["customer_id", "session_id"],
-                    add=("page_views", "events"),
-                    least=("started_at",),
-                    greatest=("last_activity",),
-                    latest={"current_page": "current_page_at"},
-                )
+            lakehouse.merge_increments(
+                spark,
+                paths.sessions,
+                fresh.transform(events.session_activity(speed.page_view_type)),
+                ["customer_id", "session_id"],
+                add=("page_views", "events"),
+                least=("started_at",),
+                greatest=("last_activity",),
+                latest={"current_page": "current_page_at"},
             )
         if paths.customer_value not in done:
-            value = fresh.transform(events.customer_value(speed.purchase_type))
-            merges.append(
-                lambda: lakehouse.merge_increments(
-                    spark,
-                    paths.customer_value,
-                    value,
-                    ["customer_id"],
-                    add=("lifetime_value", "purchase_count"),
-                    least=("first_purchase_at",),
-                    greatest=("last_purchase_at",),
-                )
+            lakehouse.merge_increments(
+                spark,
+                paths.customer_value,
+                fresh.transform(events.customer_value(speed.purchase_type)),
+                ["customer_id"],
+                add=("lifetime_value", "purchase_count"),
+                least=("first_purchase_at",),
+                greatest=("last_purchase_at",),
             )
-        return merges
 
 
 @dataclass(frozen=True)
