@@ -43,9 +43,8 @@ $(STAMP): $(LOCK) setup.py | $(PY)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm; the driver's class-data archive
+jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm
 	@$(PY) -m etl_lib.platform.jvm resolve --line $(LINE)
-	@$(PY) -m etl_lib.platform.cds write
 
 lock: ## Regenerate requirements/<LINE>.lock from setup.py and stack.toml
 	PYTHON=$(PYTHON) bash scripts/lock.sh $(LINE)

@@ -137,9 +137,6 @@ class SparkConfig(_Section):
     log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "WARN"
     conf: dict[str, ConfValue] = Field(default_factory=dict)
     jvm_cache: Location | None = None
-    #: Start a local session's driver JVM from the class-data archive ``make setup`` writes, when there
-    #: is one for this JDK and jar set (see :mod:`etl_lib.platform.cds`).
-    class_sharing: bool = True
 
 
 _LOOPBACK = re.compile(r"^(127(\.\d{1,3}){3}|::1|localhost)$")

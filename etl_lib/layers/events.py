@@ -67,23 +67,27 @@ def json_types_taken(type_name: str) -> frozenset[str]:
 def _look_sql(name: str, taken: frozenset[str]) -> str:
     """SQL of the JSON type whose value Spark reads as the field's text (``string`` if only a string's is).
 
-    An integer and a string read alike where the column takes both: the pattern is then only tried on a
-    text with a fraction or an exponent, and elsewhere only on a text that starts as a number does.
+    The text's first character decides which test is tried, so that a text that is plainly a string (most
+    are) costs a few comparisons of one character. An integer and a string read alike where the column takes
+    both: the pattern is then only tried on a text with a fraction or an exponent.
     """
     text = f"`{name}`"
+    first = f"substr({text}, 1, 1)"
     digits = ", ".join(repr(char) for char in "-0123456789")
     fraction = f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
-    number = f"substr({text}, 1, 1) IN ({digits}) AND {text} RLIKE r'{_NUMBER_TEXT}'"
+    number = f"{text} RLIKE r'{_NUMBER_TEXT}'"
     if {"integer", "string"} <= taken:
-        numbers = f" WHEN {fraction} AND {number} OR startswith({text}, '\"') THEN 'number'"
+        numeric = f"CASE WHEN {fraction} AND {number} THEN 'number' ELSE 'string' END"
     else:
-        numbers = (
-            f" WHEN {number} AND NOT {fraction} THEN 'integer' WHEN {number} OR startswith({text}, '\"') THEN 'number'"
-        )
+        numeric = f"CASE WHEN {number} THEN CASE WHEN {fraction} THEN 'number' ELSE 'integer' END ELSE 'string' END"
+    # A text starting with a quote is a number too large for a double ("Infinity", in quotes) or a string's
+    # content that starts with one: the record is read again to tell (_json_type_refused).
     return (
-        f"CASE WHEN {text} IN ('true', 'false') THEN 'boolean'{numbers}"
-        f" WHEN startswith({text}, '{{') THEN 'object'"
-        f" WHEN startswith({text}, '[') THEN 'array'"
+        f"CASE WHEN {first} IN ({digits}) THEN {numeric}"
+        f" WHEN {first} = '\"' THEN 'number'"
+        f" WHEN {first} = '{{' THEN 'object'"
+        f" WHEN {first} = '[' THEN 'array'"
+        f" WHEN {text} IN ('true', 'false') THEN 'boolean'"
         f" WHEN trim({text}) != '' THEN 'string' END"
     )
 
@@ -205,6 +209,8 @@ def parse_events(
                 _reason("range", "timestamp", F.lit(f"is before {floor:%Y-%m-%d %H:%M:%S}, the earliest accepted")),
             )
         )
+    # A filter with a lambda keeps these wide projections out of whole-stage code generation, which is faster here:
+    # generated as one, with arrays concatenated instead, they made methods too large for the JVM to compile.
     checks = F.filter(F.concat(F.col(ERRORS), F.array(*time_checks)), lambda reason: reason.isNotNull())
     errors = (
         F.when(
@@ -428,7 +434,9 @@ def judge_events(watermark: dt.datetime | None, stored: DataFrame) -> Step:
         ok = silver.no_errors()
         late = F.lit(False) if watermark is None else F.col("timestamp") < F.lit(watermark).cast("timestamp")
         order = Window.partitionBy("event_id", "_candidate").orderBy(*FIRST_OF_AN_ID)
-        known = stored.select("event_id", F.col("_payload_digest").alias("_stored_digest"))
+        # One stored body per id, so that every record of the batch is judged once (silver keeps one event per
+        # id; two queries writing it at once could leave two).
+        known = stored.select("event_id", F.col("_payload_digest").alias("_stored_digest")).dropDuplicates(["event_id"])
         ranked = (
             parsed.withColumn("_candidate", ok & ~late)
             .withColumn("_rank", F.row_number().over(order))

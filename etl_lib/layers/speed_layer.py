@@ -407,8 +407,7 @@ class SpeedBatch:
         speed, paths = self.speed, self.paths
 
         with Cached() as cache:
-            records = cache(frame)
-            parsed = records.transform(self.checks)
+            parsed = frame.transform(self.checks)
             if self.pii_key is not None:
                 # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose
                 # other fields silver shows would let anyone test guesses of the personal ones.
@@ -430,9 +429,10 @@ class SpeedBatch:
                 lateness = interval(speed.allowed_lateness)
                 watermark = min(before.values()) - lateness if before else None
                 stored = self._stored(spark, parsed, query_id, batch_id, watermark)
-                # One job reads the batch (filling the records' cache for bronze), parses and judges it, and keeps
-                # the judged rows as they are, without the plan that made them: every write below starts from
-                # those rows, instead of planning again the parsing's deep expressions and the read of silver.
+                # One job reads the batch, parses and judges it, and keeps the judged rows (every record, with its
+                # raw columns) as they are, without the plan that made them: every write below, bronze's too,
+                # starts from those rows, instead of reading the stream again or planning again the parsing's
+                # deep expressions and the read of silver.
                 judged = parsed.transform(events.judge_events(watermark, stored)).localCheckpoint(eager=True)
                 tally = _tally(judged, speed.source)
                 counts = tally.counts
@@ -457,7 +457,7 @@ class SpeedBatch:
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
                              self.context.run_id)  # fmt: skip
                 self.state.add(state_row)
-                bronze = records.transform(events.bronze_records(batch_id, query_id, now))
+                bronze = judged.transform(events.bronze_records(batch_id, query_id, now))
                 # The batch's state rides in its bronze commit; the audit tables get the held rows now and then.
                 carried = {**metadata, STATE_KEY: _state_json(state_row)}
                 writes: dict[str, Callable[[], object]] = {
@@ -473,7 +473,7 @@ class SpeedBatch:
                     refused = judged.transform(events.refused_events(batch_id, query_id, now))
                     writes[paths.dead_letters] = lambda: lakehouse.append(refused, paths.dead_letters)
                 if self.watch_gaps:
-                    holes = self._gaps(spark, records, query_id, batch_id)
+                    holes = self._gaps(spark, judged, query_id, batch_id)
                     counts["lost"] = sum(hole[4] for hole in holes)
                     if holes:
                         log.warning("speed batch %d: %d records lost before they were read: %s",
@@ -568,10 +568,16 @@ class ViewsBatch:
         metadata = run_metadata(self.context, "speed_layer/views", query_id=query_id, batch_id=batch_id)
         with lakehouse.commit_metadata(spark, metadata):
             done = self.replay.holding(spark, query_id, batch_id, paths.views())
+            # A batch without a purchase changes no customer's value and asks for no fulfilment: no commit to
+            # either (a MERGE costs about a second even for nothing). A replay finds the same.
+            bought = not fresh.where(F.col("event_type") == speed.purchase_type).isEmpty()
             outbox = fresh.transform(events.fulfillment_requests(speed.purchase_type))
-            writes = [lambda: self._merge_views(spark, fresh, done)]
+            writes = [lambda: self._merge_views(spark, fresh, done, bought)]
             if paths.outbox not in done:
-                writes.append(lambda: lakehouse.append(outbox, paths.outbox))
+                if bought:
+                    writes.append(lambda: lakehouse.append(outbox, paths.outbox))
+                else:
+                    lakehouse.ensure_table(spark, paths.outbox, outbox.schema)
             _all_at_once(writes)
         if self.config.serving.realtime_store.enabled:
             self._publish(spark, fresh, batch_id)
@@ -587,7 +593,7 @@ class ViewsBatch:
         origin = Origin(self.context.run_id, self.context.job, batch_id)
         realtime.publish(fresh.transform(metrics), self.config, origin=origin, backlog=self.backlog)
 
-    def _merge_views(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str]) -> None:
+    def _merge_views(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str], bought: bool) -> None:
         # One after the other, beside the outbox's append: run at once too, they made a views batch shorter but
         # took the cores from the ingest query when events come steadily (README, the speed layer).
         speed, paths = self.speed, self.paths
@@ -613,15 +619,19 @@ class ViewsBatch:
                 latest={"current_page": "current_page_at"},
             )
         if paths.customer_value not in done:
-            lakehouse.merge_increments(
-                spark,
-                paths.customer_value,
-                fresh.transform(events.customer_value(speed.purchase_type)),
-                ["customer_id"],
-                add=("lifetime_value", "purchase_count"),
-                least=("first_purchase_at",),
-                greatest=("last_purchase_at",),
-            )
+            values = fresh.transform(events.customer_value(speed.purchase_type))
+            if bought:
+                lakehouse.merge_increments(
+                    spark,
+                    paths.customer_value,
+                    values,
+                    ["customer_id"],
+                    add=("lifetime_value", "purchase_count"),
+                    least=("first_purchase_at",),
+                    greatest=("last_purchase_at",),
+                )
+            else:
+                lakehouse.ensure_table(spark, paths.customer_value, values.schema)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
 """The one place a SparkSession is built.
 
 Local sessions get Delta and the connectors from the jar cache ``make setup`` filled; nothing is
-downloaded when a session starts. Their driver JVM maps its classes from the class-data archive
-``make setup`` wrote, when there is one that fits (:mod:`etl_lib.platform.cds`). Platform sessions
+downloaded when a session starts. Platform sessions
 (AWS Glue, EMR, Databricks) are the platform's own: the suite adds no jars there and only sets the
 runtime options the configuration lists.
 """
@@ -12,14 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from etl_lib.config import SparkConfig
-from etl_lib.platform import cds
 from etl_lib.platform.jvm import cached_jars, spark_jar_set
 from etl_lib.platform.stack import active_line
 
@@ -70,43 +66,18 @@ def build_session(spark: SparkConfig) -> SparkSession:
         for key, value in {**PORTABLE_TABLE_DEFAULTS, **spark.conf}.items():
             session.conf.set(key, value)
     else:
-        session = start_local_session(spark, cds.driver_sharing(spark))
+        session = start_local_session(spark)
     session.sparkContext.setLogLevel(spark.log_level)
     log.debug("Spark %s session ready (%s)", session.version, spark.session)
     return session
 
 
-def start_local_session(spark: SparkConfig, sharing: cds.DriverSharing | None) -> SparkSession:
-    """A local session of ``spark``, its driver JVM started with ``sharing`` (None: as usual).
-
-    With ``sharing``, ``SPARK_CONF_DIR`` names its empty folder while the driver JVM starts, and only
-    then: ``spark-submit`` run from this process later still reads the suite's ``spark-defaults.conf``.
-    """
+def start_local_session(spark: SparkConfig) -> SparkSession:
+    """A local session of ``spark``: its master, the jars of the cache, Delta, and the configuration's options."""
     # Python workers (UDFs, Python data sources) run the driver's own interpreter and packages
     # unless the environment names another; PySpark reads only the environment for this.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    conf = local_session_conf(spark)
-    if sharing is not None:
-        conf = cds.with_java_options(conf, sharing.java_options)
     builder = SparkSession.builder.master(spark.master)
-    for key, value in conf.items():
+    for key, value in local_session_conf(spark).items():
         builder = builder.config(key, value)
-    if sharing is None:
-        return builder.getOrCreate()
-    with _environment(SPARK_CONF_DIR=str(sharing.conf_dir)):
-        return builder.getOrCreate()
-
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the ``with`` block, then put back what was there."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return builder.getOrCreate()
