@@ -46,7 +46,8 @@ def jdbc_config(base: SuiteConfig, postgres: PostgresService, root: Path) -> Sui
             "watermark_column": "id",
             "partition_column": "id",
             "num_partitions": 4,
-            "partition_threshold_rows": 10_000,
+            # Below the slice's halves, so that both loads are read in ranges of the partition column.
+            "partition_threshold_rows": 4_000,
             "entity": "order_lines",
             "columns": {name: name for name in ORDER_COLUMNS},
         }
@@ -56,7 +57,7 @@ def jdbc_config(base: SuiteConfig, postgres: PostgresService, root: Path) -> Sui
 
 #: The first lines of the extract: the facts of the whole extract are asserted where it is landed once (the session's
 #: retail lakehouse); this test is about the JDBC path, on a slice with exact duplicates.
-ROWS = 40_000
+ROWS = 12_000
 
 
 def split_at_a_duplicate(extract: pa.Table) -> int:

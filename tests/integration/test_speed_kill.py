@@ -18,8 +18,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
-from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.config import SuiteConfig, load_config, validate_config
+from etl_lib.errors import RunLockedError
 from etl_lib.layers import events
+from etl_lib.platform.runner import run_job
 from etl_lib.producer.events import retail_events
 from etl_lib.producer.replay import replay
 from etl_lib.services.kafka import KafkaService
@@ -45,8 +47,8 @@ def version(table: Path) -> int:
         return -1
 
 
-def job(suite_run: type[SuiteRun], arguments: list[str], root: Path, topic: str, work_dir: str) -> SuiteRun:
-    settings = {
+def settings(topic: str, work_dir: str) -> dict[str, str]:
+    return {
         "services.work_dir": work_dir,
         "speed.source": "kafka",
         "speed.kafka.topic": topic,
@@ -55,7 +57,10 @@ def job(suite_run: type[SuiteRun], arguments: list[str], root: Path, topic: str,
         # The killed run holds every batch's state row when it dies: the restart must take them from bronze.
         "speed.audit_interval": "1 hour",
     }
-    return suite_run("speed_layer", root, settings, arguments)
+
+
+def job(suite_run: type[SuiteRun], arguments: list[str], root: Path, topic: str, work_dir: str) -> SuiteRun:
+    return suite_run("speed_layer", root, settings(topic, work_dir), arguments)
 
 
 @pytest.mark.slow
@@ -84,15 +89,15 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
 
     wait_until(two_batches_in, "second micro-batch in bronze", timeout=240, poll=0.5)
     # Frozen there (so that it is still mid-stream when killed), the first copy holds its lock: a second copy on
-    # the same lakehouse and checkpoint is refused.
+    # the same lakehouse and checkpoint is refused. The second copy runs here, in this process: that a refused run's
+    # process ends with exit code 75 and one line is the batch layer's fault test (the same runner for every job).
     running.signal(signal.SIGSTOP)
-    second = job(suite_run, ["--available-now"], root, topic, suite_config.services.work_dir)
-    assert second.finish(300) == 75, second.output[-5000:]
-    refused = second.output
-    refusal = refused.strip().splitlines()[-1]
-    assert refusal.startswith("error: speed is already running: run "), refusal
-    assert f" of speed_layer (pid {running.pid} on " in refusal
-    assert "Traceback" not in refused
+    overrides = [f"lakehouse.root={root}", "run.available_now=true"]
+    overrides += [f"{key}={value}" for key, value in settings(topic, suite_config.services.work_dir).items()]
+    with pytest.raises(RunLockedError) as refused:
+        run_job("speed_layer", load_config(PROJECT / "conf" / "test.yaml", overrides), spark)
+    assert str(refused.value).startswith("speed is already running: run "), refused.value
+    assert f" of speed_layer (pid {running.pid} on " in str(refused.value)
     running.signal(signal.SIGKILL)
     running.finish(30)
     killed_at = version(bronze)
