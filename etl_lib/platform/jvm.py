@@ -209,7 +209,7 @@ def write_spark_defaults(jars: list[Path], spark_home: Path | None = None) -> Pa
     Raises:
         StackError: if a ``spark-defaults.conf`` the suite did not write is in the way.
     """
-    from etl_lib.platform.session import DELTA_SESSION_CONF
+    from etl_lib.platform.session import SESSION_CONF
 
     home = spark_home or _pyspark_jar_dir().parent
     target = home / "conf" / "spark-defaults.conf"
@@ -219,7 +219,7 @@ def write_spark_defaults(jars: list[Path], spark_home: Path | None = None) -> Pa
         SPARK_DEFAULTS_MARKER,
         "# so that spark-submit and pyspark sessions of this environment load Delta and the connectors.",
         f"spark.jars {','.join(str(jar) for jar in jars)}",
-        *(f"{key} {value}" for key, value in DELTA_SESSION_CONF.items()),
+        *(f"{key} {value}" for key, value in SESSION_CONF.items()),
         "",
     ]
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from packaging.requirements import Requirement
 from etl_lib.config import SuiteConfig, load_config
 from etl_lib.platform.glue_args import glue_arguments
 from etl_lib.platform.registry import JOBS, JobSpec
-from etl_lib.platform.session import DELTA_SESSION_CONF
+from etl_lib.platform.session import CODEGEN_CACHE_CONF, SESSION_CONF
 from etl_lib.platform.stack import SparkLine, active_line
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -81,9 +81,9 @@ def _flat_configs(target: Path) -> list[str]:
     return names
 
 
-def _delta_conf_argument() -> str:
+def _session_conf_argument() -> str:
     # Glue takes several Spark settings in its one --conf argument, joined by " --conf ".
-    return " --conf ".join(f"{key}={value}" for key, value in DELTA_SESSION_CONF.items())
+    return " --conf ".join(f"{key}={value}" for key, value in SESSION_CONF.items())
 
 
 def glue_job(config: SuiteConfig, spec: JobSpec, line: SparkLine, requirements: list[str]) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def glue_job(config: SuiteConfig, spec: JobSpec, line: SparkLine, requirements: 
     arguments = {
         "--job-language": "python",
         "--datalake-formats": "delta",
-        "--conf": _delta_conf_argument(),
+        "--conf": _session_conf_argument(),
         "--extra-py-files": f"{artifacts}/etl_lib.zip",
         "--additional-python-modules": ",".join(requirements),
         "--extra-files": f"{artifacts}/conf/{conf_name}",
@@ -128,7 +128,7 @@ def _submit_arguments(config: SuiteConfig) -> list[str]:
     artifacts = config.deploy.artifacts_uri.rstrip("/")
     conf_file = f"{artifacts}/conf/{Path(config.deploy.emr.conf).name}"
     arguments = ["--py-files", f"{artifacts}/etl_lib.zip", "--files", conf_file]
-    for key, value in DELTA_SESSION_CONF.items():
+    for key, value in SESSION_CONF.items():
         arguments += ["--conf", f"{key}={value}"]
     return arguments
 
@@ -161,7 +161,7 @@ def emr_serverless_run(config: SuiteConfig, spec: JobSpec) -> dict[str, Any]:
         [
             f"--conf spark.submit.pyFiles={artifacts}/etl_lib.zip",
             f"--conf spark.files={artifacts}/conf/{Path(emr.conf).name}",
-            *[f"--conf {key}={value}" for key, value in DELTA_SESSION_CONF.items()],
+            *[f"--conf {key}={value}" for key, value in SESSION_CONF.items()],
         ]
     )
     return {
@@ -193,7 +193,8 @@ def databricks_bundle(config: SuiteConfig, wheel: str) -> dict[str, Any]:
                         "spark_version": databricks.spark_version,
                         "node_type_id": databricks.node_type_id,
                         "num_workers": databricks.num_workers,
-                        "spark_conf": {"spark.sql.session.timeZone": "UTC"},
+                        # Delta is built into Databricks' runtime: the cluster takes the other settings.
+                        "spark_conf": {"spark.sql.session.timeZone": "UTC", **CODEGEN_CACHE_CONF},
                     },
                 }
             ],

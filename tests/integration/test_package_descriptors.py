@@ -17,7 +17,7 @@ from etl_lib.cli import job_parser
 from etl_lib.config import load_config, validate_config
 from etl_lib.platform.glue_args import suite_arguments
 from etl_lib.platform.registry import JOBS
-from etl_lib.platform.session import DELTA_SESSION_CONF
+from etl_lib.platform.session import CODEGEN_CACHE_CONF, SESSION_CONF
 from etl_lib.platform.stack import active_line
 from etl_lib.services.aws import AwsService, local_client
 
@@ -100,7 +100,7 @@ def test_glue_jobs_are_created_from_the_definitions(aws: AwsService, dist: Path,
         arguments = job["DefaultArguments"]
         assert arguments == definition["DefaultArguments"]
         assert arguments["--datalake-formats"] == "delta"
-        assert arguments["--conf"] == " --conf ".join(f"{k}={v}" for k, v in DELTA_SESSION_CONF.items())
+        assert arguments["--conf"] == " --conf ".join(f"{k}={v}" for k, v in SESSION_CONF.items())
         assert arguments["--additional-python-modules"].split(",") == requirements
         for key in ("--extra-py-files", "--extra-files"):
             assert _exists(uploaded, arguments[key]), arguments[key]
@@ -151,7 +151,7 @@ def test_emr_serverless_runs_start_from_the_definitions(aws: AwsService, dist: P
         assert _exists(uploaded, submit["entryPoint"])
         settings = shlex.split(submit["sparkSubmitParameters"])
         assert settings[0::2] == ["--conf"] * (len(settings) // 2)
-        for key, value in DELTA_SESSION_CONF.items():
+        for key, value in SESSION_CONF.items():
             assert f"{key}={value}" in settings
         assert _exists(uploaded, next(s.split("=", 1)[1] for s in settings if s.startswith("spark.submit.pyFiles=")))
 
@@ -174,3 +174,4 @@ def test_the_databricks_bundle_names_files_that_are_in_the_package(dist: Path) -
         assert (dist / library["whl"]).is_file()
         cluster = job["job_clusters"][0]["new_cluster"]
         assert {"spark_version", "node_type_id", "num_workers"} <= set(cluster)
+        assert cluster["spark_conf"].items() >= CODEGEN_CACHE_CONF.items()
