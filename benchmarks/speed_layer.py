@@ -444,7 +444,10 @@ def run(
             f"an ingest micro-batch took {took:.2f} s (median of {len(live_seconds)}) for {held:,.0f} events, "
             f"{held / took:,.0f} events/s against {plan['rate']:,.0f} sent per second ({_phases(live_batches)})"
             + (": the backlog grew while the producer sent, and an event waited for the batches ahead of it"
-               if held / took < plan["rate"] else "")
+               if held / took < plan["rate"] else
+               f": the query kept up, but a batch took {took:.1f} s where the trigger asks for 1 s, so an event "
+               "waited for the batch in flight and then for its own, and when the producer stopped the batch in "
+               "flight and the events sent during it were not yet in bronze")
         )  # fmt: skip
     views_cause = (
         f"a views micro-batch took {statistics.median(_seconds(live_views, 'triggerExecution')):.2f} s "
