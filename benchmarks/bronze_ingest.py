@@ -80,9 +80,9 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
             rows_out.append(
                 {
                     "case": f"{rows:,} rows",
-                    "suite_s": round(suite_t["median"], 2),
+                    "suite_s": round(suite_t["median"], 3),
                     "suite_spread": suite_t["spread"],
-                    "deltalake_s": round(baseline_t["median"], 2),
+                    "deltalake_s": round(baseline_t["median"], 3),
                     "deltalake_spread": baseline_t["spread"],
                     "suite/deltalake": round(suite_t["median"] / baseline_t["median"], 2),
                 }

@@ -10,11 +10,12 @@ Two streaming queries run. The ingest query reads the configured stream; each mi
    reasons; events older than the watermark (the newest event time seen before this batch, less
    ``speed.allowed_lateness``) go to ``silver/events_late``;
 3. checks the events not seen before (by ``event_id``, within the watermark) against silver's quality
-   rules and appends them to ``silver/events``;
-4. holds the batch's counts and event-time high marks for ``audit/stream_state``, and the progress Spark
-   reported of the batches before it for ``audit/stream_progress``, and appends what it holds to both every
-   ``speed.audit_interval`` (and at the end of the run). The batch's state row also rides in its bronze
-   commit's metadata, so that rows a killed run held are written by the next run, from bronze.
+   rules and appends them to ``silver/events`` (rows a quarantine rule moves aside to ``audit/quarantine``);
+4. holds the batch's counts and event-time high marks for ``audit/stream_state``, its rules' results for
+   ``audit/quality_results`` (unless an alert needs them recorded first) and the progress Spark reported of the
+   batches before it for ``audit/stream_progress``, and appends what it holds every ``speed.audit_interval``
+   (and at the end of the run). The batch's state row and results also ride in its bronze commit's metadata,
+   so that rows a killed run held are written by the next run, from bronze.
 
 An output that is empty in a batch gets no commit. The views query reads silver as a stream, on its own
 trigger, and adds each batch of new events to ``gold/customer_sessions_5min``, ``gold/customer_sessions``
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -58,8 +60,9 @@ from etl_lib.platform import secrets
 from etl_lib.platform.cache import Cached
 from etl_lib.platform.degraded import Origin
 from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
-from etl_lib.quality.apply import check
-from etl_lib.quality.audit import Stamp
+from etl_lib.quality.alerts import needs_alert
+from etl_lib.quality.apply import evaluate_rules, record_outcome
+from etl_lib.quality.audit import RESULTS_COLUMNS, RESULTS_SCHEMA, Stamp, raise_for, results_rows
 from etl_lib.quality.engine import FAILURE_TYPE, FAILURES
 from etl_lib.serving import realtime
 from etl_lib.sources.events import read_event_stream
@@ -78,6 +81,7 @@ TABLES: tuple[tuple[Layer, str], ...] = (
     ("gold", "fulfillment_requests"),
     ("audit", "stream_state"),
     ("audit", "stream_progress"),
+    ("audit", "quality_results"),
 )
 STATE_SCHEMA = (
     "query_id STRING, batch_id BIGINT, max_event_time TIMESTAMP, partition_marks MAP<STRING, TIMESTAMP>, "
@@ -191,6 +195,23 @@ _STATE_COLUMNS = tuple(column.split(" ")[0] for column in re.split(r", (?=[a-z_]
 _STATE_TIMES = frozenset({"max_event_time", "watermark", "processed_at"})
 
 
+#: The key of a bronze commit's metadata that carries its micro-batch's rows of ``audit/quality_results`` (held).
+RESULTS_KEY = "quality_results"
+_RESULTS_TIME = RESULTS_COLUMNS.index("evaluated_at")
+
+
+def _result_json(row: tuple[Any, ...]) -> list[Any]:
+    """A row of ``audit/quality_results`` as JSON values (its time as ISO text), for a commit's metadata."""
+    return [value.isoformat() if index == _RESULTS_TIME else value for index, value in enumerate(row)]
+
+
+def _result_row(value: list[Any]) -> tuple[Any, ...]:
+    """The row :func:`_result_json` was made from."""
+    return tuple(
+        dt.datetime.fromisoformat(item) if index == _RESULTS_TIME else item for index, item in enumerate(value)
+    )
+
+
 def _state_json(row: tuple[Any, ...]) -> dict[str, Any]:
     """A row of ``audit/stream_state`` as JSON values (times as ISO text), for a commit's metadata."""
 
@@ -213,26 +234,32 @@ def _state_row(value: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[name] for name in _STATE_COLUMNS)
 
 
-class _StateLog:
-    """The rows of ``audit/stream_state`` a run holds until its next append, every ``audit_interval``.
+class _AuditLog:
+    """The audit rows a run holds until its next append, every ``audit_interval``.
 
-    Each micro-batch's row also rides in its bronze commit's metadata (:data:`STATE_KEY`), in the same commit
-    as its records: a run killed between two appends loses none, as the next run's first batch takes the rows
-    the table lacks from bronze's newest commits.
+    They are each micro-batch's row of ``audit/stream_state`` and, when no alert needs them at once, its rows of
+    ``audit/quality_results``.
+
+    Each micro-batch's rows also ride in its bronze commit's metadata (:data:`STATE_KEY`, :data:`RESULTS_KEY`),
+    in the same commit as its records: a run killed between two appends loses none, as the next run's first
+    batch takes the rows the tables lack from bronze's newest commits. An append writes the results first and
+    the state last, so a batch whose state row is stored has its results stored too.
     """
 
-    def __init__(self, path: str, bronze: str, every: float) -> None:
+    def __init__(self, path: str, results_path: str, bronze: str, every: float) -> None:
         self.path = path
+        self.results_path = results_path
         self.bronze = bronze
         self.every = every
         self.pending: dict[int, tuple[Any, ...]] = {}
+        self.results: dict[int, list[tuple[Any, ...]]] = {}
         #: The query's newest batch in the table, looked up by a run's first batch (:meth:`recover`).
         self.stored = -1
         self.looked = False
         self.appended_at = time.monotonic()
 
     def recover(self, spark: SparkSession, query_id: str) -> None:
-        """Hold the rows of this query's batches that bronze has and the table lacks (once per run)."""
+        """Hold the rows of this query's batches that bronze has and the tables lack (once per run)."""
         if self.looked:
             return
         self.looked = True
@@ -241,12 +268,38 @@ class _StateLog:
                 lakehouse.read(spark, self.path).where(F.col("query_id") == query_id).agg(F.max("batch_id")).first()
             )
             self.stored = -1 if newest is None or newest[0] is None else int(newest[0])
+        results: dict[int, list[tuple[Any, ...]]] = {}
         for commit in lakehouse.query_commits_after(spark, self.bronze, query_id, self.stored):
             if STATE_KEY in commit.user_metadata:
                 row = _state_row(commit.user_metadata[STATE_KEY])
                 self.pending[int(row[1])] = row
-        if self.pending:
-            log.info("stream state of batches %s taken from bronze's commits", sorted(self.pending))
+            if commit.user_metadata.get(RESULTS_KEY):
+                rows = [_result_row(value) for value in commit.user_metadata[RESULTS_KEY]]
+                results[int(rows[0][3])] = rows
+        self.results.update(self._not_stored(spark, results))
+        if self.pending or self.results:
+            taken = (
+                f"stream state of batches {sorted(self.pending)} and quality results of batches {sorted(self.results)}"
+            )
+            log.info("%s taken from bronze's commits", taken)
+
+    def _not_stored(
+        self, spark: SparkSession, results: dict[int, list[tuple[Any, ...]]]
+    ) -> dict[int, list[tuple[Any, ...]]]:
+        """The held results whose batch the results table lacks (an append killed before the state's)."""
+        if not results or not lakehouse.is_delta_table(spark, self.results_path):
+            return results
+        # A batch's rows carry the run that evaluated it: (run, batch) names it across the query's restarts.
+        runs = sorted({rows[0][0] for rows in results.values()})
+        found = (
+            lakehouse.read(spark, self.results_path)
+            .where(F.col("run_id").isin(runs) & F.col("batch_id").isin(sorted(results)))
+            .select("run_id", "batch_id")
+            .distinct()
+            .collect()
+        )
+        stored = {(row["run_id"], int(row["batch_id"])) for row in found}
+        return {batch: rows for batch, rows in results.items() if (rows[0][0], batch) not in stored}
 
     def marks_before(self, spark: SparkSession, query_id: str, batch_id: int) -> dict[str, Any]:
         """Newest event time per stream partition after the batches before ``batch_id`` (as a replay saw it)."""
@@ -264,18 +317,34 @@ class _StateLog:
         )
         return {} if row is None or row["partition_marks"] is None else dict(row["partition_marks"])
 
-    def add(self, row: tuple[Any, ...]) -> None:
-        """Hold a batch's row, unless the table or bronze's commit (a replayed batch) already gave it."""
+    def holds(self, batch_id: int) -> bool:
+        """Whether the batch's rows are stored or held already (a replayed batch whose bronze commit gave them)."""
+        return batch_id <= self.stored or batch_id in self.pending
+
+    def add(self, row: tuple[Any, ...], results: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """Hold a batch's state row and result rows, unless held already; returns what its bronze commit carries."""
         batch_id = int(row[1])
-        if batch_id > self.stored and batch_id not in self.pending:
+        if not self.holds(batch_id):
             self.pending[batch_id] = row
+            if results:
+                self.results[batch_id] = results
+        carried: dict[str, Any] = {STATE_KEY: _state_json(row)}
+        if results:
+            carried[RESULTS_KEY] = [_result_json(result) for result in results]
+        return carried
 
     def due(self) -> bool:
         return time.monotonic() - self.appended_at >= self.every
 
     def append(self, spark: SparkSession) -> None:
-        """Append the rows held (in batch order) in one commit."""
+        """Append the rows held, in batch order: the results in one commit, then the state in one commit."""
         self.appended_at = time.monotonic()
+        if self.results:
+            batches = sorted(self.results)
+            rows = [row for batch in batches for row in self.results[batch]]
+            lakehouse.append_retrying(spark.createDataFrame(rows, RESULTS_SCHEMA), self.results_path)
+            for batch in batches:
+                del self.results[batch]
         if not self.pending:
             return
         batches = sorted(self.pending)
@@ -398,7 +467,8 @@ class SpeedBatch:
         #: Holes in the offsets are looked for where data loss is tolerated (else Spark fails on them).
         self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
         self.replay = _Replay()
-        self.state = _StateLog(self.paths.state, self.paths.bronze, interval(self.speed.audit_interval).total_seconds())
+        every = interval(self.speed.audit_interval).total_seconds()
+        self.state = _AuditLog(self.paths.state, self.paths.quality_results, self.paths.bronze, every)
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
         query_id = self.query_id.get()
@@ -441,13 +511,26 @@ class SpeedBatch:
                 stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
                 silver_rows = cache(fresh.drop("payload").transform(self.protect).transform(self.score))
-                # The quality results are written beside silver and bronze, not before them.
-                audit_writes: list[Callable[[], object]] = []
-                checked, evaluation = check(
-                    spark, self.config, "silver", ENTITY, silver_rows, stamp, now,
-                    stop_when_held=False, deferred=audit_writes, written=done,
-                )  # fmt: skip
+                evaluation = evaluate_rules(self.config, "silver", ENTITY, silver_rows, stamp, now)
+                checked = silver_rows if evaluation is None else evaluation.kept
                 counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
+                # The quality results are held with the batch's state (no commit of their own) unless an alert
+                # needs them recorded first; quarantined rows are written beside silver and bronze.
+                held_results: list[tuple[Any, ...]] = []
+                audit_writes: list[Callable[[], object]] = []
+                if evaluation is not None:
+                    # A replayed batch whose bronze commit is in: its results were recorded, or held from there.
+                    replayed = self.state.holds(batch_id)
+                    hold = replayed or not (evaluation.failed or needs_alert(evaluation))
+                    if hold and not replayed:
+                        held_results = results_rows(evaluation, stamp)
+                    record = functools.partial(
+                        record_outcome, spark, self.config, evaluation, stamp, written=done, results=not hold
+                    )
+                    if evaluation.failed:  # a rule that stops the run: recorded, then raised
+                        record()
+                        raise_for(evaluation, stop_when_held=False)
+                    audit_writes.append(record)
                 after = dict(before)
                 for partition, mark in tally.marks.items():
                     after[partition] = max(mark, after[partition]) if partition in after else mark
@@ -456,10 +539,10 @@ class SpeedBatch:
                 state_row = (query_id, batch_id, newest, after, watermark, counts["records"],
                              counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
                              self.context.run_id)  # fmt: skip
-                self.state.add(state_row)
+                # The batch's state and results ride in its bronze commit; the audit tables get the held rows now
+                # and then.
+                carried = {**metadata, **self.state.add(state_row, held_results)}
                 bronze = judged.transform(events.bronze_records(batch_id, query_id, now))
-                # The batch's state rides in its bronze commit; the audit tables get the held rows now and then.
-                carried = {**metadata, STATE_KEY: _state_json(state_row)}
                 writes: dict[str, Callable[[], object]] = {
                     paths.bronze: lambda: lakehouse.append(bronze, paths.bronze, metadata=carried),
                 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -18,6 +18,56 @@ from etl_lib.quality.engine import Evaluation, evaluate
 log = logging.getLogger(__name__)
 
 
+def evaluate_rules(
+    config: SuiteConfig, layer: Layer, table: str, frame: DataFrame, stamp: Stamp, reference_time: dt.datetime
+) -> Evaluation | None:
+    """Evaluate ``layer/table``'s rules on ``frame``, or None if the table has no rules.
+
+    Persist ``frame`` if it is costly to compute: it is read twice. Nothing is written: :func:`record_outcome`
+    records the evaluation.
+    """
+    rules = config.quality.rules_of(layer, table)
+    if rules is None:
+        return None
+    evaluation = evaluate(
+        frame, f"{layer}/{table}", rules, config.quality.threshold_of(rules), stamp.run_id, reference_time
+    )
+    log.info("quality %s", evaluation.summary)
+    return evaluation
+
+
+def record_outcome(
+    spark: SparkSession,
+    config: SuiteConfig,
+    evaluation: Evaluation,
+    stamp: Stamp,
+    idempotency: tuple[str, int] | None = None,
+    written: Collection[str] = (),
+    results: bool = True,
+) -> None:
+    """Record an evaluation in the audit tables, then announce it (metrics, and an alert when warranted).
+
+    Announced once recorded, so that whoever an alert sends to the audit tables finds the results there.
+    CloudWatch or SNS out of reach never stops the batch: what they did not take is a row of
+    ``audit/sink_failures``.
+
+    Args:
+        spark: session for the audit writes.
+        config: the suite configuration (lakehouse, alerts, sinks).
+        evaluation: what :func:`evaluate_rules` found.
+        stamp: run, job, micro-batch and time.
+        idempotency: ``(application id, micro-batch id)`` so a replayed micro-batch records nothing twice.
+        written: audit tables (paths) that already hold this batch's records (the replay of a micro-batch a
+            crash interrupted records only the rest).
+        results: write the rows of ``audit/quality_results`` too; a stream that holds them for a later append
+            (and an alert needs none of them) passes False.
+    """
+    record(spark, config.lakehouse, evaluation, stamp, idempotency, written=written, results=results)
+    guard = SinkGuard(config.sinks, Origin(stamp.run_id, stamp.job, stamp.batch_id))
+    alerts.announce(config.quality.alerts, config.services, evaluation, guard)
+    degraded.record(spark, config.lakehouse, guard.drain())
+
+
 def check(
     spark: SparkSession,
     config: SuiteConfig,
@@ -27,11 +77,8 @@ def check(
     stamp: Stamp,
     reference_time: dt.datetime,
     idempotency: tuple[str, int] | None = None,
-    stop_when_held: bool = True,
-    deferred: list[Callable[[], object]] | None = None,
-    written: Collection[str] = (),
 ) -> tuple[DataFrame, Evaluation | None]:
-    """Evaluate ``layer/table``'s rules on ``frame``, write results and quarantine, announce, maybe stop.
+    """Evaluate ``layer/table``'s rules on a batch job's ``frame``, record the outcome, and stop if it must.
 
     Args:
         spark: session for the audit writes.
@@ -39,44 +86,20 @@ def check(
         layer: layer of the table the batch is for.
         table: the table's name.
         frame: the batch; persist it if it is costly to compute, it is read twice.
-        stamp: run, job, micro-batch and time.
+        stamp: run, job and time.
         reference_time: "now" for freshness rules.
-        idempotency: ``(application id, micro-batch id)`` so a replayed micro-batch records nothing twice.
-        stop_when_held: a batch job stops when its batch is held back; a stream goes on with the next batch.
-        deferred: when given, the audit writes (then the alerts) of a batch that goes on are added to it instead
-            of made here, for the caller to make beside its own writes (with ``idempotency``, a batch replayed
-            after a crash between them writes each once). A batch that stops records before it raises.
-            Alerts CloudWatch or SNS do not take are given up, each a row of ``audit/sink_failures``.
-        written: audit tables (paths) that already hold this micro-batch's records: the replay of a batch a
-            crash interrupted records only the rest.
+        idempotency: ``(application id, version)`` so that a repeated write records nothing twice.
 
     Returns:
         The rows to write (with ``_dq_failures``) and the evaluation, or ``frame`` itself and None when the
         table has no rules.
 
     Raises:
-        QualityFailedError: after recording, if a ``fail`` rule did not pass or a batch job's batch was held.
+        QualityFailedError: after recording, if a ``fail`` rule did not pass or the batch was held back.
     """
-    rules = config.quality.rules_of(layer, table)
-    if rules is None:
+    evaluation = evaluate_rules(config, layer, table, frame, stamp, reference_time)
+    if evaluation is None:
         return frame, None
-    evaluation = evaluate(
-        frame, f"{layer}/{table}", rules, config.quality.threshold_of(rules), stamp.run_id, reference_time
-    )
-
-    def record_and_announce() -> None:
-        # Announced once recorded, so that whoever an alert sends to the audit tables finds the results there.
-        record(spark, config.lakehouse, evaluation, stamp, idempotency, written=written)
-        # CloudWatch or SNS out of reach never stops the batch: what they did not take is recorded instead.
-        guard = SinkGuard(config.sinks, Origin(stamp.run_id, stamp.job, stamp.batch_id))
-        alerts.announce(config.quality.alerts, config.services, evaluation, guard)
-        degraded.record(spark, config.lakehouse, guard.drain())
-
-    stops = bool(evaluation.failed) or (evaluation.held and stop_when_held)
-    if deferred is not None and not stops:
-        deferred.append(record_and_announce)
-    else:
-        record_and_announce()
-    log.info("quality %s", evaluation.summary)
-    raise_for(evaluation, stop_when_held)
+    record_outcome(spark, config, evaluation, stamp, idempotency)
+    raise_for(evaluation)
     return evaluation.kept, evaluation

@@ -8,9 +8,9 @@ turns them back into rows of their table.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -26,6 +26,7 @@ RESULTS_SCHEMA = (
     "failing_rows BIGINT, `rows` BIGINT, sample_keys ARRAY<STRING>, message STRING, score DOUBLE, "
     "score_threshold DOUBLE, held BOOLEAN, evaluated_at TIMESTAMP"
 )
+RESULTS_COLUMNS = tuple(column.split(" ")[0].strip("`") for column in RESULTS_SCHEMA.split(", "))
 
 
 class QualityFailedError(JobFailedError):
@@ -42,9 +43,9 @@ class Stamp:
     at: dt.datetime
 
 
-def results_frame(spark: SparkSession, evaluation: Evaluation, stamp: Stamp) -> DataFrame:
-    """One row per rule of the evaluation."""
-    rows = [
+def results_rows(evaluation: Evaluation, stamp: Stamp) -> list[tuple[Any, ...]]:
+    """The evaluation's rows of ``audit/quality_results`` (:data:`RESULTS_SCHEMA`), one per rule."""
+    return [
         (
             stamp.run_id,
             stamp.job,
@@ -69,7 +70,11 @@ def results_frame(spark: SparkSession, evaluation: Evaluation, stamp: Stamp) -> 
         )
         for r in evaluation.results
     ]
-    return spark.createDataFrame(rows, RESULTS_SCHEMA)
+
+
+def results_frame(spark: SparkSession, evaluation: Evaluation, stamp: Stamp) -> DataFrame:
+    """One row per rule of the evaluation."""
+    return spark.createDataFrame(results_rows(evaluation, stamp), RESULTS_SCHEMA)
 
 
 def quarantine_rows(evaluation: Evaluation, stamp: Stamp) -> DataFrame:
@@ -107,6 +112,7 @@ def record(
     idempotency: tuple[str, int] | None = None,
     quarantine: bool = True,
     written: Collection[str] = (),
+    results: bool = True,
 ) -> None:
     """Append the evaluation's results, and its quarantined rows if any, to the audit tables.
 
@@ -118,11 +124,12 @@ def record(
         idempotency: ``(application id, version)`` for a micro-batch, so that a replay appends nothing twice.
         quarantine: also write the rows the evaluation sets aside.
         written: tables (paths) that already hold these records (a replayed micro-batch), not written again.
+        results: also write the rows of ``audit/quality_results`` (a stream may hold them for a later append).
     """
     txn = (lambda table: (f"{idempotency[0]}:{table}", idempotency[1])) if idempotency else (lambda table: None)
-    results, held = lake.table_path("audit", "quality_results"), lake.table_path("audit", "quarantine")
-    if results not in written:
-        lakehouse.append_retrying(results_frame(spark, evaluation, stamp), results, txn("audit/quality_results"))
+    path, held = lake.table_path("audit", "quality_results"), lake.table_path("audit", "quarantine")
+    if results and path not in written:
+        lakehouse.append_retrying(results_frame(spark, evaluation, stamp), path, txn("audit/quality_results"))
     if quarantine and (evaluation.held or evaluation.quarantined_rows) and held not in written:
         lakehouse.append_retrying(quarantine_rows(evaluation, stamp), held, txn("audit/quarantine"))
 
@@ -142,16 +149,3 @@ def raise_for(evaluation: Evaluation, stop_when_held: bool = True) -> None:
             f"the batch of {evaluation.rows:,} rows is held back in audit/quarantine "
             f"(release it with `etl-suite quality replay --table {evaluation.table}`)"
         )
-
-
-def summary_json(evaluation: Evaluation) -> str:
-    """A compact JSON summary for logs and commit metadata."""
-    return json.dumps(
-        {
-            "table": evaluation.table,
-            "score": round(evaluation.score, 4),
-            "failed_rules": [r.rule for r in evaluation.results if not r.passed],
-            "quarantined": evaluation.quarantined_rows,
-            "held": evaluation.held,
-        }
-    )

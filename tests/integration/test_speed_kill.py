@@ -138,6 +138,10 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     batches = landed.select("_query_id", "_batch_id").distinct().count()
     assert state.count() == state.select("query_id", "batch_id").distinct().count() == batches
     assert state.agg(F.sum("records")).first()[0] == EVENTS  # type: ignore[index]
+    # And its silver rules' results once, held like the state rows and taken from bronze's commits the same way.
+    results = lakehouse.read(spark, path("audit", "quality_results")).where("job = 'speed_layer'")
+    assert results.select("run_id", "batch_id").distinct().count() == batches
+    assert results.count() == batches * len(config.quality.tables["silver/events"].rules)
 
     # The killed run is closed as abandoned by the restart; the refused copy failed; the restart succeeded.
     assert run_statuses(spark, path("audit", "etl_runs")) == [

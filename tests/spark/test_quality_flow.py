@@ -151,41 +151,36 @@ def test_concurrent_audit_writers_lose_no_row(spark: SparkSession, tmp_path: Pat
     assert written.select("writer", "batch").distinct().count() == 12
 
 
-def test_a_stream_can_write_a_passing_batchs_results_beside_its_own_writes_but_a_stopping_batch_records_first(
+def test_an_evaluation_is_recorded_when_asked_and_once_but_a_stopping_batch_records_before_it_raises(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
 ) -> None:
-    from etl_lib.quality.apply import check
-    from etl_lib.quality.audit import QualityFailedError, Stamp
+    from etl_lib.quality.apply import check, evaluate_rules, record_outcome
+    from etl_lib.quality.audit import QualityFailedError, Stamp, results_rows
 
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     rows = spark.createDataFrame([("a", 1), ("b", 5)], "line_id STRING, quantity INT")
     results = lambda config: config.lakehouse.table_path("audit", "quality_results")  # noqa: E731
     positive = [{"name": "positive", "type": "range", "column": "quantity", "min": 1}]
     config = configured(suite_config, tmp_path / "one", positive)
-    writes: list[Any] = []
-    kept, evaluation = check(
-        spark, config, "silver", "order_lines", rows, Stamp("run-1", "speed_layer", 7, at), at, ("q", 7),
-        stop_when_held=False, deferred=writes,
-    )  # fmt: skip
+    stamp = Stamp("run-1", "speed_layer", 7, at)
+    evaluation = evaluate_rules(config, "silver", "order_lines", rows, stamp, at)
     assert evaluation is not None
     assert evaluation.score == 1.0
-    assert kept.count() == 2
-    assert len(writes) == 1
-    assert not lakehouse.is_delta_table(spark, results(config))  # nothing written yet: the caller writes it
-    writes[0]()
+    assert evaluation.kept.count() == 2
+    assert not lakehouse.is_delta_table(spark, results(config))  # evaluating writes nothing
+    [held] = results_rows(evaluation, stamp)  # what a stream holds for its next append
+    assert (held[4], held[11], held[3]) == ("positive", True, 7)
+    record_outcome(spark, config, evaluation, stamp, ("q", 7), results=False)
+    assert not lakehouse.is_delta_table(spark, results(config))  # the caller holds them
+    record_outcome(spark, config, evaluation, stamp, ("q", 7))
     [written] = table_rows(results(config))
     assert (written["rule"], written["passed"], written["batch_id"]) == ("positive", True, 7)
-    writes[0]()  # a replay of the same micro-batch writes nothing twice
+    record_outcome(spark, config, evaluation, stamp, ("q", 7))  # a replay of the same micro-batch writes nothing
     assert len(table_rows(results(config))) == 1
 
     many = [{"name": "enough_lines", "type": "row_count", "min": 1000, "action": "fail"}]
     config = configured(suite_config, tmp_path / "two", many)
-    writes = []
     with pytest.raises(QualityFailedError, match="enough_lines"):
-        check(
-            spark, config, "silver", "order_lines", rows, Stamp("run-1", "speed_layer", 8, at), at, ("q", 8),
-            stop_when_held=False, deferred=writes,
-        )  # fmt: skip
-    assert writes == []
+        check(spark, config, "silver", "order_lines", rows, Stamp("run-1", "job", None, at), at)
     [stopped] = table_rows(results(config))
     assert (stopped["rule"], stopped["passed"]) == ("enough_lines", False)

@@ -118,9 +118,7 @@ def test_a_batch_replayed_after_it_committed_writes_nothing_again(
     """A crash after a batch's commits and before Spark noted it done: the restart runs the batch again."""
     config = streamed["config"]
     tables = [
-        table
-        for table in [*speed_layer.TABLES, ("audit", "quality_results")]
-        if lakehouse.is_delta_table(spark, config.lakehouse.table_path(*table))
+        table for table in speed_layer.TABLES if lakehouse.is_delta_table(spark, config.lakehouse.table_path(*table))
     ]
     before = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in tables}
     for query in ("speed_layer_files", "speed_layer_files_views"):
@@ -146,11 +144,44 @@ def test_progress_and_state_are_recorded_per_batch(spark: SparkSession, streamed
     ingest = progress.where("query_name = 'speed_layer_files'")
     assert sorted(r["batch_id"] for r in ingest.collect()) == sorted(r["batch_id"] for r in state.collect())
     assert progress.where("query_name = 'speed_layer_files_views'").count() >= 1
+    # The silver rules' results of every micro-batch, once each: held with the state and appended with it.
+    results = read(spark, config, "audit", "quality_results").where("job = 'speed_layer'")
+    rules = len(config.quality.tables["silver/events"].rules)
+    assert sorted(r["batch_id"] for r in results.select("run_id", "batch_id").distinct().collect()) == sorted(
+        r["batch_id"] for r in state.collect()
+    )
+    assert results.count() == rules * state.count()
     row = ingest.orderBy("batch_id").first()
     assert row is not None
     assert row["num_input_rows"] > 0
     assert "addBatch" in row["duration_ms"]
     assert json.loads(row["sources"])[0]["description"].startswith("FileStreamSource")
+
+
+def test_the_audit_rows_a_killed_run_held_are_taken_from_bronze_by_the_next_run(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends before appending what it held: its batches' state and results come from bronze's commits."""
+    config = speed_config(suite_config, tmp_path / "lake", tmp_path / "landing")
+    replay(config, "files", limit=200, batch_size=100)
+    with monkeypatch.context() as killed:
+        killed.setattr(speed_layer._AuditLog, "append", lambda self, spark: None)
+        first = run(spark, config, "run-1")
+    assert first["audit/stream_state"] == 0
+    assert not lakehouse.is_delta_table(spark, config.lakehouse.table_path("audit", "quality_results"))
+    replay(config, "files", limit=300, batch_size=300)  # the same 200 events again, and 100 new ones
+    run(spark, config, "run-2")
+
+    bronze = read(spark, config, "bronze", "events").select("_batch_id").distinct()
+    batches = sorted(row["_batch_id"] for row in bronze.collect())
+    state = read(spark, config, "audit", "stream_state")
+    assert sorted(row["batch_id"] for row in state.collect()) == batches
+    assert state.agg({"records": "sum"}).first()[0] == 500  # type: ignore[index]
+    results = read(spark, config, "audit", "quality_results")
+    evaluated = results.select("run_id", "batch_id").distinct().collect()
+    assert sorted(row["batch_id"] for row in evaluated) == batches
+    assert {row["run_id"] for row in evaluated} == {"run-1", "run-2"}
+    assert results.count() == len(config.quality.tables["silver/events"].rules) * len(batches)
 
 
 def test_events_later_than_the_watermark_are_set_aside(spark: SparkSession, streamed: dict[str, Any]) -> None:
