@@ -104,8 +104,12 @@ class LakehouseConfig(_Section):
     root: Location
     checkpoints: Location | None = None
 
-    def table_path(self, layer: Layer, table: str) -> str:
-        """Location of the Delta table ``table`` in ``layer``."""
+    def table_path(self, layer: str, table: str) -> str:
+        """Location of the Delta table ``table`` in ``layer`` (one of :data:`LAYERS`, checked here).
+
+        Raises:
+            ConfigError: for a layer the lakehouse does not have.
+        """
         if layer not in LAYERS:
             raise ConfigError(f"unknown layer {layer!r}; layers are {', '.join(LAYERS)}")
         return f"{self.root}/{layer}/{_identifier(table)}"

@@ -291,13 +291,18 @@ def append(
     writer.save(path)
 
 
+def _same_keys(keys: Sequence[str]) -> str:
+    """A MERGE's condition: the target ``t`` and the source ``s`` agree on every key (a null matching a null)."""
+    return " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+
+
 def insert_new(spark: SparkSession, path: str, frame: DataFrame, keys: list[str]) -> None:
     """MERGE ``frame`` into ``path``, inserting only rows whose ``keys`` are not there yet.
 
     Re-running it with the same rows changes nothing, which is what makes a replayed batch harmless.
     """
     ensure_table(spark, path, frame.schema)
-    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    condition = _same_keys(keys)
     retrying_conflicts(
         lambda: (
             DeltaTable.forPath(spark, path)
@@ -321,7 +326,7 @@ def apply_changes(spark: SparkSession, path: str, changes: DataFrame, keys: list
     """
     columns = [name for name in changes.columns if name != ACTION]
     ensure_table(spark, path, changes.drop(ACTION).schema)
-    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    condition = _same_keys(keys)
     assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
     # The change set is usually derived from the table itself (a diff against it): kept once computed, so
     # that the MERGE's two passes (finding the files to touch, then writing) do not compute it twice.
@@ -474,7 +479,7 @@ def merge_increments(
     are. Wrap the call in :func:`idempotent` so that a replayed increment is not added twice.
     """
     ensure_table(spark, path, increments.schema)
-    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    condition = _same_keys(keys)
     assignments: dict[str, str | Column] = {}
     for name in add:
         assignments[f"`{name}`"] = f"coalesce(t.`{name}`, 0) + coalesce(s.`{name}`, 0)"
@@ -566,7 +571,7 @@ def replace_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str
     ``rows`` holds one row per key; where its boolean column ``present`` is true the table gets that row
     (updated or inserted), where it is false the table's row of that key is deleted.
     """
-    condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+    condition = _same_keys(keys)
     columns = [name for name in rows.columns if name != present]
     values: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in columns}
     # Not retried on a conflict: ``rows`` are whole values computed from the table as it was; written over

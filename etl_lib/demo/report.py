@@ -19,7 +19,7 @@ LINEAGE_TABLE = "gold/customer_features"
 
 
 def _path(run: DemoRun, layer: str, table: str) -> str:
-    return run.config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
+    return run.config.lakehouse.table_path(layer, table)
 
 
 def _query(run: DemoRun, sql: str, **tables: str) -> list[tuple[Any, ...]]:

@@ -1,1 +1,10 @@
 """The lambda architecture's layers: bronze/silver/gold of the batch layer, the speed layer, serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame
+
+#: A transform: one DataFrame in, one out, nothing read or written (the steps the layers are made of).
+Step = Callable[[DataFrame], DataFrame]

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from etl_lib import lakehouse
 from etl_lib.config import BatchConfig, EntityConfig, FileSourceConfig, JdbcSourceConfig, SuiteConfig
 from etl_lib.errors import ConfigError
-from etl_lib.layers import dimensions, gold, privacy, silver
+from etl_lib.layers import Step, dimensions, gold, privacy, silver
 from etl_lib.layers.changes import diff_rows
 from etl_lib.layers.landing import land_files, land_jdbc
 from etl_lib.platform import secrets
@@ -99,7 +99,7 @@ def _order_lines_handler(
     return handle
 
 
-def _anomaly_scoring(config: SuiteConfig) -> silver.Step:
+def _anomaly_scoring(config: SuiteConfig) -> Step:
     """The step scoring purchases with the anomaly model's champion (resolved once, here), or no step."""
     settings = config.ml.anomaly
     if not settings.in_batch_layer:
@@ -137,7 +137,7 @@ def build_order_lines(spark: SparkSession, config: SuiteConfig, context: RunCont
     ]
 
 
-def _stamped(context: RunContext) -> silver.Step:
+def _stamped(context: RunContext) -> Step:
     from pyspark.sql import functions as F
 
     def step(frame: DataFrame) -> DataFrame:

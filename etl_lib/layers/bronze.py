@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from etl_lib.layers import Step
 
 #: Columns bronze adds to every landed row.
 INGESTION_COLUMNS = ("_source", "_source_object", "_ingested_at", "_run_id")
@@ -17,7 +18,7 @@ def with_ingestion_metadata(
     origin: Column,
     run_id: str,
     ingested_at: dt.datetime,
-) -> Callable[[DataFrame], DataFrame]:
+) -> Step:
     """Step adding the ingestion columns to landed rows, leaving the landed columns untouched.
 
     Args:

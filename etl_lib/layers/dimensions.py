@@ -6,15 +6,13 @@ or older lines after newer ones, gives the same dimension.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from etl_lib.config import Band, Scd2Config
-
-Step = Callable[[DataFrame], DataFrame]
 
 EFFECTIVE_FROM = "effective_from"
 EFFECTIVE_TO = "effective_to"

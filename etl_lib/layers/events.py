@@ -7,16 +7,13 @@ recomputation (which is how the views are checked against silver).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from etl_lib.config import EntityConfig
-from etl_lib.layers import silver
-
-Step = Callable[[DataFrame], DataFrame]
+from etl_lib.layers import Step, silver
 
 #: What every stream reader yields: where a record came from, when it arrived, and its bytes untouched.
 RAW_COLUMNS = ("_source", "_stream", "_partition", "_offset", "_arrived_at", "payload")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import Band
+from etl_lib.layers import Step
 from etl_lib.layers.dimensions import band
-
-Step = Callable[[DataFrame], DataFrame]
 
 CUSTOMER_FEATURE_KEYS = ["customer_id"]
 DAILY_REVENUE_KEYS = ["invoice_day", "country"]

@@ -19,8 +19,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 
 from etl_lib.config import PiiTreatment
 from etl_lib.errors import ConfigError
-
-Step = Callable[[DataFrame], DataFrame]
+from etl_lib.layers import Step
 
 #: Characters a mask leaves visible at the end of a value.
 VISIBLE = 4

@@ -6,15 +6,14 @@ Every function here is a pure ``DataFrame -> DataFrame`` step; reading and writi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import EntityConfig
+from etl_lib.layers import Step
 from etl_lib.layers.privacy import keyed_hash
-
-Step = Callable[[DataFrame], DataFrame]
 
 #: The columns a row that failed checks carries into the rejects table.
 ERRORS = "_errors"

@@ -54,12 +54,12 @@ from pyspark.sql.streaming.query import StreamingQuery
 from etl_lib import lakehouse
 from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval
 from etl_lib.errors import ConfigError, JobFailedError
-from etl_lib.layers import events, privacy, silver
+from etl_lib.layers import Step, events, privacy, silver
 from etl_lib.lineage.capture import task_scope
 from etl_lib.platform import secrets
 from etl_lib.platform.cache import Cached
 from etl_lib.platform.degraded import Origin
-from etl_lib.platform.runtime import JobResult, RunContext, run_metadata
+from etl_lib.platform.runtime import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.quality.alerts import needs_alert
 from etl_lib.quality.apply import evaluate_rules, record_outcome
 from etl_lib.quality.audit import RESULTS_COLUMNS, RESULTS_SCHEMA, Stamp, raise_for, results_rows
@@ -468,6 +468,8 @@ class SpeedBatch:
         self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
         self.replay = _Replay()
         every = interval(self.speed.audit_interval).total_seconds()
+        #: The configured durations, read once a run rather than once a batch.
+        self.lateness = interval(self.speed.allowed_lateness)
         self.state = _AuditLog(self.paths.state, self.paths.quality_results, self.paths.bronze, every)
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
@@ -496,8 +498,7 @@ class SpeedBatch:
                     before = self.state.marks_before(spark, query_id, batch_id)
                 # Each stream partition (Kafka partition, Kinesis shard) is read at its own pace, so the
                 # watermark follows the slowest: an event is late once every partition has moved past it.
-                lateness = interval(speed.allowed_lateness)
-                watermark = min(before.values()) - lateness if before else None
+                watermark = min(before.values()) - self.lateness if before else None
                 stored = self._stored(spark, parsed, query_id, batch_id, watermark)
                 # One job reads the batch, parses and judges it, and keeps the judged rows (every record, with its
                 # raw columns) as they are, without the plan that made them: every write below, bronze's too,
@@ -803,6 +804,16 @@ def _await(query: StreamingQuery, handler: lakehouse.BatchHandler) -> None:
         handler.reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
 
 
+def _drains_in_one_run(config: SuiteConfig) -> bool:
+    """Whether an available-now query of the configured source reads everything there is (Spark's own sources)."""
+    speed = config.speed
+    return not (speed.source == "kinesis" and speed.kinesis.connector == "python")
+
+
+def _read_something(query: StreamingQuery) -> bool:
+    return any(progress["numInputRows"] for progress in query.recentProgress)
+
+
 @contextlib.contextmanager
 def _listening(spark: SparkSession, recorder: ProgressRecorder) -> Iterator[None]:
     spark.streams.addListener(recorder)
@@ -812,7 +823,7 @@ def _listening(spark: SparkSession, recorder: ProgressRecorder) -> Iterator[None
         spark.streams.removeListener(recorder)
 
 
-def anomaly_scoring(config: SuiteConfig, resolve: bool = True) -> Callable[[DataFrame], DataFrame]:
+def anomaly_scoring(config: SuiteConfig, resolve: bool = True) -> Step:
     """The step scoring purchase events with the anomaly model's champion (resolved once), or no step.
 
     With ``resolve`` false no model is looked up: the step only shapes the columns (for schemas).
@@ -828,13 +839,16 @@ def anomaly_scoring(config: SuiteConfig, resolve: bool = True) -> Callable[[Data
     return with_anomaly_scores(model, settings.features, applies=purchases, unavailable=reason)
 
 
-def silver_schema(spark: SparkSession, config: SuiteConfig) -> Any:
-    """The columns of silver/events, derived from the transforms that produce them."""
+def silver_schema(spark: SparkSession, config: SuiteConfig, checks: Step | None = None) -> Any:
+    """The columns of silver/events, derived from the transforms that produce them.
+
+    ``checks`` is the parsing step when the caller has built it already (building it costs about half a second).
+    """
     entity = config.entities[ENTITY]
     raw = spark.createDataFrame([], RAW_SCHEMA)
-    checks = events.parse_events(
-        entity, config.speed.max_payload_bytes, config.speed.max_future_skew, config.speed.earliest_event_time
-    )
+    if checks is None:
+        speed = config.speed
+        checks = events.parse_events(entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time)
     frame = raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload")
     frame = frame.transform(anomaly_scoring(config, resolve=False))
     if config.quality.rules_of("silver", ENTITY) is not None:
@@ -884,19 +898,26 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         holder.set(str(running.id))
         return running
 
+    batch = SpeedBatch(config, context, ingest_id, recorder)
     # The views query reads silver as a stream, so silver must exist before it starts. A field newly declared
     # in the entity becomes a new column of silver here, before any query reads or writes it.
-    wanted = silver_schema(spark, config)
+    wanted = silver_schema(spark, config, batch.checks)
     lakehouse.ensure_table(spark, paths.silver, wanted, partition_by=("event_date",))
     added = lakehouse.add_columns(spark, paths.silver, wanted, f"entities.{ENTITY} against silver/{ENTITY}")
     if added:
         log.info("silver/%s: columns added as the entity now declares them: %s", ENTITY, ", ".join(added))
     with _listening(spark, recorder):
         source = read_event_stream(spark, config.speed, config.services)
-        batch = SpeedBatch(config, context, ingest_id, recorder)
         ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
         if available_now:
             _await(ingest, handlers[name])
+            # The suite's own Kinesis source decides where a batch ends as it reads it (Spark's simple stream
+            # reader), so Spark takes the end of its first batch for all that is available: an available-now query
+            # stops after one batch. It is run again from its checkpoint until a run finds nothing new.
+            while not _drains_in_one_run(config) and _read_something(ingest):
+                source = read_event_stream(spark, config.speed, config.services)
+                ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
+                _await(ingest, handlers[name])
         with task_scope(context.lineage, "speed_layer/views"):
             silver = lakehouse.read_stream(spark, paths.silver)
         views_batch = ViewsBatch(config, context, views_id)
@@ -911,14 +932,21 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         if failure is not None:
             handlers[query.name].reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
     with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
-        batch.state.append(spark)
-        _flush_progress(spark, recorder, paths.progress, context, _newest_batch(str(ingest.id)))
-    result = JobResult(job=context.job, run_id=context.run_id)
-    for layer, table in TABLES:
-        path = config.lakehouse.table_path(layer, table)
-        result.writes.append(
-            lakehouse.writes_of_run(spark, layer, table, path, versions[(layer, table)], context.run_id)
+        _all_at_once(
+            [
+                lambda: batch.state.append(spark),
+                lambda: _flush_progress(spark, recorder, paths.progress, context, _newest_batch(str(ingest.id))),
+            ]
         )
+    result = JobResult(job=context.job, run_id=context.run_id)
+
+    def written(table: tuple[Layer, str]) -> TableWrite:
+        path = config.lakehouse.table_path(*table)
+        return lakehouse.writes_of_run(spark, *table, path, versions[table], context.run_id)
+
+    # Each reads its table's newest commits: a few Spark jobs each, which overlap well.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="speed-writes") as pool:
+        result.writes.extend(pool.map(written, TABLES))
     result.metrics["source"] = config.speed.source
     if added:
         result.metrics["silver_columns_added"] = ", ".join(added)

@@ -129,7 +129,7 @@ def _publish_one(
     domain = config.mesh.domains[ref.domain]
     product = domain.products[ref.product]
     layer, _, name = product.source.partition("/")
-    source_path = config.lakehouse.table_path(layer, name)  # type: ignore[arg-type]
+    source_path = config.lakehouse.table_path(layer, name)
     if not lakehouse.is_delta_table(spark, source_path):
         raise SourceMissingError(f"{ref}: its source {product.source} does not exist yet")
     source_version = lakehouse.current_version(spark, source_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import AnomalyConfig
+from etl_lib.layers import Step
 from etl_lib.ml.scoring import anomaly_udf, features_struct
 from etl_lib.ml.tracking import ModelRef
 
@@ -73,7 +73,7 @@ def fit(frame: pd.DataFrame, config: AnomalyConfig) -> tuple[Any, dict[str, floa
 
 def with_anomaly_scores(
     model: ModelRef | None, features: list[str], applies: Column | None = None, unavailable: str | None = None
-) -> Callable[[DataFrame], DataFrame]:
+) -> Step:
     """Step adding ``anomaly_score``, ``is_anomaly``, the model name and version, and the unscored reason.
 
     Args:

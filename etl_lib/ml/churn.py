@@ -9,7 +9,7 @@ way and checks the method against the ROC-AUC others report on it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import Band, ChurnConfig
+from etl_lib.layers import Step
 from etl_lib.layers.dimensions import band
 from etl_lib.layers.gold import customer_features
 from etl_lib.ml.scoring import features_struct, probability_udf
@@ -128,9 +129,7 @@ def telco_candidates(random_state: int = 42) -> dict[str, Any]:
     }
 
 
-def with_churn_scores(
-    model: ModelRef | None, config: ChurnConfig, unavailable: str | None = None
-) -> Callable[[DataFrame], DataFrame]:
+def with_churn_scores(model: ModelRef | None, config: ChurnConfig, unavailable: str | None = None) -> Step:
     """Step turning customer features into churn scores.
 
     ``churn_probability`` from the model; ``churn_risk`` by the seed's bands; ``predicted_ltv`` by the seed's
@@ -159,7 +158,7 @@ def with_churn_scores(
     return step
 
 
-def retention_campaign(risk: str, run_id: str, created_at: dt.datetime) -> Callable[[DataFrame], DataFrame]:
+def retention_campaign(risk: str, run_id: str, created_at: dt.datetime) -> Step:
     """Step keeping the customers at ``risk`` as campaign rows (the seed's retention trigger)."""
 
     def step(scores: DataFrame) -> DataFrame:

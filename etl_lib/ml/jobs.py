@@ -28,7 +28,7 @@ SKOPS_TRUSTED = ["sklearn.tree._tree.Tree", "numpy.dtype"]
 
 
 def _require_table(spark: SparkSession, config: SuiteConfig, layer: str, table: str) -> str:
-    path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
+    path = config.lakehouse.table_path(layer, table)
     if not lakehouse.is_delta_table(spark, path):
         raise ConfigError(f"{layer}/{table} does not exist under {config.lakehouse.root}; run the batch layer first")
     return path

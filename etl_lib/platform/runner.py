@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import SparkSession
 
@@ -54,6 +55,37 @@ def _release(lease: run_lock.Lease | None, run_id: str) -> None:
         log.error("could not release lock %s of run %s: %s", lease.lock, run_id, lock_error)
 
 
+def _failed(governance: Governance, context: RunContext, error: BaseException) -> None:
+    try:
+        governance.finished(None, error)
+    except Exception as audit_error:  # noqa: BLE001 - the job's own error is the one to raise
+        log.error("could not record the failed run %s: %s", context.run_id, audit_error)
+
+
+def _begin(
+    lock: str | None, session: SparkSession, config: SuiteConfig, context: RunContext, governance: Governance
+) -> run_lock.Lease | None:
+    """Record the run's start and take its lock at once: independent writes to tables of their own.
+
+    A start that could not be recorded is the error raised (the lock, if taken, is given back); a lock that
+    could not be taken is recorded as the run's failure, then raised.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-start") as pool:
+        recorded = pool.submit(governance.started)
+        try:
+            lease = _lock(lock, session, config, context, governance)
+        except BaseException as error:
+            recorded.result()
+            _failed(governance, context, error)
+            raise
+        try:
+            recorded.result()
+        except BaseException:
+            _release(lease, context.run_id)
+            raise
+    return lease
+
+
 def run_job(
     name: str,
     config: SuiteConfig,
@@ -84,18 +116,13 @@ def run_job(
     governance = Governance(session, config, context, context.lineage)
     started = time.monotonic()
     log.info("job %s run %s started", name, context.run_id)
-    governance.started()
-    lease: run_lock.Lease | None = None
+    lease = _begin(spec.lock, session, config, context, governance)
     try:
         try:
-            lease = _lock(spec.lock, session, config, context, governance)
             with task_scope(context.lineage, name):
                 result = function(session, config, context)
         except BaseException as error:
-            try:
-                governance.finished(None, error)
-            except Exception as audit_error:  # noqa: BLE001 - the job's own error is the one to raise
-                log.error("could not record the failed run %s: %s", context.run_id, audit_error)
+            _failed(governance, context, error)
             raise
         result.metrics.setdefault("duration_seconds", round(time.monotonic() - started, 2))
         governance.finished(result, None)

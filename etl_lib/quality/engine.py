@@ -213,9 +213,27 @@ def _values(rule: RuleConfig) -> Column:
     return F.struct(*[_quoted(c) for c in rule.columns or []])
 
 
+@dataclass(frozen=True)
+class _Metrics:
+    """The row of the one aggregation: counts by name, and the newest value of each freshness rule's column.
+
+    The counts are ``rows``, ``quarantined``, ``dropped`` and ``f<i>`` (the rows rule ``i`` fails); a sum over no
+    rows is null in Spark, and counts as 0 here. ``m<i>`` is the newest value of freshness rule ``i``'s column.
+    """
+
+    values: dict[str, object]
+
+    def count(self, name: str) -> int:
+        value = self.values.get(name)
+        return int(value) if isinstance(value, int) else 0
+
+    def newest(self, index: int) -> object:
+        return self.values.get(f"m{index}")
+
+
 def _metrics(
     flagged: DataFrame, table: TableQualityConfig, columns: list[str], quarantine: Column, drop: Column
-) -> dict[str, object]:
+) -> _Metrics:
     """Every count the rules and actions need, from one aggregation (one Spark job).
 
     Only counts and fixed-width values are aggregated: per-rule aggregates of text (sample keys, say)
@@ -236,7 +254,7 @@ def _metrics(
         elif rule.type == "freshness":
             aggregates.append(F.max(_quoted(rule.column or "")).alias(f"m{index}"))
     row = flagged.agg(*aggregates).first()
-    return {} if row is None else row.asDict()
+    return _Metrics({} if row is None else row.asDict())
 
 
 SAMPLE_BUDGET = 1000
@@ -318,10 +336,8 @@ def _repeat_samples(frame: DataFrame, table: TableQualityConfig, rule: RuleConfi
     return keys
 
 
-def _result(
-    rule: RuleConfig, index: int, metrics: dict[str, object], reference: dt.datetime, samples: list[str]
-) -> RuleResult:
-    rows = int(metrics.get("rows") or 0)  # type: ignore[call-overload]
+def _result(rule: RuleConfig, index: int, metrics: _Metrics, reference: dt.datetime, samples: list[str]) -> RuleResult:
+    rows = metrics.count("rows")
     if rule.type == "row_count":
         low_ok = rule.min is None or rows >= float(rule.min)
         high_ok = rule.max is None or rows <= float(rule.max)
@@ -331,7 +347,7 @@ def _result(
             f"{rows} rows, expected {expected}",
         )  # fmt: skip
     if rule.type == "freshness":
-        newest = metrics.get(f"m{index}")
+        newest = metrics.newest(index)
         age = (reference - _aware(newest)).total_seconds() if isinstance(newest, dt.datetime) else None
         limit = interval(rule.max_age or "0 seconds").total_seconds()
         fresh = age is not None and age <= limit
@@ -339,7 +355,7 @@ def _result(
             rule.name, rule.type, rule.target_columns, rule.severity, rule.action, age, limit, fresh, 0, rows, [],
             f"newest {rule.column} is {age if age is not None else 'absent'} s old, limit {limit:.0f} s",
         )  # fmt: skip
-    failing = int(metrics.get(f"f{index}") or 0)  # type: ignore[call-overload]
+    failing = metrics.count(f"f{index}")
     ratio = 1.0 - failing / rows if rows else 1.0
     return RuleResult(
         rule.name, rule.type, rule.target_columns, rule.severity, rule.action, ratio, rule.threshold,
@@ -508,12 +524,12 @@ def evaluate(
     flagged = _with_failures(checked, table, columns, run_id)
     quarantine, drop = _actions(table, columns)
     metrics = _metrics(flagged, table, columns, quarantine, drop)
-    failing = {i for i, column in enumerate(columns) if column and int(metrics.get(f"f{i}") or 0)}  # type: ignore[call-overload]
+    failing = {i for i, column in enumerate(columns) if column and metrics.count(f"f{i}")}
     samples = _samples(flagged, table, columns, {columns[i] for i in failing})
     results = [
         _result(rule, i, metrics, reference_time, samples.get(columns[i], [])) for i, rule in enumerate(table.rules)
     ]
-    rows = int(metrics.get("rows") or 0)  # type: ignore[call-overload]
+    rows = metrics.count("rows")
     score = sum(r.passed for r in results) / len(results) if results else 1.0
     held = score < threshold
     # The rows to write keep the failure columns of the rules that failed some row only: a rule no row failed
@@ -536,8 +552,8 @@ def evaluate(
         rows=rows,
         kept=kept.limit(0) if held else kept,
         quarantined=quarantined.limit(0) if held else quarantined,
-        dropped_rows=0 if held else int(metrics.get("dropped") or 0),  # type: ignore[call-overload]
-        quarantined_rows=rows if held else int(metrics.get("quarantined") or 0),  # type: ignore[call-overload]
+        dropped_rows=0 if held else metrics.count("dropped"),
+        quarantined_rows=rows if held else metrics.count("quarantined"),
         held=held,
         held_rows=everything if held else everything.limit(0),
         failed=[r for r in results if not r.passed and r.action == "fail"],

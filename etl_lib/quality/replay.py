@@ -43,7 +43,7 @@ def replay_quarantine(spark: SparkSession, config: SuiteConfig, context: RunCont
         raise ConfigError(f"quality.tables: {table!r} has no rules, so nothing of it can be quarantined")
     if not rules.key:
         raise ConfigError(f"quality.tables.{table}.key: a replay merges rows by key; declare the key columns")
-    target = config.lakehouse.table_path(layer, name)  # type: ignore[arg-type]
+    target = config.lakehouse.table_path(layer, name)
     quarantine = config.lakehouse.table_path("audit", "quarantine")
     if not lakehouse.is_delta_table(spark, target):
         raise ConfigError(f"{table} does not exist yet at {target}")
@@ -94,7 +94,7 @@ def replay_job(spark: SparkSession, config: SuiteConfig, context: RunContext) ->
     report = replay_quarantine(spark, config, context, table)
     layer, _, name = table.partition("/")
     result = JobResult(job=context.job, run_id=context.run_id)
-    path = config.lakehouse.table_path(layer, name)  # type: ignore[arg-type]
+    path = config.lakehouse.table_path(layer, name)
     result.writes.append(TableWrite(layer, name, path, report.released, lakehouse.current_version(spark, path)))  # type: ignore[arg-type]
     result.metrics.update(
         examined=report.examined, released=report.released, still_quarantined=report.still_quarantined

@@ -18,12 +18,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import RealtimeStoreConfig, RedisServiceConfig, SinksConfig, SuiteConfig, secret_from_env
+from etl_lib.layers import Step
 from etl_lib.platform import degraded
 from etl_lib.platform.degraded import Origin, SinkFailure, SinkGuard
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[DataFrame], DataFrame]
 
 #: The fields of a customer's hash, in order.
 FIELDS = (

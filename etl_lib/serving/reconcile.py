@@ -46,7 +46,7 @@ class Extent:
 
 
 def _table(spark: SparkSession, config: SuiteConfig, layer: str, name: str, needed_by: str) -> DataFrame:
-    path = config.lakehouse.table_path(layer, name)  # type: ignore[arg-type]
+    path = config.lakehouse.table_path(layer, name)
     if not lakehouse.is_delta_table(spark, path):
         raise ConfigError(f"{layer}/{name} does not exist under {config.lakehouse.root}; {needed_by}")
     return lakehouse.read(spark, path)

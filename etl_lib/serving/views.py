@@ -9,15 +9,13 @@ window, what the speed layer computed with what a batch recomputation gives.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import EntityConfig, SpeedConfig
-from etl_lib.layers import events, silver
-
-Step = Callable[[DataFrame], DataFrame]
+from etl_lib.layers import Step, events, silver
 
 AMOUNT = "decimal(28,3)"
 #: The columns of ``audit/reconciliation``, in order.

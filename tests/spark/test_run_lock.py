@@ -14,8 +14,12 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl_lib import lakehouse
+from etl_lib.config import SuiteConfig
 from etl_lib.errors import RunLockedError
 from etl_lib.platform import run_lock
+from etl_lib.platform.governance import Governance
+from etl_lib.platform.registry import JobSpec
+from etl_lib.platform.runner import run_job
 from tests.waiting import wait_until
 
 
@@ -157,3 +161,22 @@ def test_a_second_claim_of_a_generation_is_not_committed(spark: SparkSession, tm
     claims = spark.read.format("delta").load(path).where("event = 'claimed'").select("run_id").collect()
     assert [row["run_id"] for row in claims] == ["run-a"]
     lease.release()
+
+
+def test_a_run_whose_start_cannot_be_recorded_does_no_work_and_leaves_its_lock_free(
+    spark: SparkSession, lake: SuiteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's start is recorded while its lock is taken: a start that fails gives the lock back.
+    def unrecordable(self: Governance) -> None:
+        raise OSError("audit/etl_runs cannot be written")
+
+    ran: list[object] = []
+    monkeypatch.setattr(Governance, "started", unrecordable)
+    monkeypatch.setattr(JobSpec, "load", lambda self: lambda *args: ran.append(args))
+
+    with pytest.raises(OSError, match="cannot be written"):
+        run_job("ingest_files", lake, spark)
+
+    assert ran == []
+    holder = run_lock.holder_of(spark, lake.lakehouse.table_path("audit", "run_locks"), "batch")
+    assert holder is None or holder.released, holder
