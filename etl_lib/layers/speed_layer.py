@@ -839,16 +839,14 @@ def anomaly_scoring(config: SuiteConfig, resolve: bool = True) -> Step:
     return with_anomaly_scores(model, settings.features, applies=purchases, unavailable=reason)
 
 
-def silver_schema(spark: SparkSession, config: SuiteConfig, checks: Step | None = None) -> Any:
+def silver_schema(spark: SparkSession, config: SuiteConfig, checks: Step) -> Any:
     """The columns of silver/events, derived from the transforms that produce them.
 
-    ``checks`` is the parsing step when the caller has built it already (building it costs about half a second).
+    ``checks`` is the parsing step of the run's batches (:attr:`SpeedBatch.checks`): it takes about half a second
+    to build, so it is built once.
     """
     entity = config.entities[ENTITY]
     raw = spark.createDataFrame([], RAW_SCHEMA)
-    if checks is None:
-        speed = config.speed
-        checks = events.parse_events(entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time)
     frame = raw.transform(checks).transform(events.valid_events(entity, 0, "", context_free_time())).drop("payload")
     frame = frame.transform(anomaly_scoring(config, resolve=False))
     if config.quality.rules_of("silver", ENTITY) is not None:
