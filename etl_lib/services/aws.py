@@ -41,8 +41,9 @@ class AwsService(LocalService):
         return self.aws.endpoint_url
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "moto.server", "-H", self.aws.host, "-p", str(self.aws.port)]
-        self.process.start(command, marker=f"moto.server -H {self.aws.host} -p {self.aws.port}")
+        # moto's application behind a server that lets it answer one request at a time (see aws_server).
+        command = [sys.executable, "-m", "etl_lib.services.aws_server", "-H", self.aws.host, "-p", str(self.aws.port)]
+        self.process.start(command, marker=f"aws_server -H {self.aws.host} -p {self.aws.port}")
 
     def healthy(self) -> bool:
         client = local_client(self.aws, "sts")

@@ -1,4 +1,4 @@
-"""Exactly once, proven: the speed layer is killed with SIGKILL mid-stream and restarted."""
+"""Exactly once, proven: the speed layer is killed with SIGKILL mid-stream and restarted, on Kafka and on Kinesis."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib import lakehouse
-from etl_lib.config import SuiteConfig, load_config, validate_config
+from etl_lib.config import SuiteConfig, load_config
 from etl_lib.errors import RunLockedError
 from etl_lib.layers import events
 from etl_lib.platform.runner import run_job
 from etl_lib.producer.events import retail_events
-from etl_lib.producer.replay import replay
+from etl_lib.producer.replay import open_sink, replay
+from etl_lib.services.aws import AwsService
 from etl_lib.services.kafka import KafkaService
 from tests.waiting import wait_until
 
@@ -47,20 +48,25 @@ def version(table: Path) -> int:
         return -1
 
 
-def settings(topic: str, work_dir: str) -> dict[str, str]:
-    return {
+def settings(source: str, stream: str, work_dir: str) -> dict[str, str]:
+    """The run's settings on ``source`` (kafka or kinesis), reading ``stream`` (a topic or a Kinesis stream)."""
+    common = {
         "services.work_dir": work_dir,
-        "speed.source": "kafka",
-        "speed.kafka.topic": topic,
-        "speed.kafka.max_offsets_per_trigger": "2000",
+        "speed.source": source,
         "speed.trigger_interval": "1 second",
         # The killed run holds every batch's state row when it dies: the restart must take them from bronze.
         "speed.audit_interval": "1 hour",
     }
-
-
-def job(suite_run: type[SuiteRun], arguments: list[str], root: Path, topic: str, work_dir: str) -> SuiteRun:
-    return suite_run("speed_layer", root, settings(topic, work_dir), arguments)
+    if source == "kafka":
+        return {**common, "speed.kafka.topic": stream, "speed.kafka.max_offsets_per_trigger": "2000"}
+    # The suite's own Kinesis source on the local endpoint, two shards of at most 1,000 records a batch each.
+    return {
+        **common,
+        "speed.kinesis.stream": stream,
+        "speed.kinesis.shards": "2",
+        "speed.kinesis.local_endpoint": "true",
+        "speed.kinesis.max_records_per_shard": "1000",
+    }
 
 
 @pytest.mark.slow
@@ -72,15 +78,41 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     run_statuses: Callable[[SparkSession, str], list[list[str]]],
     suite_run: type[SuiteRun],
 ) -> None:
-    topic = f"kill-{dt.datetime.now(dt.UTC):%H%M%S%f}"
+    kill_mid_stream_then_restart(spark, suite_config, "kafka", tmp_path, run_statuses, suite_run)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_on_kinesis_then_restart_loses_and_repeats_nothing(
+    spark: SparkSession,
+    suite_config: SuiteConfig,
+    aws: AwsService,
+    tmp_path: Path,
+    run_statuses: Callable[[SparkSession, str], list[list[str]]],
+    suite_run: type[SuiteRun],
+) -> None:
+    kill_mid_stream_then_restart(spark, suite_config, "kinesis", tmp_path, run_statuses, suite_run)
+
+
+def kill_mid_stream_then_restart(
+    spark: SparkSession,
+    suite_config: SuiteConfig,
+    source: str,
+    tmp_path: Path,
+    run_statuses: Callable[[SparkSession, str], list[list[str]]],
+    suite_run: type[SuiteRun],
+) -> None:
+    """Events sent at 1,000 a second to ``source``; the running layer frozen after two micro-batches, a second copy
+    refused, the first killed with SIGKILL, and a restart drains the rest: every record once, and the tables agree."""
+    stream = f"kill-{dt.datetime.now(dt.UTC):%H%M%S%f}"
     root = tmp_path / "lake"
-    data = suite_config.model_dump(mode="json")
-    data["speed"].update(source="kafka", kafka={**data["speed"]["kafka"], "topic": topic})
-    config = validate_config(data)
-    producer = threading.Thread(target=replay, args=(config, "kafka"), kwargs={"limit": EVENTS, "rate": 1000.0})
+    work_dir = suite_config.services.work_dir
+    overrides = settings(source, stream, work_dir)
+    config = load_config(PROJECT / "conf" / "test.yaml", [f"lakehouse.root={root}", *_as_overrides(overrides)])
+    open_sink(config, source)  # the topic or stream exists before the layer reads it
+    producer = threading.Thread(target=replay, args=(config, source), kwargs={"limit": EVENTS, "rate": 1000.0})
     producer.start()
 
-    running = job(suite_run, [], root, topic, suite_config.services.work_dir)
+    running = suite_run("speed_layer", root, overrides)
     bronze = root / "bronze" / "events"
 
     def two_batches_in() -> bool:  # more are coming
@@ -92,10 +124,9 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     # the same lakehouse and checkpoint is refused. The second copy runs here, in this process: that a refused run's
     # process ends with exit code 75 and one line is the batch layer's fault test (the same runner for every job).
     running.signal(signal.SIGSTOP)
-    overrides = [f"lakehouse.root={root}", "run.available_now=true"]
-    overrides += [f"{key}={value}" for key, value in settings(topic, suite_config.services.work_dir).items()]
+    second = config.model_copy(update={"run": config.run.model_copy(update={"available_now": True})})
     with pytest.raises(RunLockedError) as refused:
-        run_job("speed_layer", load_config(PROJECT / "conf" / "test.yaml", overrides), spark)
+        run_job("speed_layer", second, spark)
     assert str(refused.value).startswith("speed is already running: run "), refused.value
     assert f" of speed_layer (pid {running.pid} on " in str(refused.value)
     running.signal(signal.SIGKILL)
@@ -104,7 +135,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
     producer.join(120)
     assert not producer.is_alive()
 
-    restarted = job(suite_run, ["--available-now"], root, topic, suite_config.services.work_dir)
+    restarted = suite_run("speed_layer", root, overrides, ["--available-now"])
     assert restarted.finish(600) == 0, restarted.output[-5000:]
     output = restarted.output
     assert "no longer runs; this run takes over" in output
@@ -149,3 +180,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_repeats_nothing(
         ["failed", "running"],
         ["running", "succeeded"],
     ]
+
+
+def _as_overrides(settings: dict[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in settings.items()]
