@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-LINE ?= $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("etl_lib/platform/stack.toml", "rb"))["default_line"])')
+LINE ?= $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("etl_lib/runtime/stack.toml", "rb"))["default_line"])')
 LOCK := requirements/$(LINE).lock
 STAMP := $(VENV)/.installed-$(LINE)
 # Where `make package` writes (DIST=...), and the configuration its job definitions come from (CONF=...).
@@ -44,7 +44,7 @@ $(STAMP): $(LOCK) setup.py | $(PY)
 	@touch $@
 
 jvm: $(STAMP) ## Resolve Delta, the Kafka connector and broker, the JDBC driver with Maven into .cache/jvm
-	@$(PY) -m etl_lib.platform.jvm resolve --line $(LINE)
+	@$(PY) -m etl_lib.deploy.jvm resolve --line $(LINE)
 
 lock: ## Regenerate requirements/<LINE>.lock from setup.py and stack.toml
 	PYTHON=$(PYTHON) bash scripts/lock.sh $(LINE)
@@ -53,10 +53,11 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy on etl_lib
+lint: $(STAMP) ## ruff (lint and format check), mypy on etl_lib, and the layering (import-linter, pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: setup ## Run every test: unit, spark and integration (starts and stops the services it needs)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
@@ -84,7 +85,7 @@ bench: setup ## Run the benchmarks (BENCH="name ..." for some); results go to be
 package: $(STAMP) ## The wheel, the --py-files zip, requirements, flat configs and Glue/EMR/Databricks job definitions in dist/
 	rm -rf $(DIST) build
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(DIST) .
-	$(PY) -m etl_lib.platform.package --out $(DIST) $(if $(CONF),--conf $(CONF))
+	$(PY) -m etl_lib.deploy.package --out $(DIST) $(if $(CONF),--conf $(CONF))
 
 services-up: setup ## Start Kafka, PostgreSQL and the AWS endpoint on loopback (conf/local.yaml)
 	$(VENV)/bin/etl-suite services up

@@ -24,7 +24,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["etl_lib", "etl_lib.*"]),
-    package_data={"etl_lib": ["py.typed", "platform/stack.toml"]},
+    package_data={"etl_lib": ["py.typed", "runtime/stack.toml"]},
     install_requires=[
         "pyyaml>=6.0,<7",
         "pydantic>=2.7,<3",
@@ -66,6 +66,8 @@ setup(
             "ruff>=0.6,<1",
             "mypy>=1.10,<3",
             "types-PyYAML",
+            # The layering of etl_lib, declared in pyproject.toml and checked by `make lint`.
+            "import-linter>=2.6,<3",
         ],
     },
     entry_points={"console_scripts": ["etl-suite = etl_lib.cli:main"]},

@@ -25,7 +25,7 @@ SHARED_SESSION = ["batch_concurrency", "batch_scaling"]
 
 def _session() -> Any:
     from etl_lib.config import load_config
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.session import build_session
 
     config = load_config(Path(__file__).resolve().parents[1] / "conf" / "local.yaml", ["spark.log_level=ERROR"])
     return build_session(config.spark)

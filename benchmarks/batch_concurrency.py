@@ -41,10 +41,10 @@ def run(
     """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
     import pyarrow.parquet as pq
 
-    from etl_lib import lakehouse
     from etl_lib.config import load_config, validate_config
-    from etl_lib.platform.runner import run_job
-    from etl_lib.platform.session import build_session
+    from etl_lib.io import lakehouse
+    from etl_lib.runtime.runner import run_job
+    from etl_lib.runtime.session import build_session
 
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
     own_session = spark is None

@@ -97,10 +97,10 @@ def run(
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
-    from etl_lib import lakehouse
     from etl_lib.config import load_config, validate_config
-    from etl_lib.platform.runner import run_job
-    from etl_lib.platform.session import build_session
+    from etl_lib.io import lakehouse
+    from etl_lib.runtime.runner import run_job
+    from etl_lib.runtime.session import build_session
 
     every, multiples = SIZES[size]
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])

@@ -43,9 +43,9 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
     from deltalake import write_deltalake
 
     from etl_lib.config import SuiteConfig, load_config
-    from etl_lib.platform.runner import run_job
-    from etl_lib.platform.runtime import RunContext
-    from etl_lib.platform.session import build_session
+    from etl_lib.core.run import RunContext
+    from etl_lib.runtime.runner import run_job
+    from etl_lib.runtime.session import build_session
 
     work = Path(tempfile.mkdtemp(prefix="bench-bronze-"))
 

@@ -111,7 +111,7 @@ def machine() -> dict[str, Any]:
     """Cores, memory and the versions that matter for the numbers."""
     import pyspark
 
-    from etl_lib.platform.stack import active_line
+    from etl_lib.runtime.stack import active_line
 
     memory_kb = 0
     meminfo = Path("/proc/meminfo")
@@ -152,7 +152,7 @@ def record(name: str, command: str, result: dict[str, Any], results_dir: Path = 
 def record_run(size: str, repeat: int, seconds: dict[str, float], results_dir: Path = RESULTS) -> Path:
     """Record what one ``python -m benchmarks`` run ran and each benchmark's wall time, then rebuild ``RESULTS.md``."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    from etl_lib.platform.stack import active_line
+    from etl_lib.runtime.stack import active_line
 
     payload = {
         "line": active_line().name,

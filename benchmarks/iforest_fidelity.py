@@ -38,7 +38,7 @@ def run(size: str, repeat: int = 1, results_dir: Path | None = None, spark: Any 
     from etl_lib.config import AnomalyConfig, load_config
     from etl_lib.ml.anomaly import pipeline
     from etl_lib.ml.scoring import anomaly_udf, features_struct
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.session import build_session
 
     names, seeds = SIZES[size]
     config = load_config(

@@ -125,8 +125,8 @@ class GreatExpectations:
 def _session(line: Any) -> Any:
     """A local session with the suite's jars and, where the line has a Deequ build, Deequ's."""
     from etl_lib.config import load_config
-    from etl_lib.platform.jvm import cached_jars, deequ_jar_set
-    from etl_lib.platform.session import build_session, local_session_conf
+    from etl_lib.runtime.jars import cached_jars, deequ_jar_set
+    from etl_lib.runtime.session import build_session, local_session_conf
 
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
     deequ = deequ_jar_set(line)
@@ -138,7 +138,7 @@ def _session(line: Any) -> Any:
 
 def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None) -> dict[str, Any]:
     """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running, and has no Deequ)."""
-    from etl_lib.platform.stack import active_line
+    from etl_lib.runtime.stack import active_line
 
     line = active_line()
     own_session = spark is None

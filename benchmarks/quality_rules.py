@@ -33,8 +33,8 @@ def rule_specs(count: int) -> list[dict[str, Any]]:
 def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None) -> dict[str, Any]:
     """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
     from etl_lib.config import RuleConfig, TableQualityConfig, load_config
-    from etl_lib.platform.session import build_session
     from etl_lib.quality.engine import evaluate, failure_sql
+    from etl_lib.runtime.session import build_session
 
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])
     own_session = spark is None

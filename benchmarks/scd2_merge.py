@@ -35,11 +35,11 @@ def run(
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
-    from etl_lib import lakehouse
     from etl_lib.config import Scd2Config, load_config
+    from etl_lib.io import lakehouse
     from etl_lib.layers import dimensions
     from etl_lib.layers.changes import diff_rows
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.session import build_session
 
     rows = SIZES[size]
     config = load_config(PROJECT / "conf" / "local.yaml", ["spark.log_level=ERROR"])

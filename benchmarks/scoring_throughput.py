@@ -36,7 +36,7 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
     from etl_lib.config import AnomalyConfig, load_config
     from etl_lib.ml.anomaly import pipeline
     from etl_lib.ml.scoring import anomaly_udf, features_struct
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.session import build_session
 
     rows = SIZES[size]
     config = load_config(

@@ -84,7 +84,7 @@ def _seconds(durations: list[dict[str, int]], key: str) -> list[float]:
 
 def _progress(spark: Any, config: Any, query: str) -> list[dict[str, Any]]:
     """The progress rows of ``query`` in ``config``'s lakehouse that read something, in batch order."""
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     progress = lakehouse.read(spark, config.lakehouse.table_path("audit", "stream_progress"))
     rows = progress.where(progress.query_name == query).orderBy("batch_id").collect()
@@ -108,7 +108,7 @@ def _batches(spark: Any, config: Any, query: str, after: int = -1) -> list[dict[
 
 def _commits_per_batch(spark: Any, result: Any, batches: int) -> float:
     """Delta commits the run made to its tables, per micro-batch of its ingest query."""
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     commits = sum(
         1
@@ -145,7 +145,7 @@ def _phases(batches: list[dict[str, Any]]) -> str:
 
 def _batch_times(spark: Any, path: str, query_id: str | None = None) -> dict[int, Any]:
     """When each micro-batch's last commit to the table at ``path`` was made, by batch id."""
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     times: dict[int, Any] = {}
     for commit in lakehouse.commits_since(spark, path, None):
@@ -158,7 +158,7 @@ def _batch_times(spark: Any, path: str, query_id: str | None = None) -> dict[int
 
 def _silver_versions(spark: Any, path: str) -> dict[int, int]:
     """The silver version each ingest micro-batch committed, by batch id."""
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     return {
         int(c.user_metadata["batch_id"]): c.version
@@ -171,7 +171,7 @@ def _latencies(spark: Any, live: Any, query: str, sent_until: dt.datetime) -> di
     """Produce-to-silver and produce-to-gold latency of every event, and the backlog when the producer stopped."""
     from pyspark.sql import functions as F
 
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     path = live.lakehouse.table_path
     silver_at = _batch_times(spark, path("silver", "events"))
@@ -226,8 +226,8 @@ def _record(event: dict[str, Any]) -> tuple[str, bytes]:
 
 def _running(spark: Any, live: Any) -> tuple[Any, threading.Thread]:
     """The speed layer started in a thread on ``live``; its context stops it."""
-    from etl_lib.platform.runner import run_job
-    from etl_lib.platform.runtime import RunContext
+    from etl_lib.core.run import RunContext
+    from etl_lib.runtime.runner import run_job
 
     context = RunContext.new("speed_layer")
     layer = threading.Thread(target=run_job, args=("speed_layer", live, spark, context), daemon=True)
@@ -249,14 +249,14 @@ def _poll(condition: Callable[[], bool], seconds: float) -> None:
 
 def _wait_for_rows(spark: Any, path: str, rows: int, seconds: float) -> None:
     """Wait (at most ``seconds``) until the Delta table at ``path`` holds ``rows`` rows."""
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     _poll(lambda: lakehouse.is_delta_table(spark, path) and lakehouse.read(spark, path).count() >= rows, seconds)
 
 
 def _wait_for_views(spark: Any, name: str, silver: str, seconds: float) -> None:
     """Wait (at most ``seconds``) until the running views query ``name`` has read silver's newest version."""
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     newest = lakehouse.current_version(spark, silver)
 
@@ -328,7 +328,7 @@ def _passthrough_stream(spark: Any, config: Any, per_batch: int) -> Any:
             .load()
         )
     # No Kinesis source ships with Spark: the passthrough reads through the suite's own, as the layer does.
-    from etl_lib.sources.events import read_event_stream
+    from etl_lib.io.sources.events import read_event_stream
 
     return read_event_stream(spark, config.speed, config.services)
 
@@ -346,7 +346,7 @@ def run(
     service and ``endpoint`` a running AWS endpoint (all are then left running); by default the benchmark starts
     its own broker and endpoint on the size's ports."""
     from etl_lib.config import load_config
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.session import build_session
     from etl_lib.services.aws import AwsService
     from etl_lib.services.kafka import KafkaService
 
@@ -420,9 +420,9 @@ def _measure(spark: Any, config: Any, plan: dict[str, Any], work: Path, repeat: 
     """The three cases on ``config``'s source: its rows, targets and drain timings."""
     import pyarrow.parquet as pq
 
-    from etl_lib.platform.runner import run_job
     from etl_lib.producer.events import retail_events
     from etl_lib.producer.replay import DATA, open_sink, replay
+    from etl_lib.runtime.runner import run_job
 
     source = config.speed.source
     name = SOURCES[source]

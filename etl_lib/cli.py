@@ -16,9 +16,9 @@ import yaml
 
 from etl_lib import __version__
 from etl_lib.config import SuiteConfig, load_config, redacted
+from etl_lib.config.secrets import install_log_redaction, scrub
 from etl_lib.errors import EtlSuiteError, UsageError, explain
-from etl_lib.platform.registry import JOBS, JobSpec, get_job
-from etl_lib.platform.secrets import install_log_redaction, scrub
+from etl_lib.runtime.registry import JOBS, JobSpec, get_job
 
 log = logging.getLogger("etl_lib")
 
@@ -68,7 +68,7 @@ def _job_overrides(spec: JobSpec, namespace: argparse.Namespace) -> list[str]:
 def _run(spec: JobSpec, argv: Sequence[str], prog: str) -> int:
     namespace = job_parser(spec, prog).parse_args(list(argv))
     config = load_config(namespace.conf, _job_overrides(spec, namespace))
-    from etl_lib.platform.runner import run_job  # Spark is imported only once the config is valid
+    from etl_lib.runtime.runner import run_job
 
     result = run_job(spec.name, config)
     print(result.summary())
@@ -103,7 +103,7 @@ def _config_show(namespace: argparse.Namespace) -> int:
 
 
 def _tables(namespace: argparse.Namespace) -> int:
-    from etl_lib.portable import duckdb_checksum, list_tables
+    from etl_lib.io.portable import duckdb_checksum, list_tables
 
     config = load_config(namespace.conf, namespace.overrides)
     tables = list_tables(config.lakehouse.root)
@@ -219,7 +219,7 @@ def _demo(namespace: argparse.Namespace) -> int:
 
 
 def _version(_: argparse.Namespace) -> int:
-    from etl_lib.platform.stack import active_line
+    from etl_lib.runtime.stack import active_line
 
     line = active_line()
     print(
@@ -364,7 +364,7 @@ def job_main(job: str, argv: Sequence[str] | None = None) -> int:
     prog = f"jobs/{job}.py"
 
     def run() -> int:
-        from etl_lib.platform.glue_args import is_glue_invocation, suite_arguments
+        from etl_lib.deploy.glue_args import is_glue_invocation, suite_arguments
 
         spec = get_job(job)
         given = arguments

@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-from etl_lib.platform.notebook import notebook_arguments
-from etl_lib.platform.runner import run_job
+from etl_lib.runtime.notebook import notebook_arguments
+from etl_lib.runtime.runner import run_job
 
 config = notebook_arguments(globals(), default_conf="conf/databricks.yaml")
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 read -r pyspark delta < <("$python" - "$line" <<'PY'
 import sys, tomllib
-stack = tomllib.load(open("etl_lib/platform/stack.toml", "rb"))
+stack = tomllib.load(open("etl_lib/runtime/stack.toml", "rb"))
 line = stack["lines"][sys.argv[1]]
 print(line["pyspark"], line["delta_spark"])
 PY

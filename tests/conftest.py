@@ -28,7 +28,7 @@ SERVICES = {"kafka", "postgres", "aws", "redis_server"}
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    from etl_lib.platform.stack import active_line, load_stack
+    from etl_lib.runtime.stack import active_line, load_stack
 
     primary = load_stack().default_line
     line = active_line().name
@@ -65,7 +65,7 @@ def suite_config(work_dir: Path) -> SuiteConfig:
 @pytest.fixture(scope="session")
 def spark(suite_config: SuiteConfig) -> Iterator[SparkSession]:
     """The one SparkSession of the test run, built by the suite's own builder with conf/test.yaml."""
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.session import build_session
 
     session = build_session(suite_config.spark)
     yield session
@@ -117,10 +117,10 @@ def _retail_config(suite_config: SuiteConfig, root: Path) -> SuiteConfig:
 def _build_retail_lake(spark: SparkSession, suite_config: SuiteConfig, root: Path) -> dict[str, Any]:
     import datetime as dt
 
-    from etl_lib import lakehouse
-    from etl_lib.platform.runner import run_job
-    from etl_lib.platform.runtime import RunContext
-    from etl_lib.portable import duckdb_checksum
+    from etl_lib.core.run import RunContext
+    from etl_lib.io import lakehouse
+    from etl_lib.io.portable import duckdb_checksum
+    from etl_lib.runtime.runner import run_job
 
     def context(run_id: str) -> RunContext:
         return RunContext.new(

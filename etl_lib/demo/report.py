@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl_lib.portable import duckdb_query, is_table, list_tables
+from etl_lib.io.portable import duckdb_query, is_table, list_tables
 
 if TYPE_CHECKING:
     from etl_lib.demo.run import DemoRun

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from etl_lib.config import SuiteConfig, is_uri, validate_config
-from etl_lib.platform.runtime import JobResult
+from etl_lib.core.run import JobResult
 
 #: The day after the bundled extract ends: the batch layer's gold tables are computed as of it.
 DEMO_PROCESS_DATE = "2011-12-10"
@@ -127,7 +127,7 @@ def _produce(config: SuiteConfig, events: int) -> Step:
 
 
 def _job_step(name: str, config: SuiteConfig, session: Any) -> Step:
-    from etl_lib.platform.runner import run_job
+    from etl_lib.runtime.runner import run_job
 
     started = time.monotonic()
     result = run_job(name, config, session)
@@ -189,8 +189,8 @@ def run_demo(
     """
     from etl_lib.demo.report import summary_lines, write_report
     from etl_lib.ml import tracking
-    from etl_lib.platform.dag import child_session
-    from etl_lib.platform.session import build_session
+    from etl_lib.runtime.dag import child_session
+    from etl_lib.runtime.session import build_session
 
     config = demo_config(config)
     run = DemoRun(config)

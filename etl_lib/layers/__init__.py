@@ -1,4 +1,4 @@
-"""The lambda architecture's layers: bronze/silver/gold of the batch layer, the speed layer, serving."""
+"""Pure steps of the layers: bronze, silver, dimensions, gold, events, privacy; DataFrame in, DataFrame out."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import LAYERS, SuiteConfig
-from etl_lib.lineage.capture import Read
-from etl_lib.platform.runtime import JobResult, RunContext, TableWrite
+from etl_lib.core.capture import Read
+from etl_lib.core.run import Commit, JobResult, RunContext, TableWrite
+from etl_lib.io import lakehouse
 
 LINEAGE_SCHEMA = (
     "run_id STRING, job STRING, task STRING, kind STRING, dataset STRING, version BIGINT, `rows` BIGINT, "
@@ -73,7 +73,7 @@ def collect(
             mine = [
                 c for c in lakehouse.commits_since(spark, path, None) if c.user_metadata.get("run_id") == context.run_id
             ]
-        by_task: dict[str, list[lakehouse.Commit]] = defaultdict(list)
+        by_task: dict[str, list[Commit]] = defaultdict(list)
         for commit in mine:
             by_task[str(commit.user_metadata.get("task", context.job))].append(commit)
         name = dataset_name(path, root)

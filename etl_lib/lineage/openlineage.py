@@ -3,7 +3,7 @@
 One pair per run, also for a streaming job (its per-batch offsets live in ``audit/stream_progress``), so
 a stream does not flood the lineage backend. Events go to a JSON-lines file by default, or to an HTTP
 endpoint (Marquez, say), through the OpenLineage Python client. An HTTP endpoint is a monitoring sink: an event
-it does not take is retried as ``sinks`` says, then given up (:mod:`etl_lib.platform.degraded`), never raised.
+it does not take is retried as ``sinks`` says, then given up (:mod:`etl_lib.io.degraded`), never raised.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from etl_lib import __version__
-from etl_lib.config import OpenLineageConfig, SuiteConfig, secret_from_env
-from etl_lib.platform import secrets
-from etl_lib.platform.degraded import Origin, SinkGuard
-from etl_lib.platform.runtime import utc_now
+from etl_lib.config import OpenLineageConfig, SuiteConfig, secret_from_env, secrets
+from etl_lib.core.run import utc_now
+from etl_lib.io.degraded import Origin, SinkGuard
 
 PRODUCER = f"https://github.com/lakehouse-etl-suite/etl-suite/tree/{__version__}"
 

@@ -21,7 +21,7 @@ class Node:
 
 def load_events(root: str) -> list[dict[str, Any]]:
     """Every lineage event of the lakehouse at ``root`` (empty if none was recorded yet)."""
-    from etl_lib.portable import is_table, table_rows
+    from etl_lib.io.portable import is_table, table_rows
 
     path = f"{root.rstrip('/')}/audit/lineage_events"
     return table_rows(path) if is_table(path) else []

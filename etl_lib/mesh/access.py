@@ -72,7 +72,7 @@ def read_product(spark: SparkSession, config: SuiteConfig, name: str, consumer: 
         UsageError: for an unknown product.
         AccessDeniedError: if the consumer holds no read grant.
     """
-    from etl_lib import lakehouse
+    from etl_lib.io import lakehouse
 
     ref = resolve(config, name)
     check_access(config, ref, consumer, "read")

@@ -20,7 +20,7 @@ def client(glue: GlueCatalogConfig, services: ServicesConfig, service: str) -> A
     import boto3
 
     if glue.local_endpoint:
-        from etl_lib.services.aws import local_client
+        from etl_lib.io.clients import local_client
 
         return local_client(services.aws, service)
     return boto3.client(service, region_name=glue.region)

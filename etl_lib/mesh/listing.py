@@ -13,7 +13,7 @@ from etl_lib.mesh.catalog import product_location
 
 def latest_products(root: str, domain: str | None = None) -> list[dict[str, Any]]:
     """The newest catalog row of each product (of ``domain`` only, when given), by domain and product."""
-    from etl_lib.portable import duckdb_query, is_table
+    from etl_lib.io.portable import duckdb_query, is_table
 
     path = f"{root.rstrip('/')}/mesh/data_products"
     if not is_table(path):
@@ -70,7 +70,7 @@ def read_rows(config: SuiteConfig, name: str, consumer: str, limit: int) -> list
     Raises:
         AccessDeniedError: if it may not.
     """
-    from etl_lib.portable import duckdb_connection
+    from etl_lib.io.portable import duckdb_connection
 
     ref = resolve(config, name)
     check_access(config, ref, consumer, "read")

@@ -30,13 +30,13 @@ def open_sink(config: SuiteConfig, to: str) -> Sink:
     if to == "files":
         return FilesSink(speed.files.path)
     if to == "kafka":
-        from etl_lib.sources.events import kafka_bootstrap
+        from etl_lib.io.sources.events import kafka_bootstrap
 
         return KafkaSink(kafka_bootstrap(speed, config.services), speed.kafka.topic, speed.kafka.partitions)
     import boto3
 
-    from etl_lib.services.aws import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
-    from etl_lib.sources.events import kinesis_endpoint
+    from etl_lib.config.secrets import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+    from etl_lib.io.sources.events import kinesis_endpoint
 
     endpoint, region = kinesis_endpoint(speed, config.services)
     credentials = (

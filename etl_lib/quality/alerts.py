@@ -1,7 +1,7 @@
 """Quality metrics to CloudWatch and alerts to SNS, as the seed did; off unless configured.
 
 Both are monitoring sinks: a call they do not take is retried by botocore as ``sinks`` says, then given up
-(:mod:`etl_lib.platform.degraded`); the batch being checked goes on.
+(:mod:`etl_lib.io.degraded`); the batch being checked goes on.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 from etl_lib.config import AlertsConfig, ServicesConfig, SinksConfig
-from etl_lib.platform import degraded
-from etl_lib.platform.degraded import SinkGuard
+from etl_lib.io import degraded
+from etl_lib.io.degraded import SinkGuard
 from etl_lib.quality.engine import Evaluation
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def aws_client(alerts: AlertsConfig, services: ServicesConfig, service: str, sin
 
     settings = degraded.botocore_config(sinks)
     if alerts.local_endpoint:
-        from etl_lib.services.aws import local_client
+        from etl_lib.io.clients import local_client
 
         return local_client(services.aws, service, settings)
     return boto3.client(service, region_name=alerts.region, config=settings)

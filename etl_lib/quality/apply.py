@@ -9,8 +9,8 @@ from collections.abc import Collection
 from pyspark.sql import DataFrame, SparkSession
 
 from etl_lib.config import Layer, SuiteConfig
-from etl_lib.platform import degraded
-from etl_lib.platform.degraded import Origin, SinkGuard
+from etl_lib.io import degraded
+from etl_lib.io.degraded import Origin, SinkGuard
 from etl_lib.quality import alerts
 from etl_lib.quality.audit import Stamp, raise_for, record
 from etl_lib.quality.engine import Evaluation, evaluate

@@ -15,9 +15,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import LakehouseConfig
 from etl_lib.errors import JobFailedError
+from etl_lib.io import lakehouse
 from etl_lib.quality.engine import FAILURES, Evaluation
 
 RESULTS_SCHEMA = (

@@ -8,7 +8,7 @@ from typing import Any
 
 def load_results(root: str) -> list[dict[str, Any]]:
     """Every quality result of the lakehouse at ``root``."""
-    from etl_lib.portable import is_table, table_rows
+    from etl_lib.io.portable import is_table, table_rows
 
     path = f"{root.rstrip('/')}/audit/quality_results"
     return table_rows(path) if is_table(path) else []

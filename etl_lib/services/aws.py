@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from etl_lib.config import AwsServiceConfig, ServicesConfig
+from etl_lib.io.clients import local_client
 from etl_lib.services.base import LocalService
-
-#: The local endpoint accepts any credentials; these are placeholders, not secrets.
-LOCAL_ACCESS_KEY = "local"
-LOCAL_SECRET_KEY = "local"  # noqa: S105 - not a secret: the loopback endpoint ignores it
-
-
-def local_client(aws: AwsServiceConfig, service: str, config: Any = None) -> Any:
-    """A boto3 client for ``service`` talking to the local endpoint (``config``: botocore client settings)."""
-    import boto3
-
-    return boto3.client(
-        service,
-        endpoint_url=aws.endpoint_url,
-        region_name=aws.region,
-        aws_access_key_id=LOCAL_ACCESS_KEY,
-        aws_secret_access_key=LOCAL_SECRET_KEY,
-        config=config,
-    )
 
 
 class AwsService(LocalService):

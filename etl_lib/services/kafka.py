@@ -11,7 +11,7 @@ from pathlib import Path
 
 from etl_lib.config import KafkaServiceConfig, ServicesConfig
 from etl_lib.errors import ServiceError
-from etl_lib.platform.jvm import cached_jars, kafka_broker_jar_set
+from etl_lib.runtime.jars import cached_jars, kafka_broker_jar_set
 from etl_lib.services.base import LocalService
 
 _LOG4J2 = """\

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from etl_lib.config import PostgresServiceConfig, ServicesConfig, secret_from_env
+from etl_lib.config.secrets import remember
 from etl_lib.errors import ServiceError
-from etl_lib.platform.secrets import remember
 from etl_lib.services.base import LocalService
 
 if TYPE_CHECKING:

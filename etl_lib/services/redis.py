@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from typing import Any
 
 from etl_lib.config import RedisServiceConfig, ServicesConfig, secret_from_env
 from etl_lib.errors import ServiceError
+from etl_lib.io.clients import redis_client
 from etl_lib.services.base import LocalService
-
-
-def redis_client(redis: RedisServiceConfig, timeout: float = 5.0) -> Any:
-    """A client of the configured server; the password, if any, comes from ``$<password_env>``."""
-    import redis as redis_py
-
-    return redis_py.Redis(
-        host=redis.host,
-        port=redis.port,
-        db=redis.db,
-        password=secret_from_env(redis.password_env),
-        ssl=redis.tls,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        decode_responses=True,
-    )
 
 
 class RedisService(LocalService):

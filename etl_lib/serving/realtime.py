@@ -18,9 +18,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl_lib.config import RealtimeStoreConfig, RedisServiceConfig, SinksConfig, SuiteConfig, secret_from_env
+from etl_lib.io import degraded
+from etl_lib.io.degraded import Origin, SinkFailure, SinkGuard
 from etl_lib.layers import Step
-from etl_lib.platform import degraded
-from etl_lib.platform.degraded import Origin, SinkFailure, SinkGuard
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def lookup(config: SuiteConfig, customer_id: str) -> tuple[str, dict[str, Any] |
     neither knows the customer. Both give the latest session's values (Spark's ``max_by``): DuckDB's
     ``arg_max_null``, as ``arg_max`` would skip a latest session without a page view for an older one's page.
     """
-    from etl_lib.services.redis import redis_client
+    from etl_lib.io.clients import redis_client
 
     store = config.serving.realtime_store
     try:
@@ -272,7 +272,7 @@ def lookup(config: SuiteConfig, customer_id: str) -> tuple[str, dict[str, Any] |
 
 
 def _from_delta(config: SuiteConfig, customer_id: str) -> dict[str, Any] | None:
-    from etl_lib.portable import duckdb_query, is_table
+    from etl_lib.io.portable import duckdb_query, is_table
 
     lake = config.lakehouse
     values, sessions = lake.table_path("gold", "customer_value"), lake.table_path("gold", "customer_sessions")

@@ -15,8 +15,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig
+from etl_lib.io import lakehouse
 from etl_lib.services.aws import AwsService
 from etl_lib.services.base import LocalService
 from etl_lib.services.kafka import KafkaService

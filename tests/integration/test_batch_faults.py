@@ -13,9 +13,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
-from etl_lib.platform.runner import run_job
+from etl_lib.io import lakehouse
+from etl_lib.runtime.runner import run_job
 
 if TYPE_CHECKING:
     from tests.integration.conftest import SuiteRun

@@ -12,10 +12,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
+from etl_lib.core.run import RunContext
+from etl_lib.io import lakehouse
+from etl_lib.runtime.runner import run_job
 from etl_lib.services.postgres import ORDER_COLUMNS, PostgresService
 
 # A test of the suite's own logic, on the primary line: the JDBC driver and Spark's JDBC source run on both lines in

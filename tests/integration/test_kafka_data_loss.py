@@ -14,13 +14,13 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.core.run import RunContext
 from etl_lib.errors import explain
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
+from etl_lib.io import lakehouse
 from etl_lib.producer.events import retail_events
 from etl_lib.producer.sinks import KafkaSink
+from etl_lib.runtime.runner import run_job
 from etl_lib.services.kafka import KafkaService
 
 # A test of the suite's own logic, on the primary line: the other line's Kafka connector runs in test_speed_streams

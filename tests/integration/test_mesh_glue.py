@@ -9,11 +9,12 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl_lib.config import validate_config
+from etl_lib.core.run import RunContext
 from etl_lib.errors import AccessDeniedError
+from etl_lib.io.clients import local_client
 from etl_lib.mesh.access import read_product
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
-from etl_lib.services.aws import AwsService, local_client
+from etl_lib.runtime.runner import run_job
+from etl_lib.services.aws import AwsService
 from tests.conftest import copied_lake
 
 # A test of the suite's own logic, on the primary line: the catalog calls are boto3's; the products themselves are

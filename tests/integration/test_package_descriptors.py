@@ -15,11 +15,12 @@ import yaml
 
 from etl_lib.cli import job_parser
 from etl_lib.config import load_config, validate_config
-from etl_lib.platform.glue_args import suite_arguments
-from etl_lib.platform.registry import JOBS
-from etl_lib.platform.session import CODEGEN_CACHE_CONF, SESSION_CONF
-from etl_lib.platform.stack import active_line
-from etl_lib.services.aws import AwsService, local_client
+from etl_lib.deploy.glue_args import suite_arguments
+from etl_lib.io.clients import local_client
+from etl_lib.runtime.registry import JOBS
+from etl_lib.runtime.session import CODEGEN_CACHE_CONF, SESSION_CONF
+from etl_lib.runtime.stack import active_line
+from etl_lib.services.aws import AwsService
 
 PROJECT = Path(__file__).resolve().parents[2]
 ARTIFACTS_BUCKET = "etl-suite-artifacts"
@@ -58,7 +59,7 @@ def test_the_package_holds_the_library_its_requirements_scripts_and_flat_configs
     assert len(list(dist.glob("lakehouse_etl_suite-*-py3-none-any.whl"))) == 1
     with zipfile.ZipFile(dist / "etl_lib.zip") as archive:
         names = set(archive.namelist())
-    assert {"etl_lib/__init__.py", "etl_lib/platform/stack.toml", "etl_lib/cli.py"} <= names
+    assert {"etl_lib/__init__.py", "etl_lib/runtime/stack.toml", "etl_lib/cli.py"} <= names
     assert not [name for name in names if "__pycache__" in name]
     requirements = (dist / "requirements.txt").read_text().split()
     assert all("==" in line for line in requirements)
@@ -75,7 +76,7 @@ def test_the_zip_is_the_library_spark_submit_py_files_imports(dist: Path, tmp_pa
     # As --py-files / --extra-py-files put it on the path: imported from inside the zip, stack.toml read there.
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import etl_lib, etl_lib.cli;"
-        " from etl_lib.platform.stack import load_stack;"
+        " from etl_lib.runtime.stack import load_stack;"
         " print(etl_lib.__file__); print(sorted(load_stack().lines))"
     )
     completed = subprocess.run(

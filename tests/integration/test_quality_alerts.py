@@ -8,10 +8,11 @@ import json
 from pyspark.sql import SparkSession
 
 from etl_lib.config import AlertsConfig, RuleConfig, SuiteConfig, TableQualityConfig
-from etl_lib.platform.degraded import Origin, SinkGuard
+from etl_lib.io.clients import local_client
+from etl_lib.io.degraded import Origin, SinkGuard
 from etl_lib.quality import alerts
 from etl_lib.quality.engine import evaluate
-from etl_lib.services.aws import AwsService, local_client
+from etl_lib.services.aws import AwsService
 
 
 def test_metrics_go_to_cloudwatch_and_a_held_batch_alerts_through_sns(

@@ -13,14 +13,15 @@ import redis as redis_py
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.cli import main
 from etl_lib.config import SuiteConfig, validate_config
-from etl_lib.platform.degraded import Origin
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
+from etl_lib.core.run import RunContext
+from etl_lib.io import lakehouse
+from etl_lib.io.clients import redis_client
+from etl_lib.io.degraded import Origin
 from etl_lib.producer.replay import replay
-from etl_lib.services.redis import RedisService, redis_client
+from etl_lib.runtime.runner import run_job
+from etl_lib.services.redis import RedisService
 from etl_lib.serving import realtime
 from tests.integration.conftest import REDIS_TEST_PASSWORD
 

@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from etl_lib.services.aws import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsService, local_client
+from etl_lib.config.secrets import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+from etl_lib.io.clients import local_client
+from etl_lib.services.aws import AwsService
 
 PROJECT = Path(__file__).resolve().parents[2]
 BUCKET = "etl-suite-lake"

@@ -20,7 +20,8 @@ from deltalake import DeltaTable
 
 from etl_lib.config import RedisServiceConfig, SuiteConfig, is_loopback
 from etl_lib.errors import ServiceError
-from etl_lib.services.aws import AwsService, local_client
+from etl_lib.io.clients import local_client
+from etl_lib.services.aws import AwsService
 from etl_lib.services.base import LocalService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import ORDER_COLUMNS, PostgresService

@@ -9,7 +9,8 @@ from pyspark.sql import SparkSession
 
 from etl_lib.config import SuiteConfig
 from etl_lib.errors import ServiceError
-from etl_lib.services.aws import AwsService, local_client
+from etl_lib.io.clients import local_client
+from etl_lib.services.aws import AwsService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import PostgresService
 

@@ -21,11 +21,12 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from etl_lib.config import SuiteConfig, load_config, validate_config
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.core.run import JobResult, RunContext
+from etl_lib.io.clients import local_client
 from etl_lib.producer.events import encode, retail_events
 from etl_lib.producer.sinks import FilesSink
-from etl_lib.services.aws import AwsService, local_client
+from etl_lib.runtime.runner import run_job
+from etl_lib.services.aws import AwsService
 from tests.waiting import wait_until
 
 # A fault scenario of the suite's own code, on the primary line (see the primary_line marker).
@@ -175,10 +176,10 @@ def test_cloudwatch_and_sns_out_of_reach_never_stop_the_stream_and_flow_again_wh
     # One warning line per call given up, naming the sink and the error; nothing else warned of the endpoint
     # (botocore retries quietly).
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    lines = [r.getMessage() for r in warnings if r.name == "etl_lib.platform.degraded"]
+    lines = [r.getMessage() for r in warnings if r.name == "etl_lib.io.degraded"]
     assert [line.split(":")[0] for line in lines] == [f"sink {sink} unreachable" for _, sink in expected]
     assert all("EndpointConnectionError: Could not connect" in line for line in lines), lines
-    others = [r.getMessage() for r in warnings if r.name != "etl_lib.platform.degraded"]
+    others = [r.getMessage() for r in warnings if r.name != "etl_lib.io.degraded"]
     assert not [m for m in others if "EndpointConnectionError" in m or aws.aws.endpoint_url in m], others
     # The run's record counts them.
     given = len(expected)

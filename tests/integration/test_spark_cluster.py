@@ -13,7 +13,7 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from etl_lib.config import SuiteConfig, validate_config
-from etl_lib.platform.runner import run_job
+from etl_lib.runtime.runner import run_job
 from etl_lib.services.spark import SparkClusterService
 
 # A standalone cluster of the primary line's Spark (the batch layer on it runs twice: on the cluster and locally);

@@ -17,13 +17,13 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, load_config
 from etl_lib.errors import RunLockedError
+from etl_lib.io import lakehouse
 from etl_lib.layers import events
-from etl_lib.platform.runner import run_job
 from etl_lib.producer.events import retail_events
 from etl_lib.producer.replay import open_sink, replay
+from etl_lib.runtime.runner import run_job
 from etl_lib.services.aws import AwsService
 from etl_lib.services.kafka import KafkaService
 from tests.waiting import wait_until

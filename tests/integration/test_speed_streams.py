@@ -13,14 +13,14 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.core.run import RunContext
 from etl_lib.errors import ConfigError
+from etl_lib.io import lakehouse
 from etl_lib.layers import events
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
 from etl_lib.producer.events import retail_events
 from etl_lib.producer.replay import replay
+from etl_lib.runtime.runner import run_job
 from etl_lib.services.aws import AwsService
 from etl_lib.services.kafka import KafkaService
 

@@ -12,12 +12,12 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.core.run import JobResult, RunContext
 from etl_lib.errors import JobFailedError
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import JobResult, RunContext
-from etl_lib.portable import delta_rows, duckdb_checksum, duckdb_query
+from etl_lib.io import lakehouse
+from etl_lib.io.portable import delta_rows, duckdb_checksum, duckdb_query
+from etl_lib.runtime.runner import run_job
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
@@ -240,7 +240,7 @@ FACTS = {  # ../data/README.md: what the extract is known to hold
 
 
 def test_quality_rules_on_the_real_extract_count_the_known_facts(full_run: dict[str, Any]) -> None:
-    from etl_lib.portable import table_rows
+    from etl_lib.io.portable import table_rows
 
     config: SuiteConfig = full_run["config"]
     rows = table_rows(config.lakehouse.table_path("audit", "quality_results"), "run_id = 'run-1'")
@@ -291,7 +291,7 @@ def test_lineage_of_a_gold_table_from_the_command_line(
 
 
 def test_every_run_is_recorded_with_its_config_redacted(spark: SparkSession, full_run: dict[str, Any]) -> None:
-    from etl_lib.portable import table_rows
+    from etl_lib.io.portable import table_rows
 
     config: SuiteConfig = full_run["config"]
     runs = table_rows(config.lakehouse.table_path("audit", "etl_runs"))

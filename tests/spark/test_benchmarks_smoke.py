@@ -18,7 +18,7 @@ from benchmarks import (
     scoring_throughput,
 )
 from benchmarks.harness import record, record_run, write_summary
-from etl_lib.platform.stack import active_line
+from etl_lib.runtime.stack import active_line
 
 # Benchmarks are measured on the primary line; their smoke runs need not repeat on the other.
 pytestmark = pytest.mark.primary_line

@@ -4,7 +4,7 @@ import pytest
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_lib.platform.cache import Cached
+from etl_lib.runtime.cache import Cached
 
 NONE = StorageLevel(False, False, False, False, 1)
 

@@ -11,7 +11,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
+from etl_lib.io import lakehouse
 
 ROUNDS = 6
 
@@ -47,7 +47,7 @@ def test_a_stream_and_a_batch_job_merging_into_one_table_both_land(
             failures.append(error)
             start.abort()
 
-    with caplog.at_level(logging.INFO, logger="etl_lib.lakehouse"):
+    with caplog.at_level(logging.INFO, logger="etl_lib.io.lakehouse"):
         writers = [threading.Thread(target=guarded, args=(work,)) for work in (stream, batch)]
         for writer in writers:
             writer.start()

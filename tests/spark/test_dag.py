@@ -5,9 +5,9 @@ import threading
 import pytest
 from pyspark.sql import SparkSession
 
+from etl_lib.core.run import TableWrite
 from etl_lib.errors import JobFailedError
-from etl_lib.platform.dag import Task, raise_for_failures, run_tasks
-from etl_lib.platform.runtime import TableWrite
+from etl_lib.runtime.dag import Task, raise_for_failures, run_tasks
 
 
 def write(name: str) -> list[TableWrite]:

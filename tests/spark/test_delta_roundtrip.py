@@ -6,8 +6,8 @@ from chispa import assert_df_equality
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
-from etl_lib.portable import delta_rows, duckdb_query
+from etl_lib.io import lakehouse
+from etl_lib.io.portable import delta_rows, duckdb_query
 
 SCHEMA = "customer_id STRING, segment STRING, spend DOUBLE"
 

@@ -10,9 +10,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib.config import SuiteConfig
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
-from etl_lib.portable import delta_rows, duckdb_query
+from etl_lib.core.run import RunContext
+from etl_lib.io.portable import delta_rows, duckdb_query
+from etl_lib.runtime.runner import run_job
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
 

@@ -13,16 +13,16 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.cli import main
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.core.run import RunContext
 from etl_lib.errors import AccessDeniedError, JobFailedError
+from etl_lib.io import lakehouse
+from etl_lib.io.portable import duckdb_query
+from etl_lib.jobs.publish_products import model_versions, register_in_spark_catalog
 from etl_lib.mesh.access import read_product
 from etl_lib.mesh.catalog import ProductRef
-from etl_lib.mesh.publish import model_versions, register_in_spark_catalog
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
-from etl_lib.portable import duckdb_query
+from etl_lib.runtime.runner import run_job
 from tests.conftest import copied_lake
 
 CLOCK = dt.datetime(2011, 12, 10, 6, 0, tzinfo=dt.UTC)

@@ -11,11 +11,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig
+from etl_lib.core.run import RunContext
+from etl_lib.io import lakehouse
 from etl_lib.ml import anomaly, tracking
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
+from etl_lib.runtime.runner import run_job
 from tests.conftest import copied_lake
 
 
@@ -134,7 +134,7 @@ def test_the_training_sample_does_not_depend_on_how_the_rows_are_partitioned(spa
 def test_purchase_anomalies_are_scored_and_judged_by_the_quality_layer(
     spark: SparkSession, trained: dict[str, Any]
 ) -> None:
-    from etl_lib.portable import table_rows
+    from etl_lib.io.portable import table_rows
 
     config: SuiteConfig = trained["config"]
     lines = table(spark, config, "purchase_anomalies")

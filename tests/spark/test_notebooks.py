@@ -44,7 +44,7 @@ class DbUtils:
 
 
 def test_there_is_a_notebook_per_job() -> None:
-    from etl_lib.platform.registry import JOBS
+    from etl_lib.runtime.registry import JOBS
 
     assert sorted(path.stem for path in NOTEBOOKS) == sorted(JOBS)
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.core.run import RunContext
 from etl_lib.errors import JobFailedError
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import RunContext
-from etl_lib.portable import table_rows
+from etl_lib.io import lakehouse
+from etl_lib.io.portable import table_rows
+from etl_lib.runtime.runner import run_job
 
 HEADER = "invoice,sku,text,qty,when,price,customer,nation\n"
 ROWS = (
@@ -126,7 +126,7 @@ def test_a_fail_rule_stops_the_run(spark: SparkSession, suite_config: SuiteConfi
 
 
 def test_concurrent_audit_writers_lose_no_row(spark: SparkSession, tmp_path: Path) -> None:
-    from etl_lib.platform.dag import child_session
+    from etl_lib.runtime.dag import child_session
 
     path = str(tmp_path / "audit" / "shared")
     errors: list[BaseException] = []

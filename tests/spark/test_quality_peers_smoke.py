@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from etl_lib.platform.stack import active_line
+from etl_lib.runtime.stack import active_line
 
 PROJECT = Path(__file__).resolve().parents[2]
 

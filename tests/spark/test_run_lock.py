@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig
 from etl_lib.errors import RunLockedError
-from etl_lib.platform import run_lock
-from etl_lib.platform.governance import Governance
-from etl_lib.platform.registry import JobSpec
-from etl_lib.platform.runner import run_job
+from etl_lib.io import lakehouse
+from etl_lib.runtime import run_lock
+from etl_lib.runtime.governance import Governance
+from etl_lib.runtime.registry import JobSpec
+from etl_lib.runtime.runner import run_job
 from tests.waiting import wait_until
 
 

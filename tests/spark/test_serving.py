@@ -13,11 +13,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.core.run import JobResult, RunContext
+from etl_lib.io import lakehouse
 from etl_lib.producer.replay import replay
+from etl_lib.runtime.runner import run_job
 from etl_lib.serving import views
 from tests.conftest import copied_lake
 

@@ -16,15 +16,16 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from etl_lib import lakehouse
 from etl_lib.config import SuiteConfig, validate_config
+from etl_lib.core.run import JobResult, RunContext
 from etl_lib.errors import ConfigError
-from etl_lib.layers import events, privacy, speed_layer
-from etl_lib.platform.runner import run_job
-from etl_lib.platform.runtime import JobResult, RunContext
+from etl_lib.io import lakehouse
+from etl_lib.jobs import speed_layer
+from etl_lib.layers import events, privacy
 from etl_lib.producer.events import encode, retail_events
 from etl_lib.producer.replay import replay
 from etl_lib.producer.sinks import FilesSink
+from etl_lib.runtime.runner import run_job
 from etl_lib.serving import views
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
@@ -127,7 +128,7 @@ def test_a_batch_replayed_after_it_committed_writes_nothing_again(
         # Spark has not noted the batch done (nor written the file's checksum): it runs it again, on the same offsets.
         last.unlink()
         (commits / f".{last.name}.crc").unlink(missing_ok=True)
-    with caplog.at_level(logging.INFO, logger="etl_lib.layers.speed_layer"):
+    with caplog.at_level(logging.INFO, logger="etl_lib.jobs.speed_layer"):
         written = run(spark, config, "run-3")
     replays = [r.getMessage() for r in caplog.records if "is a replay" in r.getMessage()]
     assert len(replays) == 2, replays  # the ingest query's batch and the views query's
@@ -204,7 +205,7 @@ def test_events_later_than_the_watermark_are_set_aside(spark: SparkSession, stre
 def test_a_purchase_failing_a_quarantine_rule_waits_in_quarantine(
     spark: SparkSession, streamed: dict[str, Any]
 ) -> None:
-    from etl_lib.portable import table_rows
+    from etl_lib.io.portable import table_rows
 
     config = streamed["config"]
     purchase = next(e for e in streamed["produced"] if e["event_type"] == "purchase")

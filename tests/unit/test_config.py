@@ -8,13 +8,13 @@ import pytest
 
 from etl_lib.config import (
     REDACTED,
-    ConfigError,
     apply_overrides,
     load_config,
     override_path,
     redact,
     validate_config,
 )
+from etl_lib.errors import ConfigError
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
-from etl_lib.config import AlertsConfig, ConfigError, ServicesConfig, SinksConfig, load_config
+from etl_lib.config import AlertsConfig, ServicesConfig, SinksConfig, load_config
+from etl_lib.errors import ConfigError
+from etl_lib.io import degraded
+from etl_lib.io.degraded import SINK_FAILURES_SCHEMA, Origin, SinkFailure, SinkGuard
 from etl_lib.lineage.openlineage import Emitter
-from etl_lib.platform import degraded
-from etl_lib.platform.degraded import SINK_FAILURES_SCHEMA, Origin, SinkFailure, SinkGuard
 from etl_lib.quality import alerts
 from etl_lib.quality.engine import Evaluation, RuleResult
 from etl_lib.serving.realtime import Backlog, write_hashes

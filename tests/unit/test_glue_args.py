@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from etl_lib.deploy.glue_args import glue_arguments, is_glue_invocation, resolved_options, suite_arguments
 from etl_lib.errors import UsageError
-from etl_lib.platform.glue_args import glue_arguments, is_glue_invocation, resolved_options, suite_arguments
 
 #: What Glue puts on a job script's command line besides the job's own arguments.
 GLUE_OWN = [

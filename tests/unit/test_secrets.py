@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from etl_lib.config import ConfigError, load_config
-from etl_lib.platform import secrets
+from etl_lib.config import load_config, secrets
+from etl_lib.errors import ConfigError
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from etl_lib.layers.speed_layer import _STATE_COLUMNS, _result_json, _result_row, _state_json, _state_row
+from etl_lib.jobs.speed_layer import _STATE_COLUMNS, _result_json, _result_row, _state_json, _state_row
 from etl_lib.quality.audit import RESULTS_COLUMNS
 
 

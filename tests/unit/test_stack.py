@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from etl_lib.errors import StackError
-from etl_lib.platform.jvm import artifact_name, deequ_jar_set, kafka_broker_jar_set, spark_jar_set
-from etl_lib.platform.stack import load_stack
+from etl_lib.runtime.jars import artifact_name, deequ_jar_set, kafka_broker_jar_set, spark_jar_set
+from etl_lib.runtime.stack import load_stack
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +113,7 @@ def test_deequ_is_resolved_only_for_a_line_with_a_deequ_build() -> None:
 
 def test_spark_submit_defaults_list_the_session_jars_only(monkeypatch: pytest.MonkeyPatch) -> None:
     # Deequ's jars are resolved on its line but stay off spark-submit's classpath, which needs Delta's.
-    from etl_lib.platform import jvm
+    from etl_lib.deploy import jvm
 
     spark35 = load_stack().line("spark35")
     written: list[list[Path]] = []

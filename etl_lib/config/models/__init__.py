@@ -1,0 +1,1 @@
+"""The configuration's models, one module an area."""

@@ -1,0 +1,1 @@
+"""Build and deploy tooling: resolving the JVM jars with Maven, packaging, and the platforms' job arguments."""

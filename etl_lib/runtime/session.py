@@ -1,0 +1,93 @@
+"""The one place a SparkSession is built.
+
+Local sessions get Delta and the connectors from the jar cache ``make setup`` filled; nothing is
+downloaded when a session starts. Platform sessions
+(AWS Glue, EMR, Databricks) are the platform's own: the suite adds no jars there and only sets the
+runtime options the configuration lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from etl_lib.config import SparkConfig
+from etl_lib.runtime.jars import cached_jars, spark_jar_set
+from etl_lib.runtime.stack import active_line
+
+log = logging.getLogger(__name__)
+
+#: Table defaults that keep new tables readable by the deltalake package and DuckDB: Databricks, for
+#: one, turns deletion vectors on for new tables unless told otherwise.
+PORTABLE_TABLE_DEFAULTS = {
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+
+#: What makes a plain Spark session a Delta one.
+DELTA_SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+#: Spark keeps the classes it generates and compiles for query plans in a cache of 100 by default. One micro-batch
+#: of the speed layer uses about 116 and one batch-layer run about 400, so with the default every micro-batch
+#: compiled its classes again (Janino, then the JIT): 1,160 compilations for 10 micro-batches, against 44 with
+#: room for 2,000 (README, where the time goes). Spark reads it once, as the session starts.
+CODEGEN_CACHE_CONF = {"spark.sql.codegen.cache.maxEntries": "2000"}
+
+#: The settings a session of the suite starts with, wherever it runs: the platforms' job definitions carry them
+#: (a running session cannot take them).
+SESSION_CONF = {**DELTA_SESSION_CONF, **CODEGEN_CACHE_CONF}
+
+
+def local_session_conf(spark: SparkConfig) -> dict[str, str]:
+    """Every Spark option a local session of ``spark`` starts with (jars, Delta, then the config's own)."""
+    cache = Path(spark.jvm_cache) if spark.jvm_cache else None
+    jars = cached_jars(spark_jar_set(active_line()), cache)
+    conf = {
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.app.name": spark.app_name,
+        **SESSION_CONF,
+        **PORTABLE_TABLE_DEFAULTS,
+    }
+    conf.update(spark.conf)
+    return conf
+
+
+def build_session(spark: SparkConfig) -> SparkSession:
+    """Return the SparkSession described by ``spark``.
+
+    Args:
+        spark: the ``spark`` section of the suite configuration.
+
+    Returns:
+        A local session with the suite's jars (``session: local``), or the platform's running session
+        (``session: platform``).
+
+    Raises:
+        StackError: for a local session whose jars were never resolved.
+    """
+    if spark.session == "platform":
+        session = SparkSession.builder.getOrCreate()
+        for key, value in {**PORTABLE_TABLE_DEFAULTS, **spark.conf}.items():
+            session.conf.set(key, value)
+    else:
+        session = start_local_session(spark)
+    session.sparkContext.setLogLevel(spark.log_level)
+    log.debug("Spark %s session ready (%s)", session.version, spark.session)
+    return session
+
+
+def start_local_session(spark: SparkConfig) -> SparkSession:
+    """A local session of ``spark``: its master, the jars of the cache, Delta, and the configuration's options."""
+    # Python workers (UDFs, Python data sources) run the driver's own interpreter and packages
+    # unless the environment names another; PySpark reads only the environment for this.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(spark.master)
+    for key, value in local_session_conf(spark).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
