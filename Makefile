@@ -19,7 +19,7 @@ XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup system-packages jvm lock fmt lint test test-unit test-spark test-integration demo demo-services bench package services-up services-down clean
+.PHONY: help setup system-packages jvm lock fmt lint docs test test-unit test-spark test-integration demo demo-services bench package services-up services-down clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -79,13 +79,16 @@ demo-services: setup ## The same with the real Kafka broker, PostgreSQL and the 
 	$(VENV)/bin/etl-suite demo --conf conf/services.yaml; status=$$?; \
 	$(VENV)/bin/etl-suite services down --conf conf/services.yaml; exit $$status
 
+docs: $(STAMP) ## Build the documentation site (MkDocs) into site/; a broken link or a missing page fails it
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: setup ## Run the benchmarks (BENCH="name ..." for some); results go to benchmarks/results and RESULTS.md
 	$(PY) -m benchmarks $(BENCH)
 
-package: $(STAMP) ## The wheel, the --py-files zip, requirements, flat configs and Glue/EMR/Databricks job definitions in dist/
+package: $(STAMP) ## The wheel, the --py-files zip, requirements, flat configs and Glue/EMR/Databricks job definitions in dist/ (CONF=file, SET="key=value ...": the deploy keys of your account)
 	rm -rf $(DIST) build
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(DIST) .
-	$(PY) -m etl_lib.deploy.package --out $(DIST) $(if $(CONF),--conf $(CONF))
+	$(PY) -m etl_lib.deploy.package --out $(DIST) $(if $(CONF),--conf $(CONF)) $(addprefix --set ,$(SET))
 
 services-up: setup ## Start Kafka, PostgreSQL and the AWS endpoint on loopback (conf/local.yaml)
 	$(VENV)/bin/etl-suite services up

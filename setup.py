@@ -68,6 +68,9 @@ setup(
             "types-PyYAML",
             # The layering of etl_lib, declared in pyproject.toml and checked by `make lint`.
             "import-linter>=2.6,<3",
+            # The documentation site (`make docs`): MkDocs with the Material theme (Mermaid diagrams, included files).
+            "mkdocs>=1.6,<2",
+            "mkdocs-material>=9.5,<10",
         ],
     },
     entry_points={"console_scripts": ["etl-suite = etl_lib.cli:main"]},

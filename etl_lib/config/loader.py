@@ -5,7 +5,6 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,19 @@ from etl_lib.errors import ConfigError
 
 
 def default_config_path() -> Path:
-    """``conf/local.yaml`` of the checkout, else the copy packaged with the library."""
+    """``conf/local.yaml`` of the checkout: the embedded default.
+
+    Raises:
+        ConfigError: when the library runs from a wheel (a platform), which carries no configuration of its own:
+            a job there is given its file (``--conf``, which ``make package`` writes into every job definition).
+    """
     root = project_root()
-    if root is not None:
-        return root / "conf" / "local.yaml"
-    packaged = resources.files("etl_lib").joinpath("_conf", "local.yaml")
-    return Path(str(packaged))
+    if root is None:
+        raise ConfigError(
+            "no configuration given, and the suite runs from an installed package, not a checkout with "
+            "conf/local.yaml: pass --conf PATH (the job definitions `make package` writes do)"
+        )
+    return root / "conf" / "local.yaml"
 
 
 def _models_of(annotation: Any) -> list[type[BaseModel]]:

@@ -249,7 +249,15 @@ def names_a_secret(name: str, value: object = None) -> bool:
 
 
 def secrets_written_in(data: Any, key: str = "", name: str = "") -> list[str]:
-    """Dotted keys of ``data`` holding what looks like a secret (a config file or an override)."""
+    """Dotted keys of ``data`` holding what looks like a secret (a config file or an override).
+
+    Args:
+        data: the parsed YAML or JSON: mappings, lists and plain values.
+        key: the dotted key of ``data`` itself (``spark.conf.fs.s3a.secret.key``, ``jobs[0]``), the prefix of the
+            keys returned; empty at the top.
+        name: the last key of the mapping holding ``data``, whose words tell whether it is a secret; for a list
+            item, the list's. Empty at the top.
+    """
     if isinstance(data, Mapping):
         found: list[str] = []
         for inner, value in data.items():

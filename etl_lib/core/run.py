@@ -67,7 +67,13 @@ class RunContext:
         clock: Callable[[], dt.datetime] = utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> RunContext:
-        """A context for a fresh run of ``job``; tests pass their own ``clock`` and ``new_id``."""
+        """A context for a fresh run of ``job``; tests pass their own ``clock`` and ``new_id``.
+
+        Args:
+            job: the job's name.
+            clock: the current time, UTC; it gives the run's time and the times taken during the run.
+            new_id: a new run id (a random UUID by default).
+        """
         return cls(job=job, run_id=new_id(), run_time=clock(), clock=clock)
 
 

@@ -275,6 +275,25 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _page(root: str, sections: list[str]) -> str:
+    """The report's HTML page around its ``sections``."""
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Lakehouse ETL suite: demo report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #263238; }}
+h1 {{ margin-bottom: 0; }} h2 {{ border-bottom: 1px solid #cfd8dc; padding-bottom: .2rem; }}
+table {{ border-collapse: collapse; font-size: .9rem; }} td, th {{ padding: .2rem .8rem; text-align: left; }}
+tbody tr:nth-child(odd) {{ background: #f5f7f8; }} .figure svg {{ max-width: 100%; height: auto; }}
+.empty {{ color: #90a4ae; }}
+</style></head>
+<body><h1>Lakehouse ETL suite: demo report</h1>
+<p>Lakehouse <code>{html.escape(root)}</code>, generated {generated}.</p>
+{"".join(sections)}
+</body></html>
+"""
+
+
 def build_report(run: DemoRun) -> str:
     """The report page: steps, summary tables, and the plots."""
     root = run.config.lakehouse.root
@@ -330,21 +349,7 @@ def build_report(run: DemoRun) -> str:
         ),
         _section("lineage", "Lineage of the run", lineage_plot(lineage_edges(load_events(root)))),
     ]
-    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Lakehouse ETL suite: demo report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #263238; }}
-h1 {{ margin-bottom: 0; }} h2 {{ border-bottom: 1px solid #cfd8dc; padding-bottom: .2rem; }}
-table {{ border-collapse: collapse; font-size: .9rem; }} td, th {{ padding: .2rem .8rem; text-align: left; }}
-tbody tr:nth-child(odd) {{ background: #f5f7f8; }} .figure svg {{ max-width: 100%; height: auto; }}
-.empty {{ color: #90a4ae; }}
-</style></head>
-<body><h1>Lakehouse ETL suite: demo report</h1>
-<p>Lakehouse <code>{html.escape(root)}</code>, generated {generated}.</p>
-{"".join(sections)}
-</body></html>
-"""
+    return _page(root, sections)
 
 
 def write_report(run: DemoRun, path: Path) -> None:

@@ -204,16 +204,13 @@ def run_demo(
         store.result()
     done: dict[str, Step] = {}
 
-    def run_step(name: str, lane_session: Any) -> None:
-        number = f"[{STEPS.index(name) + 1}/{len(STEPS)}]"
-        say(f"{number} {name} ...")
-        step = _produce(config, events) if name == "produce" else _job_step(name, config, lane_session)
-        say(f"{number} {name:<17} {step.rows_written:>10,} rows written {step.seconds:7.1f} s  {step.detail}")
-        done[name] = step
-
     def run_lane(lane: tuple[str, ...], lane_session: Any) -> None:
         for name in lane:
-            run_step(name, lane_session)
+            number = f"[{STEPS.index(name) + 1}/{len(STEPS)}]"
+            say(f"{number} {name} ...")
+            step = _produce(config, events) if name == "produce" else _job_step(name, config, lane_session)
+            say(f"{number} {name:<17} {step.rows_written:>10,} rows written {step.seconds:7.1f} s  {step.detail}")
+            done[name] = step
 
     for phase in PHASES:
         if len(phase) == 1:

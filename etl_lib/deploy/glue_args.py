@@ -113,7 +113,13 @@ def suite_arguments(argv: Sequence[str], job_options: Mapping[str, bool]) -> lis
 
 
 def glue_arguments(conf: str | None, overrides: Mapping[str, object], options: Mapping[str, str]) -> dict[str, str]:
-    """A Glue job's arguments (``DefaultArguments`` keys) for the suite's configuration and job options."""
+    """A Glue job's arguments (``DefaultArguments`` keys) for the suite's configuration and job options.
+
+    Args:
+        conf: the configuration file, as the job finds it (``--suite-conf``); None or empty for none.
+        overrides: configuration key -> value, applied in order (``--suite-overrides``); empty for none.
+        options: the job's own options by name without ``--`` -> value (``{"process-date": "2011-12-10"}``).
+    """
     arguments: dict[str, str] = {}
     if conf:
         arguments[f"--{SUITE_CONF}"] = conf

@@ -34,8 +34,21 @@ from etl_lib.runtime.jars import (
 from etl_lib.runtime.stack import active_line, load_stack
 
 
+def _run_maven(command: list[str], failure: str) -> None:
+    """Run Maven; its last 30 lines of output after ``failure`` when it fails."""
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-30:])
+        raise StackError(f"{failure}:\n{tail}")
+
+
 def resolve(jar_set: JarSet, cache_dir: Path | None = None, *, force: bool = False) -> list[Path]:
     """Resolve ``jar_set`` with Maven into the cache unless the cache already holds it.
+
+    Args:
+        jar_set: the set of jars (its pom under ``jvm/``, its Maven properties).
+        cache_dir: the cache holding one folder per set; None for the default (``.cache/jvm``).
+        force: resolve again even when the cache's manifest matches the pom and versions.
 
     Returns:
         The jars of the set, in a stable order.
@@ -71,10 +84,7 @@ def resolve(jar_set: JarSet, cache_dir: Path | None = None, *, force: bool = Fal
             f"-DoutputDirectory={tmp}",
             *(f"-D{key}={value}" for key, value in sorted(jar_set.properties.items())),
         ]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-30:])
-            raise StackError(f"Maven failed to resolve {jar_set.name} from {pom}:\n{tail}")
+        _run_maven(command, f"Maven failed to resolve {jar_set.name} from {pom}")
         resolved = sorted(Path(tmp).glob("*.jar"))
         skipped: list[str] = []
         if jar_set.skip_spark_provided:

@@ -35,6 +35,7 @@ from packaging.requirements import Requirement
 
 from etl_lib.config import SuiteConfig, load_config
 from etl_lib.deploy.glue_args import glue_arguments
+from etl_lib.errors import ConfigError
 from etl_lib.runtime.registry import JOBS, JobSpec
 from etl_lib.runtime.session import CODEGEN_CACHE_CONF, SESSION_CONF
 from etl_lib.runtime.stack import SparkLine, active_line
@@ -87,9 +88,16 @@ def _session_conf_argument() -> str:
 
 
 def glue_job(config: SuiteConfig, spec: JobSpec, line: SparkLine, requirements: list[str]) -> dict[str, Any]:
-    """The ``CreateJob`` input of one job."""
+    """The ``CreateJob`` input of one job.
+
+    Args:
+        config: the suite configuration (``deploy``, ``app``).
+        spec: the job, as the registry gives it.
+        line: the Spark line the job runs on; it gives the Glue version.
+        requirements: pinned runtime requirements (``name==version``), for ``--additional-python-modules``.
+    """
     deploy, glue = config.deploy, config.deploy.glue
-    artifacts = deploy.artifacts_uri.rstrip("/")
+    artifacts = _required(deploy.artifacts_uri, "deploy.artifacts_uri").rstrip("/")
     conf_name = Path(glue.conf).name
     arguments = {
         "--job-language": "python",
@@ -106,7 +114,7 @@ def glue_job(config: SuiteConfig, spec: JobSpec, line: SparkLine, requirements: 
     job: dict[str, Any] = {
         "Name": f"{glue.job_prefix}{spec.name}",
         "Description": spec.summary,
-        "Role": glue.role_arn,
+        "Role": _required(glue.role_arn, "deploy.glue.role_arn"),
         "Command": {
             "Name": "gluestreaming" if streaming else "glueetl",
             "ScriptLocation": f"{artifacts}/jobs/{spec.name}.py",
@@ -125,7 +133,7 @@ def glue_job(config: SuiteConfig, spec: JobSpec, line: SparkLine, requirements: 
 
 
 def _submit_arguments(config: SuiteConfig) -> list[str]:
-    artifacts = config.deploy.artifacts_uri.rstrip("/")
+    artifacts = _required(config.deploy.artifacts_uri, "deploy.artifacts_uri").rstrip("/")
     conf_file = f"{artifacts}/conf/{Path(config.deploy.emr.conf).name}"
     arguments = ["--py-files", f"{artifacts}/etl_lib.zip", "--files", conf_file]
     for key, value in SESSION_CONF.items():
@@ -135,7 +143,7 @@ def _submit_arguments(config: SuiteConfig) -> list[str]:
 
 def emr_steps(config: SuiteConfig) -> list[dict[str, Any]]:
     """``AddJobFlowSteps`` steps: one spark-submit per job, in the registry's order."""
-    artifacts = config.deploy.artifacts_uri.rstrip("/")
+    artifacts = _required(config.deploy.artifacts_uri, "deploy.artifacts_uri").rstrip("/")
     conf_name = Path(config.deploy.emr.conf).name
     return [
         {
@@ -156,7 +164,7 @@ def emr_steps(config: SuiteConfig) -> list[dict[str, Any]]:
 def emr_serverless_run(config: SuiteConfig, spec: JobSpec) -> dict[str, Any]:
     """The ``StartJobRun`` input of one job on EMR Serverless."""
     emr = config.deploy.emr
-    artifacts = config.deploy.artifacts_uri.rstrip("/")
+    artifacts = _required(config.deploy.artifacts_uri, "deploy.artifacts_uri").rstrip("/")
     parameters = " ".join(
         [
             f"--conf spark.submit.pyFiles={artifacts}/etl_lib.zip",
@@ -165,8 +173,8 @@ def emr_serverless_run(config: SuiteConfig, spec: JobSpec) -> dict[str, Any]:
         ]
     )
     return {
-        "applicationId": emr.application_id,
-        "executionRoleArn": emr.execution_role_arn,
+        "applicationId": _required(emr.application_id, "deploy.emr.application_id"),
+        "executionRoleArn": _required(emr.execution_role_arn, "deploy.emr.execution_role_arn"),
         "name": f"etl-suite-{spec.name}",
         "jobDriver": {
             "sparkSubmit": {
@@ -225,8 +233,47 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+#: What the job definitions name of the user's own account, which the suite cannot know: no default, no placeholder.
+REQUIRED = (
+    ("deploy.artifacts_uri", "s3://<bucket>/<prefix> the package is uploaded to"),
+    ("deploy.glue.role_arn", "arn:aws:iam::<account>:role/<the role Glue jobs run as>"),
+    ("deploy.emr.application_id", "the EMR Serverless application's id"),
+    ("deploy.emr.execution_role_arn", "arn:aws:iam::<account>:role/<the role EMR Serverless runs assume>"),
+)
+
+
+def _required(value: str | None, key: str) -> str:
+    """``value`` of the required deployment key ``key`` (:data:`REQUIRED`)."""
+    if value is None:
+        raise ConfigError(f"{key} is not set: the job definitions need it of your own account (see REQUIRED)")
+    return value
+
+
+def missing_settings(config: SuiteConfig) -> list[str]:
+    """The required deployment keys (:data:`REQUIRED`) the configuration leaves unset, each with what it takes."""
+    missing = []
+    for key, what in REQUIRED:
+        value: object = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is None:
+            missing.append(f"{key} ({what})")
+    return missing
+
+
 def package(config: SuiteConfig, out: Path, wheel: str) -> list[Path]:
-    """Write the package and the descriptors into ``out``; returns the files written."""
+    """Write the package and the descriptors into ``out``; returns the files written.
+
+    Raises:
+        ConfigError: if a key the definitions need of the user's account (:data:`REQUIRED`) is not set.
+    """
+    missing = missing_settings(config)
+    if missing:
+        raise ConfigError(
+            f"{config.source_file}: the job definitions need settings of your own account: "
+            + "; ".join(missing)
+            + " (set them under deploy: in the configuration, or with --set KEY=VALUE; make package CONF=... SET=...)"
+        )
     line = active_line()
     requirements = runtime_requirements()
     out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not wheels:
         print(f"no wheel of the suite in {out}: build it first (make package)", file=sys.stderr)
         return 2
-    written = package(load_config(namespace.conf, namespace.overrides), out, wheels[-1].name)
+    try:
+        written = package(load_config(namespace.conf, namespace.overrides), out, wheels[-1].name)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{len(written)} files in {out}")
     return 0
 

@@ -82,6 +82,11 @@ def backoff_seconds(settings: SinksConfig, failures: int, jitter: Callable[[], f
 
     The bound is ``first_backoff_seconds * 2 ** (failures - 1)``, at most ``max_backoff_seconds``; the wait is
     ``jitter()`` (uniform in [0, 1)) times the bound.
+
+    Args:
+        settings: the ``sinks`` section (first and largest wait, in seconds).
+        failures: failed calls in a row so far, at least 1.
+        jitter: a number in [0, 1) for each wait; tests pass a fixed one.
     """
     bound = min(settings.max_backoff_seconds, settings.first_backoff_seconds * 2.0 ** (failures - 1))
     return bound * jitter()

@@ -92,7 +92,16 @@ def _commits(history: DataFrame) -> list[Commit]:
 def writes_of_run(
     spark: SparkSession, layer: Layer, table: str, path: str, before: int | None, run_id: str
 ) -> TableWrite:
-    """What run ``run_id`` committed to ``path`` since version ``before``, from Delta's own commit metrics."""
+    """What run ``run_id`` committed to ``path`` since version ``before``, from Delta's own commit metrics.
+
+    Args:
+        spark: the session.
+        layer: the table's layer, for the result.
+        table: the table's name, for the result.
+        path: the table.
+        before: the table's version before the run wrote to it; None when there was no table yet.
+        run_id: the run whose commits count (the ``run_id`` of their metadata).
+    """
     commits = [c for c in commits_since(spark, path, before) if c.user_metadata.get("run_id") == run_id]
     version = commits[-1].version if commits else current_version(spark, path)
     return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
@@ -121,6 +130,12 @@ def last_commit_where(
 
     The newest ``depth`` commits are read first, then ten times as many, and so on until one matches or
     the history ends (:func:`_newest_commits`).
+
+    Args:
+        spark: the session.
+        path: the table; None comes back when there is no table there.
+        predicate: true for a commit that is wanted (it reads ``commit.user_metadata``).
+        depth: commits read first.
     """
     for commits in _newest_commits(spark, path, depth):
         for commit in reversed(commits):
@@ -135,6 +150,12 @@ def holds_batch(spark: SparkSession, path: str, query_id: str, batch_id: int) ->
     A query's commits carry its id and their batch's (:func:`commit_metadata`) and come in batch order, so
     its newest commit says it: a crash between a batch's writes leaves some tables holding the batch and
     others not, and the replay of the batch writes only to those that do not.
+
+    Args:
+        spark: the session.
+        path: the table.
+        query_id: the streaming query's id (``StreamingQuery.id``, the same across restarts).
+        batch_id: the micro-batch.
     """
     newest = last_commit_where(spark, path, lambda commit: commit.user_metadata.get("query_id") == query_id)
     return newest is not None and newest.batch_id >= batch_id
@@ -145,6 +166,12 @@ def query_commits_after(spark: SparkSession, path: str, query_id: str, batch_id:
 
     A query's commits come in batch order, so the newest ones are read (:func:`_newest_commits`) until a
     commit of the query for ``batch_id`` or an earlier batch turns up.
+
+    Args:
+        spark: the session.
+        path: the table.
+        query_id: the streaming query's id (``StreamingQuery.id``, the same across restarts).
+        batch_id: the newest micro-batch not wanted; -1 for all of the query's commits.
     """
     ours: list[Commit] = []
     for commits in _newest_commits(spark, path):
@@ -179,7 +206,15 @@ def ensure_table(
     properties: Mapping[str, str] | None = None,
     partition_by: Sequence[str] = (),
 ) -> None:
-    """Create the Delta table at ``path`` empty, with ``schema``, if it does not exist yet."""
+    """Create the Delta table at ``path`` empty, with ``schema``, if it does not exist yet.
+
+    Args:
+        spark: the session.
+        path: the table.
+        schema: the new table's columns.
+        properties: Delta table properties, over :data:`PORTABLE_TABLE_PROPERTIES`; None for only those.
+        partition_by: the new table's partition columns; empty for none.
+    """
     if is_delta_table(spark, path):
         # Delta would plan and run its create command only to find the table there: a tenth of a second, which a
         # speed-layer micro-batch paid once per MERGE.
@@ -197,6 +232,12 @@ def add_columns(spark: SparkSession, path: str, wanted: StructType, name: str) -
 
     A column the table has with another type is not changed in place: that would rewrite or misread every
     row written before.
+
+    Args:
+        spark: the session.
+        path: the table, which exists.
+        wanted: the columns the table should have (only the top-level ones are compared).
+        name: what the error names as the source of ``wanted`` (``entities.events against silver/events``).
 
     Returns:
         The columns added, as ``name type``.
@@ -272,6 +313,12 @@ def insert_new(spark: SparkSession, path: str, frame: DataFrame, keys: list[str]
     """MERGE ``frame`` into ``path``, inserting only rows whose ``keys`` are not there yet.
 
     Re-running it with the same rows changes nothing, which is what makes a replayed batch harmless.
+
+    Args:
+        spark: the session.
+        path: the table; created with ``frame``'s schema if it does not exist.
+        frame: the rows to insert.
+        keys: the columns that identify a row (a null matches a null).
     """
     ensure_table(spark, path, frame.schema)
     condition = _same_keys(keys)
@@ -295,6 +342,12 @@ def apply_changes(spark: SparkSession, path: str, changes: DataFrame, keys: list
 
     Only the rows named in ``changes`` are touched; the change set comes from
     :func:`etl_lib.layers.changes.diff_rows`.
+
+    Args:
+        spark: the session.
+        path: the table; created with the schema of ``changes`` (without ``_action``) if it does not exist.
+        changes: the table's columns and ``_action``, one row per key changed.
+        keys: the columns that identify a row (a null matches a null).
     """
     columns = [name for name in changes.columns if name != ACTION]
     ensure_table(spark, path, changes.drop(ACTION).schema)
@@ -324,6 +377,12 @@ def append_available_now(frame: DataFrame, path: str, checkpoint: str, query_nam
 
     The checkpoint records what was read and the Delta sink records which batch it committed, so a
     rerun after a crash neither skips nor repeats rows.
+
+    Args:
+        frame: the streaming DataFrame.
+        path: the table.
+        checkpoint: the query's checkpoint folder (its offsets and commits: where a rerun goes on from).
+        query_name: the query's name, as Spark's progress reports give it.
     """
     query = (
         frame.writeStream.format("delta")
@@ -407,6 +466,12 @@ def foreach_batch_available_now(
 
     ``handle`` must be idempotent for a given ``batch_id``: after a crash the last batch is replayed. An
     error it raises ends the query and is raised here as it was raised.
+
+    Args:
+        frame: the streaming DataFrame.
+        checkpoint: the query's checkpoint folder (its offsets and commits: where a rerun goes on from).
+        query_name: the query's name, as Spark's progress reports and the audit tables give it.
+        handle: what each micro-batch runs, given the batch's rows and its id.
     """
     handler = BatchHandler(handle)
     query = start_foreach_batch(frame, checkpoint, query_name, handler, {"availableNow": True})
@@ -469,6 +534,16 @@ def merge_increments(
     Matched rows add ``add`` columns, keep the greatest of ``greatest`` and the least of ``least``, and
     take each ``latest`` value column when its timestamp column is newer; new keys are inserted as they
     are. Wrap the call in :func:`idempotent` so that a replayed increment is not added twice.
+
+    Args:
+        spark: the session.
+        path: the table of totals; created with the schema of ``increments`` if it does not exist.
+        increments: one row per key: the keys and the columns named below.
+        keys: the columns that identify a row (a null matches a null).
+        add: columns summed (a null counts as 0).
+        greatest: columns keeping the largest value.
+        least: columns keeping the smallest value.
+        latest: value column -> its timestamp column; the value with the newer non-null timestamp is kept.
     """
     ensure_table(spark, path, increments.schema)
     condition = _same_keys(keys)
@@ -523,6 +598,13 @@ def retrying_conflicts(
     increments added to totals. Writes of values computed from the table (a change set, corrected totals)
     must not be retried this way, and are not.
 
+    Args:
+        write: the write; it makes one commit.
+        path: the table, for the log line.
+        attempts: runs in all, the first one included.
+        sleep: waits the given seconds between runs (a doubling wait with jitter, at most 7.5 s); None for
+            ``time.sleep``.
+
     Raises:
         Exception: the last conflict, once ``attempts`` are spent, or any other error at once.
     """
@@ -548,7 +630,16 @@ def append_retrying(
     attempts: int = 10,
     sleep: Callable[[float], None] | None = None,
 ) -> None:
-    """:func:`append`, retried when a concurrent writer's commit got in first (audit tables are shared)."""
+    """:func:`append`, retried when a concurrent writer's commit got in first (audit tables are shared).
+
+    Args:
+        frame: rows to append.
+        path: the table.
+        idempotency: ``(application id, version)``: Delta skips the append if that application already
+            committed that version or a later one; None for a plain append.
+        attempts: appends in all, the first one included.
+        sleep: waits the given seconds between appends; None for ``time.sleep``.
+    """
     retrying_conflicts(lambda: append(frame, path, idempotency), path, attempts, sleep)
 
 
@@ -562,6 +653,13 @@ def replace_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str
 
     ``rows`` holds one row per key; where its boolean column ``present`` is true the table gets that row
     (updated or inserted), where it is false the table's row of that key is deleted.
+
+    Args:
+        spark: the session.
+        path: the table, which exists.
+        rows: the table's columns and ``present``, one row per key to change.
+        keys: the columns that identify a row (a null matches a null).
+        present: the name of the boolean column of ``rows`` telling whether the key's row is kept; it is not written.
     """
     condition = _same_keys(keys)
     columns = [name for name in rows.columns if name != present]

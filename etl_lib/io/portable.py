@@ -37,7 +37,13 @@ def delta_rows(path: str) -> int:
 
 
 def describe(layer: str, table: str, path: str) -> TableInfo:
-    """Version, row count and last operation of one table, read with ``deltalake``."""
+    """Version, row count and last operation of one table, read with ``deltalake``.
+
+    Args:
+        layer: the table's layer, for the result.
+        table: the table's name, for the result.
+        path: the table, which is read.
+    """
     from deltalake import DeltaTable
 
     delta = DeltaTable(path)

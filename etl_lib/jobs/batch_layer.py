@@ -99,18 +99,13 @@ def _order_lines_handler(
 
 
 def _anomaly_scoring(config: SuiteConfig) -> Step:
-    """The step scoring purchases with the anomaly model's champion (resolved once, here), or no step."""
-    settings = config.ml.anomaly
-    if not settings.in_batch_layer:
-        return lambda frame: frame
+    """The step scoring purchase lines (sales of products) with the anomaly model's champion, or no step."""
     from pyspark.sql import functions as F
 
-    from etl_lib.ml.anomaly import with_anomaly_scores
-    from etl_lib.ml.tracking import champion_if_any
+    from etl_lib.ml.anomaly import champion_scoring
 
-    model, reason = champion_if_any(config.ml, settings.model_name)
     purchases = ~F.col("is_cancellation") & F.col("is_product")
-    return with_anomaly_scores(model, settings.features, applies=purchases, unavailable=reason)
+    return champion_scoring(config.ml, purchases, enabled=config.ml.anomaly.in_batch_layer)
 
 
 def build_order_lines(spark: SparkSession, config: SuiteConfig, context: RunContext) -> list[TableWrite]:
@@ -221,6 +216,14 @@ def build_gold(
 
     Skipped when neither silver nor the process date changed since the table was last built; otherwise
     only rows whose values differ are written.
+
+    Args:
+        spark: the session.
+        config: the suite configuration.
+        context: the run.
+        table: the gold table: ``customer_features`` or ``daily_revenue``.
+        keys: the table's key columns, which changed rows are matched on.
+        process_date: the last invoice day included; the features' recency and tenure count to it.
     """
     batch, _ = _require(config)
     lake = config.lakehouse

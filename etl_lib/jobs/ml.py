@@ -7,10 +7,10 @@ import logging
 from typing import Any
 
 import numpy as np
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import SuiteConfig
+from etl_lib.config import MlConfig, SuiteConfig
 from etl_lib.core.run import JobResult, RunContext, run_metadata
 from etl_lib.errors import ConfigError, JobFailedError
 from etl_lib.io import degraded, lakehouse
@@ -181,6 +181,38 @@ def _announce_campaign(spark: SparkSession, config: SuiteConfig, high_risk: int,
     degraded.record(spark, config.lakehouse, guard.drain())
 
 
+def _scoring_metrics(
+    ml: MlConfig,
+    scores: DataFrame,
+    scored_lines: DataFrame,
+    churn_model: tracking.ModelRef | None,
+    anomaly_model: tracking.ModelRef | None,
+) -> dict[str, int | float | str]:
+    """The run's counts: customers and purchase lines scored and not, by churn risk band, and anomalies found."""
+    counts = scores.agg(
+        F.count("*").alias("customers"),
+        F.sum(F.col("unscored_reason").isNotNull().cast("int")).alias("unscored"),
+        *[F.sum((F.col("churn_risk") == b.name).cast("int")).alias(f"risk_{b.name}") for b in ml.churn.risk_bands],
+    ).first()
+    line_counts = scored_lines.agg(
+        F.count("*").alias("lines"),
+        F.sum(F.col("is_anomaly").cast("int")).alias("anomalies"),
+        F.sum(F.col("anomaly_unscored_reason").isNotNull().cast("int")).alias("unscored"),
+    ).first()
+    assert counts is not None
+    assert line_counts is not None
+    return {
+        "churn_model_version": churn_model.version if churn_model else "none",
+        "customers_scored": int(counts["customers"]) - int(counts["unscored"] or 0),
+        "customers_unscored": int(counts["unscored"] or 0),
+        **{f"churn_risk_{b.name}": int(counts[f"risk_{b.name}"] or 0) for b in ml.churn.risk_bands},
+        "anomaly_model_version": anomaly_model.version if anomaly_model else "none",
+        "purchase_lines_scored": int(line_counts["lines"]) - int(line_counts["unscored"] or 0),
+        "purchase_lines_unscored": int(line_counts["unscored"] or 0),
+        "anomalies": int(line_counts["anomalies"] or 0),
+    }
+
+
 def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
     """Score customers for churn and purchases for anomalies with the models under the alias.
 
@@ -224,32 +256,8 @@ def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobR
         lakehouse.overwrite(scores, paths["churn_scores"])
         lakehouse.append(campaign, paths["retention_campaign"])
         lakehouse.overwrite(checked, paths["purchase_anomalies"])
-    counts = scores.agg(
-        F.count("*").alias("customers"),
-        F.sum(F.col("unscored_reason").isNotNull().cast("int")).alias("unscored"),
-        *[F.sum((F.col("churn_risk") == b.name).cast("int")).alias(f"risk_{b.name}") for b in ml.churn.risk_bands],
-    ).first()
-    line_counts = scored_lines.agg(
-        F.count("*").alias("lines"),
-        F.sum(F.col("is_anomaly").cast("int")).alias("anomalies"),
-        F.sum(F.col("anomaly_unscored_reason").isNotNull().cast("int")).alias("unscored"),
-    ).first()
-    assert counts is not None
-    assert line_counts is not None
-    high = int(counts[f"risk_{ml.churn.risk_bands[-1].name}"] or 0)
-    _announce_campaign(spark, config, high, context)
-    result.metrics.update(
-        {
-            "churn_model_version": churn_model.version if churn_model else "none",
-            "customers_scored": int(counts["customers"]) - int(counts["unscored"] or 0),
-            "customers_unscored": int(counts["unscored"] or 0),
-            **{f"churn_risk_{b.name}": int(counts[f"risk_{b.name}"] or 0) for b in ml.churn.risk_bands},
-            "anomaly_model_version": anomaly_model.version if anomaly_model else "none",
-            "purchase_lines_scored": int(line_counts["lines"]) - int(line_counts["unscored"] or 0),
-            "purchase_lines_unscored": int(line_counts["unscored"] or 0),
-            "anomalies": int(line_counts["anomalies"] or 0),
-        }
-    )
+    result.metrics.update(_scoring_metrics(ml, scores, scored_lines, churn_model, anomaly_model))
+    _announce_campaign(spark, config, int(result.metrics[f"churn_risk_{ml.churn.risk_bands[-1].name}"]), context)
     if result.metrics["customers_unscored"] or result.metrics["purchase_lines_unscored"]:
         log.warning("some rows could not be scored; their reasons are in the tables: %s", result.metrics)
     for name, path in paths.items():

@@ -19,7 +19,7 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import SuiteConfig, interval, is_uri
+from etl_lib.config import ProductConfig, SuiteConfig, interval, is_uri
 from etl_lib.core.run import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.errors import ConfigError, EtlSuiteError, JobFailedError, explain
 from etl_lib.io import lakehouse
@@ -123,6 +123,32 @@ def register_in_spark_catalog(spark: SparkSession, ref: ProductRef, location: st
     spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{escaped}'")
 
 
+def _freshness(
+    published: DataFrame, ref: ProductRef, product: ProductConfig, run_time: dt.datetime
+) -> tuple[dt.datetime | None, bool | None]:
+    """The newest time of the product's freshness column, and whether it is within the product's ``max_age``."""
+    if not product.freshness_column:
+        return None, None
+    if product.freshness_column not in published.columns:
+        raise ConfigError(f"data product {ref}: freshness_column {product.freshness_column!r} is not a column")
+    newest = published.agg(F.max(product.freshness_column).cast("timestamp")).first()
+    freshness_at = _utc(newest[0]) if newest else None
+    if product.max_age and freshness_at is not None:
+        return freshness_at, run_time - freshness_at <= interval(product.max_age)
+    return freshness_at, None
+
+
+def _register_in_glue(publication: Publication, config: SuiteConfig) -> None:
+    """The product as a table of its domain's Glue database, and its grants (``mesh.glue``), when enabled."""
+    glue = config.mesh.glue
+    if glue.enabled:
+        from etl_lib.mesh import glue as glue_catalog
+
+        publication.glue_table = glue_catalog.register(publication, glue, config.services)
+        if glue.lake_formation:
+            glue_catalog.grant(publication, glue, config.services)
+
+
 def _publish_one(
     spark: SparkSession, config: SuiteConfig, context: RunContext, ref: ProductRef, lineage: list[dict[str, Any]]
 ) -> tuple[Publication, TableWrite]:
@@ -149,14 +175,7 @@ def _publish_one(
     published = lakehouse.read(spark, location, version)
     commit = lakehouse.commits_since(spark, location, version - 1)[-1]
 
-    freshness_at = is_fresh = None
-    if product.freshness_column:
-        if product.freshness_column not in published.columns:
-            raise ConfigError(f"data product {ref}: freshness_column {product.freshness_column!r} is not a column")
-        newest = published.agg(F.max(product.freshness_column).cast("timestamp")).first()
-        freshness_at = _utc(newest[0]) if newest else None
-        if product.max_age and freshness_at is not None:
-            is_fresh = context.run_time - freshness_at <= interval(product.max_age)
+    freshness_at, is_fresh = _freshness(published, ref, product, context.run_time)
     rules = config.quality.rules_of(layer, name)
     contracts = f"{catalog.domain_location(domain, config.lakehouse.root)}/_contracts"
     publication = Publication(
@@ -185,13 +204,7 @@ def _publish_one(
         yaml.safe_dump(catalog.contract(publication, "s3" if location.startswith("s3") else "local"), sort_keys=False),
     )
     register_in_spark_catalog(spark, ref, location)
-    glue = config.mesh.glue
-    if glue.enabled:
-        from etl_lib.mesh import glue as glue_catalog
-
-        publication.glue_table = glue_catalog.register(publication, glue, config.services)
-        if glue.lake_formation:
-            glue_catalog.grant(publication, glue, config.services)
+    _register_in_glue(publication, config)
     write = TableWrite("mesh", catalog.table_name(ref), location, publication.row_count, version)
     return publication, write
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import SuiteConfig, interval, secrets
+from etl_lib.config import Layer, ServingConfig, SuiteConfig, interval, secrets
 from etl_lib.core.capture import record_read, task_scope
 from etl_lib.core.run import JobResult, RunContext, run_metadata
 from etl_lib.errors import ConfigError
@@ -78,6 +78,8 @@ def register_views(spark: SparkSession, config: SuiteConfig) -> list[str]:
     return registered
 
 
+# One piece, longer than 60 lines: the reads, the served views, their reconciliation and its correction are
+# written in the order a reader checks them against the README.
 def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
     """Build the serving views and reconcile the speed layer's results with a batch recomputation.
 
@@ -113,8 +115,56 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
     )
     sessions = views.served_session_metrics(recomputed, speed_windows, cutoff)
 
-    # Only windows the speed layer has seen whole are compared: from its first event (unless the batch
-    # has nothing earlier) to its newest event less the lateness it still waits for.
+    checks = _comparisons(serving, seen, lateness, speed_windows, lines, recomputed)
+    stamp = [F.lit(context.run_id).alias("run_id"), F.lit(context.run_time).cast("timestamp").alias("checked_at")]
+    reconciliation = (
+        checks[0].unionByName(checks[1]).select(*stamp, *views.RECONCILIATION_COLUMNS).persist() if checks else None
+    )
+
+    paths: dict[tuple[Layer, str], str] = {
+        ("gold", "serving_customer_daily_revenue"): lake.table_path("gold", "serving_customer_daily_revenue"),
+        ("gold", "serving_session_metrics"): lake.table_path("gold", "serving_session_metrics"),
+        ("audit", "reconciliation"): lake.table_path("audit", "reconciliation"),
+        ("gold", "customer_sessions_5min"): windows_path,
+    }
+    before = {key: lakehouse.current_version(spark, path) for key, path in paths.items()}
+    with lakehouse.commit_metadata(spark, run_metadata(context, context.job, cutoff=cutoff.isoformat())):
+        lakehouse.overwrite(revenue, paths["gold", "serving_customer_daily_revenue"])
+        lakehouse.overwrite(sessions, paths["gold", "serving_session_metrics"])
+    if reconciliation is not None:
+        with lakehouse.commit_metadata(spark, run_metadata(context, context.job)):
+            lakehouse.append(reconciliation, paths["audit", "reconciliation"])
+    counts = _verdicts(reconciliation)
+    corrected = 0
+    if serving.correct_drift and reconciliation is not None and counts["not_matching"]:
+        with task_scope(context.lineage, "correct_drift"):
+            # The rewrite's input is the event log the batch recomputation read.
+            record_read(bronze_path, lakehouse.current_version(spark, bronze_path))
+            corrected = _correct(spark, windows_path, reconciliation, recomputed, speed_windows, context)
+    register_views(spark, config)
+
+    result = _result(spark, context, paths, before, counts, cutoff, seen.batch_last, corrected)
+    log.info("%s", result.metrics["summary"])
+    # The reconciliation is built on the recomputation: uncached first, so Spark does not re-plan it.
+    if reconciliation is not None:
+        reconciliation.unpersist()
+    recomputed.unpersist()
+    return result
+
+
+def _comparisons(
+    serving: ServingConfig,
+    seen: Extent,
+    lateness: dt.timedelta,
+    speed_windows: DataFrame,
+    lines: DataFrame,
+    recomputed: DataFrame,
+) -> list[DataFrame]:
+    """The speed layer's daily revenue and session metrics, each set against the batch's, where both are whole.
+
+    Only windows the speed layer has seen whole are compared: from its first event (unless the batch has nothing
+    earlier) to its newest event less the lateness it still waits for. None before the speed layer has events.
+    """
     checks: list[DataFrame] = []
     if seen.speed_first is not None and seen.speed_last is not None:
         upper = seen.speed_last - lateness
@@ -140,54 +190,36 @@ def reconcile(spark: SparkSession, config: SuiteConfig, context: RunContext) -> 
                 serving.tolerance,
             )
         )
-    stamp = [F.lit(context.run_id).alias("run_id"), F.lit(context.run_time).cast("timestamp").alias("checked_at")]
-    reconciliation = (
-        checks[0].unionByName(checks[1]).select(*stamp, *views.RECONCILIATION_COLUMNS).persist() if checks else None
-    )
+    return checks
 
-    paths = {
-        ("gold", "serving_customer_daily_revenue"): lake.table_path("gold", "serving_customer_daily_revenue"),
-        ("gold", "serving_session_metrics"): lake.table_path("gold", "serving_session_metrics"),
-        ("audit", "reconciliation"): lake.table_path("audit", "reconciliation"),
-        ("gold", "customer_sessions_5min"): windows_path,
-    }
-    before = {key: lakehouse.current_version(spark, path) for key, path in paths.items()}
-    with lakehouse.commit_metadata(spark, run_metadata(context, context.job, cutoff=cutoff.isoformat())):
-        lakehouse.overwrite(revenue, paths["gold", "serving_customer_daily_revenue"])
-        lakehouse.overwrite(sessions, paths["gold", "serving_session_metrics"])
-    if reconciliation is not None:
-        with lakehouse.commit_metadata(spark, run_metadata(context, context.job)):
-            lakehouse.append(reconciliation, paths["audit", "reconciliation"])
-    counts = _verdicts(reconciliation)
-    corrected = 0
-    if serving.correct_drift and reconciliation is not None and counts["not_matching"]:
-        with task_scope(context.lineage, "correct_drift"):
-            # The rewrite's input is the event log the batch recomputation read.
-            record_read(bronze_path, lakehouse.current_version(spark, bronze_path))
-            corrected = _correct(spark, windows_path, reconciliation, recomputed, speed_windows, context)
-    register_views(spark, config)
 
+def _result(
+    spark: SparkSession,
+    context: RunContext,
+    paths: dict[tuple[Layer, str], str],
+    before: dict[tuple[Layer, str], int | None],
+    counts: dict[str, int],
+    cutoff: dt.datetime,
+    batch_last: dt.datetime,
+    corrected: int,
+) -> JobResult:
+    """The run's writes (the tables it committed to) and its verdict."""
     result = JobResult(job=context.job, run_id=context.run_id)
     for (layer, name), path in paths.items():
-        written = lakehouse.writes_of_run(spark, layer, name, path, before[layer, name], context.run_id)  # type: ignore[arg-type]
+        written = lakehouse.writes_of_run(spark, layer, name, path, before[layer, name], context.run_id)
         if written.commits:
             result.writes.append(written)
     verdict = "consistent" if not counts["not_matching"] else "DRIFT"
     result.metrics.update(
         {
             "cutoff": cutoff.isoformat(),
-            "batch_high_water_mark": seen.batch_last.isoformat(),
+            "batch_high_water_mark": batch_last.isoformat(),
             **{k: v for k, v in counts.items() if k != "not_matching"},
             "windows_corrected": corrected,
             "verdict": verdict,
             "summary": _summary(counts, verdict, cutoff, corrected),
         }
     )
-    log.info("%s", result.metrics["summary"])
-    # The reconciliation is built on the recomputation: uncached first, so Spark does not re-plan it.
-    if reconciliation is not None:
-        reconciliation.unpersist()
-    recomputed.unpersist()
     return result
 
 

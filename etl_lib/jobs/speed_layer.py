@@ -511,26 +511,7 @@ class SpeedBatch:
                 stamp = Stamp(self.context.run_id, self.context.job, batch_id, now)
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
                 silver_rows = cache(fresh.drop("payload").transform(self.protect).transform(self.score))
-                evaluation = evaluate_rules(self.config, "silver", ENTITY, silver_rows, stamp, now)
-                checked = silver_rows if evaluation is None else evaluation.kept
-                counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
-                # The quality results are held with the batch's state (no commit of their own) unless an alert
-                # needs them recorded first; quarantined rows are written beside silver and bronze.
-                held_results: list[tuple[Any, ...]] = []
-                audit_writes: list[Callable[[], object]] = []
-                if evaluation is not None:
-                    # A replayed batch whose bronze commit is in: its results were recorded, or held from there.
-                    replayed = self.state.holds(batch_id)
-                    hold = replayed or not (evaluation.failed or needs_alert(evaluation))
-                    if hold and not replayed:
-                        held_results = results_rows(evaluation, stamp)
-                    record = functools.partial(
-                        record_outcome, spark, self.config, evaluation, stamp, written=done, results=not hold
-                    )
-                    if evaluation.failed:  # a rule that stops the run: recorded, then raised
-                        record()
-                        raise_for(evaluation, stop_when_held=False)
-                    audit_writes.append(record)
+                checked, held_results, audit_writes = self._quality(spark, silver_rows, stamp, batch_id, done, counts)
                 after = dict(before)
                 for partition, mark in tally.marks.items():
                     after[partition] = max(mark, after[partition]) if partition in after else mark
@@ -542,42 +523,100 @@ class SpeedBatch:
                 # The batch's state and results ride in its bronze commit; the audit tables get the held rows now
                 # and then.
                 carried = {**metadata, **self.state.add(state_row, held_results)}
-                bronze = judged.transform(events.bronze_records(batch_id, query_id, now))
-                writes: dict[str, Callable[[], object]] = {
-                    paths.bronze: lambda: lakehouse.append(bronze, paths.bronze, metadata=carried),
-                }
-                if self.state.due():
-                    writes[paths.state] = lambda: self.state.append(spark)
-                    writes[paths.progress] = lambda: _flush_progress(spark, self.recorder, paths.progress, self.context)
-                # A batch that keeps nothing new, refuses nothing or has nothing late makes no commit for it.
-                if counts["fresh"]:
-                    writes[paths.silver] = lambda: lakehouse.append(checked, paths.silver, partition_by=("event_date",))
-                if counts["dead_letters"]:
-                    refused = judged.transform(events.refused_events(batch_id, query_id, now))
-                    writes[paths.dead_letters] = lambda: lakehouse.append(refused, paths.dead_letters)
-                if self.watch_gaps:
-                    holes = self._gaps(spark, judged, query_id, batch_id)
-                    counts["lost"] = sum(hole[4] for hole in holes)
-                    if holes:
-                        log.warning("speed batch %d: %d records lost before they were read: %s",
-                                    batch_id, counts["lost"], holes)  # fmt: skip
-                        rows = [(query_id, batch_id, *hole, now, self.context.run_id) for hole in holes]
-                        gaps = spark.createDataFrame(rows, GAPS_SCHEMA)
-                        writes[paths.gaps] = lambda: lakehouse.append(gaps, paths.gaps)
-                if counts["late"]:
-                    aside = (
-                        judged.where(F.col(events.FATE) == "late")
-                        .transform(valid)
-                        .transform(self.protect)
-                        .withColumn("_watermark", F.lit(watermark).cast("timestamp"))
-                    )
-                    if self.pii_key is not None:
-                        # Bronze keeps the payload as it came; silver's late events keep only protected values.
-                        aside = aside.withColumn("payload", F.lit(None).cast("binary"))
-                    writes[paths.late] = lambda: lakehouse.append(aside, paths.late)
+                writes = self._writes(spark, judged, checked, counts, carried, (query_id, batch_id, now), watermark)
                 pending = [write for path, write in writes.items() if path not in done] + audit_writes
                 written = _all_at_once(pending)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
+
+    def _quality(
+        self,
+        spark: SparkSession,
+        silver_rows: DataFrame,
+        stamp: Stamp,
+        batch_id: int,
+        done: frozenset[str],
+        counts: dict[str, int],
+    ) -> tuple[DataFrame, list[tuple[Any, ...]], list[Callable[[], object]]]:
+        """Silver's rules on the batch: the rows kept, the results held for the state rows, the audit writes.
+
+        The quality results are held with the batch's state (no commit of their own) unless an alert needs them
+        recorded first; quarantined rows are written beside silver and bronze. A rule that stops the run is
+        recorded, then raised.
+        """
+        evaluation = evaluate_rules(self.config, "silver", ENTITY, silver_rows, stamp, stamp.at)
+        counts["quarantined"] = evaluation.quarantined_rows if evaluation else 0
+        if evaluation is None:
+            return silver_rows, [], []
+        # A replayed batch whose bronze commit is in: its results were recorded, or held from there.
+        replayed = self.state.holds(batch_id)
+        hold = replayed or not (evaluation.failed or needs_alert(evaluation))
+        held_results = results_rows(evaluation, stamp) if hold and not replayed else []
+        record = functools.partial(
+            record_outcome, spark, self.config, evaluation, stamp, written=done, results=not hold
+        )
+        if evaluation.failed:
+            record()
+            raise_for(evaluation, stop_when_held=False)
+        return evaluation.kept, held_results, [record]
+
+    def _writes(
+        self,
+        spark: SparkSession,
+        judged: DataFrame,
+        checked: DataFrame,
+        counts: dict[str, int],
+        carried: dict[str, Any],
+        batch: tuple[str, int, dt.datetime],
+        watermark: dt.datetime | None,
+    ) -> dict[str, Callable[[], object]]:
+        """The batch's writes by table path: bronze always, each other table only when the batch has rows for it.
+
+        Args:
+            spark: the session.
+            judged: the batch's records, each with its fate (fresh, late, duplicate, dead letter).
+            checked: the fresh rows silver keeps (quality applied).
+            counts: the batch's counts by fate; the records lost to a gap are added here.
+            carried: bronze's commit metadata (the run, and the state and results rows it carries).
+            batch: the query's id, the batch's id and the batch's time.
+            watermark: the event time before which an event is late, None before any.
+        """
+        query_id, batch_id, now = batch
+        paths = self.paths
+        valid = events.valid_events(self.entity, batch_id, query_id, now)
+        bronze = judged.transform(events.bronze_records(batch_id, query_id, now))
+        writes: dict[str, Callable[[], object]] = {
+            paths.bronze: lambda: lakehouse.append(bronze, paths.bronze, metadata=carried),
+        }
+        if self.state.due():
+            writes[paths.state] = lambda: self.state.append(spark)
+            writes[paths.progress] = lambda: _flush_progress(spark, self.recorder, paths.progress, self.context)
+        # A batch that keeps nothing new, refuses nothing or has nothing late makes no commit for it.
+        if counts["fresh"]:
+            writes[paths.silver] = lambda: lakehouse.append(checked, paths.silver, partition_by=("event_date",))
+        if counts["dead_letters"]:
+            refused = judged.transform(events.refused_events(batch_id, query_id, now))
+            writes[paths.dead_letters] = lambda: lakehouse.append(refused, paths.dead_letters)
+        if self.watch_gaps:
+            holes = self._gaps(spark, judged, query_id, batch_id)
+            counts["lost"] = sum(hole[4] for hole in holes)
+            if holes:
+                log.warning("speed batch %d: %d records lost before they were read: %s",
+                            batch_id, counts["lost"], holes)  # fmt: skip
+                rows = [(query_id, batch_id, *hole, now, self.context.run_id) for hole in holes]
+                gaps = spark.createDataFrame(rows, GAPS_SCHEMA)
+                writes[paths.gaps] = lambda: lakehouse.append(gaps, paths.gaps)
+        if counts["late"]:
+            aside = (
+                judged.where(F.col(events.FATE) == "late")
+                .transform(valid)
+                .transform(self.protect)
+                .withColumn("_watermark", F.lit(watermark).cast("timestamp"))
+            )
+            if self.pii_key is not None:
+                # Bronze keeps the payload as it came; silver's late events keep only protected values.
+                aside = aside.withColumn("payload", F.lit(None).cast("binary"))
+            writes[paths.late] = lambda: lakehouse.append(aside, paths.late)
+        return writes
 
     def _gaps(
         self, spark: SparkSession, records: DataFrame, query_id: str, batch_id: int
@@ -827,15 +866,10 @@ def anomaly_scoring(config: SuiteConfig, resolve: bool = True) -> Step:
 
     With ``resolve`` false no model is looked up: the step only shapes the columns (for schemas).
     """
-    settings = config.ml.anomaly
-    if not settings.in_speed_layer:
-        return lambda frame: frame
-    from etl_lib.ml.anomaly import with_anomaly_scores
-    from etl_lib.ml.tracking import champion_if_any
+    from etl_lib.ml.anomaly import champion_scoring
 
-    model, reason = champion_if_any(config.ml, settings.model_name) if resolve else (None, "schema only")
     purchases = F.col("event_type") == config.speed.purchase_type
-    return with_anomaly_scores(model, settings.features, applies=purchases, unavailable=reason)
+    return champion_scoring(config.ml, purchases, enabled=config.ml.anomaly.in_speed_layer, resolve=resolve)
 
 
 def silver_schema(spark: SparkSession, config: SuiteConfig, checks: Step) -> Any:
@@ -858,6 +892,36 @@ def context_free_time() -> dt.datetime:
     return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def _silver_as_declared(spark: SparkSession, config: SuiteConfig, path: str, checks: Step) -> list[str]:
+    """Silver created, or given the columns the entity now declares; the columns added.
+
+    The views query reads silver as a stream, so silver must exist before it starts. A field newly declared in the
+    entity becomes a new column of silver here, before any query reads or writes it.
+    """
+    wanted = silver_schema(spark, config, checks)
+    lakehouse.ensure_table(spark, path, wanted, partition_by=("event_date",))
+    added = lakehouse.add_columns(spark, path, wanted, f"entities.{ENTITY} against silver/{ENTITY}")
+    if added:
+        log.info("silver/%s: columns added as the entity now declares them: %s", ENTITY, ", ".join(added))
+    return added
+
+
+def _writes_of_run(
+    spark: SparkSession, config: SuiteConfig, context: RunContext, versions: dict[tuple[Layer, str], int | None]
+) -> list[TableWrite]:
+    """What the run wrote to each of the layer's tables, from each table's commits after its version ``versions``."""
+
+    def written(table: tuple[Layer, str]) -> TableWrite:
+        path = config.lakehouse.table_path(*table)
+        return lakehouse.writes_of_run(spark, *table, path, versions[table], context.run_id)
+
+    # Each reads its table's newest commits: a few Spark jobs each, which overlap well.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="speed-writes") as pool:
+        return list(pool.map(written, TABLES))
+
+
+# One piece, longer than 60 lines: the two queries' life (started, drained or run until stopped, their failures
+# raised, the held audit rows flushed) reads in the order it happens.
 def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobResult:
     """Run the speed layer until stopped (SIGTERM/SIGINT), or with ``--available-now`` drain and stop.
 
@@ -892,13 +956,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         return running
 
     batch = SpeedBatch(config, context, ingest_id, recorder)
-    # The views query reads silver as a stream, so silver must exist before it starts. A field newly declared
-    # in the entity becomes a new column of silver here, before any query reads or writes it.
-    wanted = silver_schema(spark, config, batch.checks)
-    lakehouse.ensure_table(spark, paths.silver, wanted, partition_by=("event_date",))
-    added = lakehouse.add_columns(spark, paths.silver, wanted, f"entities.{ENTITY} against silver/{ENTITY}")
-    if added:
-        log.info("silver/%s: columns added as the entity now declares them: %s", ENTITY, ", ".join(added))
+    added = _silver_as_declared(spark, config, paths.silver, batch.checks)
     with _listening(spark, recorder):
         source = read_event_stream(spark, config.speed, config.services)
         ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
@@ -931,15 +989,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
                 lambda: _flush_progress(spark, recorder, paths.progress, context, _newest_batch(str(ingest.id))),
             ]
         )
-    result = JobResult(job=context.job, run_id=context.run_id)
-
-    def written(table: tuple[Layer, str]) -> TableWrite:
-        path = config.lakehouse.table_path(*table)
-        return lakehouse.writes_of_run(spark, *table, path, versions[table], context.run_id)
-
-    # Each reads its table's newest commits: a few Spark jobs each, which overlap well.
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="speed-writes") as pool:
-        result.writes.extend(pool.map(written, TABLES))
+    result = JobResult(job=context.job, run_id=context.run_id, writes=_writes_of_run(spark, config, context, versions))
     result.metrics["source"] = config.speed.source
     if added:
         result.metrics["silver_columns_added"] = ", ".join(added)

@@ -98,6 +98,24 @@ def customer_observations(order_lines: DataFrame, scd2: Scd2Config) -> DataFrame
     return keyed.select(*columns).dropDuplicates()
 
 
+def _points(
+    observations: DataFrame, existing: DataFrame, keys: list[str], sequence: str, attributes: list[str]
+) -> DataFrame:
+    """Every point of the history of the observed keys, as ``_seq``.
+
+    The points are each observation, and where each existing version started and was last observed.
+    """
+    prior = existing.join(observations.select(*keys).distinct(), keys, "left_semi")
+    return reduce(
+        DataFrame.unionByName,
+        [
+            observations.select(*keys, F.col(sequence).alias("_seq"), *attributes),
+            prior.select(*keys, F.col(EFFECTIVE_FROM).alias("_seq"), *attributes),
+            prior.select(*keys, F.col(OBSERVED_UNTIL).alias("_seq"), *attributes),
+        ],
+    )
+
+
 def scd2_history(observations: DataFrame, existing: DataFrame, scd2: Scd2Config) -> DataFrame:
     """The full Type 2 history of every key in ``observations``, merged with what ``existing`` holds.
 
@@ -117,16 +135,7 @@ def scd2_history(observations: DataFrame, existing: DataFrame, scd2: Scd2Config)
     """
     keys, sequence, tracked, type1 = scd2.keys, scd2.sequence_by, scd2.tracked, scd2.type1
     attributes = [*tracked, *type1]
-    affected = observations.select(*keys).distinct()
-    prior = existing.join(affected, keys, "left_semi")
-    points = reduce(
-        DataFrame.unionByName,
-        [
-            observations.select(*keys, F.col(sequence).alias("_seq"), *attributes),
-            prior.select(*keys, F.col(EFFECTIVE_FROM).alias("_seq"), *attributes),
-            prior.select(*keys, F.col(OBSERVED_UNTIL).alias("_seq"), *attributes),
-        ],
-    )
+    points = _points(observations, existing, keys, sequence, attributes)
     # Two observations at the same point with different values: keep one, the same one every time.
     at_point = points.groupBy(*keys, "_seq").agg(
         F.max(F.struct(F.struct(*tracked).alias("_state"), *type1)).alias("_p")

@@ -134,6 +134,55 @@ def _json_type_refused(name: str, type_name: str) -> str:
     return f"try_element_at(map({refusals}), {json_type})"
 
 
+def _time_checks(max_future_skew: str, earliest: dt.datetime | None) -> list[Column]:
+    """The reasons an event's time is refused, each null when it does not apply.
+
+    An event is refused when stamped more than ``max_future_skew`` after it arrived, or before ``earliest``.
+    """
+    future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
+    time_checks = [
+        F.when(
+            future,
+            _reason(
+                "range",
+                "timestamp",
+                F.concat(
+                    F.lit(f"is more than {max_future_skew} after the record arrived at "),
+                    F.col("_arrived_at").cast("string"),
+                ),
+            ),
+        )
+    ]
+    if earliest is not None:
+        # An aware time is one instant whatever the driver's or the session's zone.
+        floor = earliest.astimezone(dt.UTC) if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
+        time_checks.append(
+            F.when(
+                F.col("timestamp") < F.lit(floor),
+                _reason("range", "timestamp", F.lit(f"is before {floor:%Y-%m-%d %H:%M:%S}, the earliest accepted")),
+            )
+        )
+    return time_checks
+
+
+def _errors(max_payload_bytes: int, time_checks: list[Column]) -> Column:
+    """What is wrong with a record: its size, encoding or format alone, or else its values' and time's reasons."""
+    # A filter with a lambda keeps these wide projections out of whole-stage code generation, which is faster here:
+    # generated as one, with arrays concatenated instead, they made methods too large for the JVM to compile.
+    checks = F.filter(F.concat(F.col(ERRORS), F.array(*time_checks)), lambda reason: reason.isNotNull())
+    return (
+        F.when(
+            F.col("_too_large"),
+            F.array(_reason("size", "payload", F.lit(f"is larger than {max_payload_bytes} bytes"))),
+        )
+        .when(F.col("_not_utf8"), F.array(_reason("encoding", "payload", F.lit("is not valid UTF-8"))))
+        .when(F.col("_not_json"), F.array(_reason("format", "payload", F.lit("is not a JSON object"))))
+        .otherwise(checks)
+    )
+
+
+# One piece, longer than 60 lines: the step's columns are built once a run (each is a call to the JVM), in the order
+# the step applies them.
 def parse_events(
     entity: EntityConfig, max_payload_bytes: int, max_future_skew: str, earliest: dt.datetime | None = None
 ) -> Step:
@@ -143,6 +192,12 @@ def parse_events(
     UTF-8, is not a JSON object, misses a required field (some only for some event types), has a value of
     a JSON type its column does not take (:func:`json_types_taken`) or one that does not read as the
     column's type, is stamped more than ``max_future_skew`` after it arrived, or before ``earliest``.
+
+    Args:
+        entity: the events' columns, types and required columns.
+        max_payload_bytes: the largest record parsed, in bytes; a larger one is refused unparsed.
+        max_future_skew: an SQL interval (``1 hour``): how far past its arrival an event may be stamped.
+        earliest: the earliest event time accepted (a naive time is UTC); None accepts any.
 
     Returns:
         A step giving the trace columns, ``payload``, ``_payload_digest``, the entity's typed columns,
@@ -183,41 +238,7 @@ def parse_events(
         + ", ".join(f"'{name}', {_json_type_refused(name, type_name)}" for name, type_name in entity.columns.items())
         + ")"
     )
-    future = F.col("timestamp") > F.col("_arrived_at") + F.expr(f"INTERVAL {max_future_skew}")
-    time_checks = [
-        F.when(
-            future,
-            _reason(
-                "range",
-                "timestamp",
-                F.concat(
-                    F.lit(f"is more than {max_future_skew} after the record arrived at "),
-                    F.col("_arrived_at").cast("string"),
-                ),
-            ),
-        )
-    ]
-    if earliest is not None:
-        # An aware time is one instant whatever the driver's or the session's zone.
-        floor = earliest.astimezone(dt.UTC) if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
-        time_checks.append(
-            F.when(
-                F.col("timestamp") < F.lit(floor),
-                _reason("range", "timestamp", F.lit(f"is before {floor:%Y-%m-%d %H:%M:%S}, the earliest accepted")),
-            )
-        )
-    # A filter with a lambda keeps these wide projections out of whole-stage code generation, which is faster here:
-    # generated as one, with arrays concatenated instead, they made methods too large for the JVM to compile.
-    checks = F.filter(F.concat(F.col(ERRORS), F.array(*time_checks)), lambda reason: reason.isNotNull())
-    errors = (
-        F.when(
-            F.col("_too_large"),
-            F.array(_reason("size", "payload", F.lit(f"is larger than {max_payload_bytes} bytes"))),
-        )
-        .when(F.col("_not_utf8"), F.array(_reason("encoding", "payload", F.lit("is not valid UTF-8"))))
-        .when(F.col("_not_json"), F.array(_reason("format", "payload", F.lit("is not a JSON object"))))
-        .otherwise(checks)
-    )
+    errors = _errors(max_payload_bytes, _time_checks(max_future_skew, earliest))
     result: list[Column | str] = [
         *TRACE_COLUMNS,
         "payload",
@@ -235,7 +256,13 @@ def parse_events(
 
 
 def dead_letters(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
-    """Step keeping the refused events as dead-letter rows: trace, payload, reasons and a one-line error."""
+    """Step keeping the refused events as dead-letter rows: trace, payload, reasons and a one-line error.
+
+    Args:
+        batch_id: the micro-batch, for ``_batch_id``.
+        query_id: the streaming query's id, for ``_query_id``.
+        ingested_at: when the micro-batch ran, for ``_ingested_at``.
+    """
 
     def step(events: DataFrame) -> DataFrame:
         summary = F.array_join(
@@ -261,7 +288,13 @@ def _batch_columns(batch_id: int, query_id: str, ingested_at: dt.datetime) -> li
 
 
 def bronze_records(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
-    """Step stamping raw records with the micro-batch that landed them."""
+    """Step stamping raw records with the micro-batch that landed them.
+
+    Args:
+        batch_id: the micro-batch, for ``_batch_id``.
+        query_id: the streaming query's id, for ``_query_id``.
+        ingested_at: when the micro-batch ran, for ``_ingested_at``.
+    """
 
     def step(raw: DataFrame) -> DataFrame:
         return raw.select(*RAW_COLUMNS, *_batch_columns(batch_id, query_id, ingested_at))
@@ -270,7 +303,14 @@ def bronze_records(batch_id: int, query_id: str, ingested_at: dt.datetime) -> St
 
 
 def valid_events(entity: EntityConfig, batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
-    """Step keeping the accepted events, with silver's columns (and ``unit_price`` of a purchase line)."""
+    """Step keeping the accepted events, with silver's columns (and ``unit_price`` of a purchase line).
+
+    Args:
+        entity: the events' columns, kept in their order.
+        batch_id: the micro-batch, for ``_batch_id``.
+        query_id: the streaming query's id, for ``_query_id``.
+        ingested_at: when the micro-batch ran, for ``_ingested_at``.
+    """
 
     def step(events: DataFrame) -> DataFrame:
         quantity, amount = F.col("quantity"), F.col("amount")
@@ -325,6 +365,11 @@ def session_windows(window: str, page_view_type: str, purchase_type: str) -> Ste
 
     ``page_views`` counts page views, ``purchases`` and ``purchase_amount`` purchases, ``events`` every
     event of the window, ``last_event_time`` its newest event.
+
+    Args:
+        window: the windows' length, as Spark's ``window`` takes it (``5 minutes``).
+        page_view_type: the ``event_type`` of a page view.
+        purchase_type: the ``event_type`` of a purchase.
     """
 
     def step(events: DataFrame) -> DataFrame:
@@ -454,7 +499,13 @@ def judge_events(watermark: dt.datetime | None, stored: DataFrame) -> Step:
 
 
 def refused_events(batch_id: int, query_id: str, ingested_at: dt.datetime) -> Step:
-    """Step keeping the judged records refused or in conflict as dead-letter rows (:func:`dead_letters`)."""
+    """Step keeping the judged records refused or in conflict as dead-letter rows (:func:`dead_letters`).
+
+    Args:
+        batch_id: the micro-batch, for ``_batch_id``.
+        query_id: the streaming query's id, for ``_query_id``.
+        ingested_at: when the micro-batch ran, for ``_ingested_at``.
+    """
     taken = F.array(_reason("unique", "event_id", F.lit("was already used by an event with a different body")))
 
     def step(judged: DataFrame) -> DataFrame:

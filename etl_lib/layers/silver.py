@@ -42,6 +42,47 @@ def _typed(raw: Column, source_column: str, type_name: str, pattern: str | None)
     return F.expr(f"try_cast({_quoted(source_column)} AS {type_name})")
 
 
+def _typed_column(
+    name: str, type_name: str, source: str, pattern: str | None, refusal: Column | None
+) -> tuple[Column, list[Column]]:
+    """Entity column ``name`` read from extract column ``source``, and its reasons: ``type``, then ``required``.
+
+    The ``required`` reason is the caller's to keep (for a required column) or drop.
+    """
+    raw = F.col(_quoted(source))
+    value = _typed(raw, source, type_name, pattern)
+    if type_name == "string":
+        value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
+    unreadable = F.when(
+        raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
+        F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")),
+    )
+    # A refusal appears once in the errors: a filter on the errors copies in all they refer to.
+    typed = (value if refusal is None else F.when(refusal.isNull(), value)).alias(name)
+    wrong_type = _reason("type", name, unreadable if refusal is None else F.coalesce(refusal, unreadable))
+    missing = F.when(
+        value.isNull() & (raw.isNull() | (F.trim(raw.cast("string")) == "")),
+        _reason("required", name, F.lit("is missing")),
+    )
+    return typed, [wrong_type, missing]
+
+
+def _required_when(entity: EntityConfig, columns: Mapping[str, str]) -> list[Column]:
+    """The ``required`` reasons of columns needed for some values of another (``entities.*.required_when``)."""
+    reasons: list[Column] = []
+    for selector, by_value in entity.required_when.items():
+        chosen = _typed(F.col(_quoted(columns[selector])), columns[selector], entity.columns[selector], None)
+        for selector_value, needed in by_value.items():
+            for name in needed:
+                raw = F.col(_quoted(columns[name]))
+                missing = raw.isNull() | (F.trim(raw.cast("string")) == "")
+                message = f"is missing (required when {selector} is {selector_value})"
+                reasons.append(
+                    F.when((chosen == F.lit(selector_value)) & missing, _reason("required", name, F.lit(message)))
+                )
+    return reasons
+
+
 def to_entity(
     entity: EntityConfig,
     columns: Mapping[str, str],
@@ -72,39 +113,10 @@ def to_entity(
     typed: list[Column] = []
     errors: list[Column] = []
     for name, type_name in entity.columns.items():
-        source = columns[name]
-        raw = F.col(_quoted(source))
-        value = _typed(raw, source, type_name, patterns.get(name))
-        if type_name == "string":
-            value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
-        unreadable = F.when(
-            raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
-            F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")),
-        )
-        # A refusal appears once in the errors: a filter on the errors copies in all they refer to.
-        refusal = refusals.get(name)
-        typed.append((value if refusal is None else F.when(refusal.isNull(), value)).alias(name))
-        errors.append(_reason("type", name, unreadable if refusal is None else F.coalesce(refusal, unreadable)))
-        if name in entity.required:
-            errors.append(
-                F.when(
-                    value.isNull() & (raw.isNull() | (F.trim(raw.cast("string")) == "")),
-                    _reason("required", name, F.lit("is missing")),
-                )
-            )
-    for selector, by_value in entity.required_when.items():
-        chosen = _typed(F.col(_quoted(columns[selector])), columns[selector], entity.columns[selector], None)
-        for selector_value, needed in by_value.items():
-            for name in needed:
-                raw = F.col(_quoted(columns[name]))
-                missing = raw.isNull() | (F.trim(raw.cast("string")) == "")
-                message = f"is missing (required when {selector} is {selector_value})"
-                errors.append(
-                    F.when(
-                        (chosen == F.lit(selector_value)) & missing,
-                        _reason("required", name, F.lit(message)),
-                    )
-                )
+        value, reasons = _typed_column(name, type_name, columns[name], patterns.get(name), refusals.get(name))
+        typed.append(value)
+        errors.extend(reasons if name in entity.required else reasons[:1])
+    errors.extend(_required_when(entity, columns))
     extract_row = F.struct(*[F.col(_quoted(source)) for source in dict.fromkeys(columns.values())])
     failures = F.filter(F.array(*errors), lambda reason: reason.getField("message").isNotNull()).alias(ERRORS)
     # Only a rejected row needs its extract row as JSON: writing it for every row would make the typed rows
@@ -136,7 +148,13 @@ def accepted(frame: DataFrame) -> DataFrame:
 
 
 def rejected(target: str, run_id: str, rejected_at: dt.datetime) -> Step:
-    """Step turning the failed rows of a :func:`to_entity` result into rows of the rejects table."""
+    """Step turning the failed rows of a :func:`to_entity` result into rows of the rejects table.
+
+    Args:
+        target: the table the rows were meant for, as ``<layer>/<table>`` (``silver/order_lines``).
+        run_id: the run that rejected them.
+        rejected_at: when they were rejected (the run's time).
+    """
 
     def step(frame: DataFrame) -> DataFrame:
         source = F.col("_source") if "_source" in frame.columns else F.lit(None).cast("string")
@@ -168,7 +186,13 @@ def with_line_id(entity_columns: list[str], key: bytes | None = None) -> Step:
 
 
 def stock_code_class(stock_code: Column, product_pattern: str, non_product_codes: Mapping[str, str]) -> Column:
-    """``product`` for product codes, else the first class whose pattern matches, else ``other_non_product``."""
+    """``product`` for product codes, else the first class whose pattern matches, else ``other_non_product``.
+
+    Args:
+        stock_code: the stock code column.
+        product_pattern: a Java regular expression matching product codes (searched for, not anchored).
+        non_product_codes: class name -> Java regular expression, tried in order.
+    """
     result = F.when(stock_code.rlike(product_pattern), F.lit("product"))
     for name, pattern in non_product_codes.items():
         result = result.when(stock_code.rlike(pattern), F.lit(name))

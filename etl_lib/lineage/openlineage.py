@@ -171,6 +171,16 @@ class Emitter:
 
         An event the HTTP endpoint does not take (unreachable, timed out, an error status) is given up in
         :attr:`guard`, for the caller to record; a lineage file that cannot be written raises.
+
+        Args:
+            state: ``START``, ``COMPLETE`` or ``FAIL``.
+            at: when the run began or ended (an aware time).
+            spark_version: the Spark version the run ran on.
+            inputs: ``(dataset, version)`` of each dataset the run read, as the suite names them
+                (``silver/order_lines``, ``files:<path>``); the version None when not known.
+            outputs: ``(dataset, version, rows written)`` of each table the run wrote; None when not known.
+            error: the failure's message (scrubbed of secrets here too), for ``FAIL``; None otherwise.
+            streaming: whether the job is a streaming one.
         """
         if self.client is None:
             return

@@ -44,7 +44,13 @@ def _producer(writes: list[dict[str, Any]], dataset: str, version: int | None) -
 
 
 def upstream(events: list[dict[str, Any]], dataset: str, version: int | None = None) -> Node:
-    """What ``dataset`` (at ``version``, default: its newest recorded) was made from, recursively."""
+    """What ``dataset`` (at ``version``, default: its newest recorded) was made from, recursively.
+
+    Args:
+        events: the rows of ``audit/lineage_events`` (:func:`load_events`).
+        dataset: the dataset as the suite names it (``gold/customer_features``).
+        version: the dataset's Delta version; None for its newest recorded write.
+    """
     writes = _writes(events)
 
     def walk(name: str, at: int | None, path: tuple[str, ...]) -> Node:

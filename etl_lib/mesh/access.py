@@ -35,6 +35,12 @@ def check_access(config: SuiteConfig, ref: ProductRef, consumer: str, needed: Li
 
     ``read`` includes ``describe``.
 
+    Args:
+        config: the suite configuration (``mesh``, ``services``).
+        ref: the product, which is configured (:func:`resolve`).
+        consumer: the consumer's name, as the domain's ``consumers`` and ``mesh.glue.principals`` key it.
+        needed: the permission asked for.
+
     Raises:
         AccessDeniedError: saying who may grant it.
     """

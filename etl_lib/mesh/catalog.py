@@ -55,7 +55,13 @@ def domain_location(domain: DomainConfig, lakehouse_root: str) -> str:
 
 
 def product_location(mesh: MeshConfig, ref: ProductRef, lakehouse_root: str) -> str:
-    """The product's Delta table."""
+    """The product's Delta table.
+
+    Args:
+        mesh: the ``mesh`` section; the product's domain is configured there.
+        ref: the product.
+        lakehouse_root: ``lakehouse.root``, under whose ``mesh`` folder a domain without a location keeps its tables.
+    """
     return f"{domain_location(mesh.domains[ref.domain], lakehouse_root)}/{table_name(ref)}"
 
 
@@ -88,7 +94,15 @@ class Publication:
 
 
 def catalog_row(publication: Publication, run_id: str, published_at: dt.datetime, root: str) -> dict[str, Any]:
-    """The ``mesh/data_products`` row of a publication."""
+    """The ``mesh/data_products`` row of a publication.
+
+    Args:
+        publication: what the publication found out.
+        run_id: the publishing run.
+        published_at: when it published (the run's time).
+        root: ``lakehouse.root``; the row's ``dataset`` is the product's location relative to it (the whole
+            location when it lies elsewhere).
+    """
     p = publication
     prefix = root.rstrip("/") + "/"
     dataset = p.location[len(prefix) :] if p.location.startswith(prefix) else p.location

@@ -16,7 +16,13 @@ LAKE_FORMATION_PERMISSIONS = {"read": ["SELECT", "DESCRIBE"], "describe": ["DESC
 
 
 def client(glue: GlueCatalogConfig, services: ServicesConfig, service: str) -> Any:
-    """A boto3 client of ``service`` (glue, lakeformation): AWS, or the local endpoint when so configured."""
+    """A boto3 client of ``service`` (glue, lakeformation): AWS, or the local endpoint when so configured.
+
+    Args:
+        glue: the ``mesh.glue`` section (the region, whether to use the local endpoint).
+        services: the ``services`` section; its ``aws`` endpoint serves when ``glue.local_endpoint`` is set.
+        service: the boto3 service name: ``glue`` or ``lakeformation``.
+    """
     import boto3
 
     if glue.local_endpoint:
@@ -57,7 +63,13 @@ def table_input(publication: Publication) -> dict[str, Any]:
 
 
 def register(publication: Publication, glue: GlueCatalogConfig, services: ServicesConfig) -> str:
-    """Create or update the product's table in its domain's Glue database; returns ``database.table``."""
+    """Create or update the product's table in its domain's Glue database; returns ``database.table``.
+
+    Args:
+        publication: the publication (the product, its domain, location and schema).
+        glue: the ``mesh.glue`` section (database prefix, region, endpoint).
+        services: the ``services`` section, for the local endpoint.
+    """
     catalog = client(glue, services, "glue")
     database = glue_database(glue.database_prefix, publication.ref.domain)
     try:
@@ -77,6 +89,11 @@ def register(publication: Publication, glue: GlueCatalogConfig, services: Servic
 
 def grant(publication: Publication, glue: GlueCatalogConfig, services: ServicesConfig) -> int:
     """Grant each consumer of the domain its permissions on the product in Lake Formation; returns how many.
+
+    Args:
+        publication: the publication (the product and its domain's consumers).
+        glue: the ``mesh.glue`` section (database prefix, consumers' principals, region, endpoint).
+        services: the ``services`` section, for the local endpoint.
 
     Raises:
         ConfigError: if a consumer has no principal in ``mesh.glue.principals``.
@@ -104,7 +121,15 @@ def grant(publication: Publication, glue: GlueCatalogConfig, services: ServicesC
 def granted_permissions(
     glue: GlueCatalogConfig, services: ServicesConfig, principal: str, database: str, table: str
 ) -> set[str]:
-    """The Lake Formation permissions ``principal`` holds on ``database.table``."""
+    """The Lake Formation permissions ``principal`` holds on ``database.table``.
+
+    Args:
+        glue: the ``mesh.glue`` section (region, endpoint).
+        services: the ``services`` section, for the local endpoint.
+        principal: the IAM principal's ARN.
+        database: the Glue database.
+        table: the table in ``database``.
+    """
     lake_formation = client(glue, services, "lakeformation")
     found: set[str] = set()
     arguments: dict[str, Any] = {

@@ -67,6 +67,12 @@ def describe(config: SuiteConfig, name: str, consumer: str | None) -> str:
 def read_rows(config: SuiteConfig, name: str, consumer: str, limit: int) -> list[str]:
     """Up to ``limit`` rows of a product, as JSON lines, if ``consumer`` may read it.
 
+    Args:
+        config: the suite configuration (``mesh``, ``lakehouse``).
+        name: the product, as ``domain.product``.
+        consumer: the consumer reading, as the product's domain names it under ``consumers``.
+        limit: the most rows returned.
+
     Raises:
         AccessDeniedError: if it may not.
     """

@@ -9,10 +9,10 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from etl_lib.config import AnomalyConfig
+from etl_lib.config import AnomalyConfig, MlConfig
 from etl_lib.layers import Step
 from etl_lib.ml.scoring import anomaly_udf, features_struct
-from etl_lib.ml.tracking import ModelRef
+from etl_lib.ml.tracking import ModelRef, champion_if_any
 
 _DRAW_BUCKETS = 1_000_000_007  # a prime: the seeded 64-bit hash modulo it is close to uniform
 ANOMALY_COLUMNS = ("anomaly_score", "is_anomaly", "anomaly_model", "anomaly_model_version", "anomaly_unscored_reason")
@@ -43,6 +43,12 @@ def training_sample(rows: DataFrame, fraction: float, seed: int, key: str) -> Da
 
     The same rows in the same order however the table's files and partitions fall: Spark's ``sample`` draws
     per partition, so its rows (and a model fitted on them) would follow the Delta files' layout.
+
+    Args:
+        rows: the rows to sample.
+        fraction: the share of rows kept, in (0, 1]; 1 or more keeps them all.
+        seed: the hash's seed (``ml.anomaly.random_state``): another seed draws other rows.
+        key: a column unique to each row (``line_id``).
     """
     if fraction >= 1.0:
         return rows.orderBy(key)
@@ -99,3 +105,23 @@ def with_anomaly_scores(
         return frame.withColumns(columns)
 
     return step
+
+
+def champion_scoring(ml: MlConfig, applies: Column, *, enabled: bool, resolve: bool = True) -> Step:
+    """The step scoring the rows ``applies`` selects with the anomaly model's champion, or no step.
+
+    The batch layer (order lines) and the speed layer (purchase events) both score with it; the champion is looked
+    up once, here, not once a batch.
+
+    Args:
+        ml: the ``ml`` section (the model's name, its features, where MLflow keeps it).
+        applies: the rows the model is meant for; the others get the reason "not scored: ...".
+        enabled: whether this layer scores at all (``ml.anomaly.in_batch_layer`` or ``in_speed_layer``);
+            when false the step returns its frame as it is.
+        resolve: false to look up no model: the step only shapes the columns (for a table's schema).
+    """
+    if not enabled:
+        return lambda frame: frame
+    settings = ml.anomaly
+    model, reason = champion_if_any(ml, settings.model_name) if resolve else (None, "schema only")
+    return with_anomaly_scores(model, settings.features, applies=applies, unavailable=reason)

@@ -33,7 +33,14 @@ def cutoff(last_day: dt.date, inactive_days: int) -> dt.date:
 def labelled_customers(
     order_lines: DataFrame, last_day: dt.date, config: ChurnConfig, segments: Sequence[Band]
 ) -> DataFrame:
-    """Customers known before the cutoff, their features as of it, and ``churned`` (no purchase after it)."""
+    """Customers known before the cutoff, their features as of it, and ``churned`` (no purchase after it).
+
+    Args:
+        order_lines: silver's order lines.
+        last_day: the last invoice day of the data; the cutoff is ``inactive_days`` before it.
+        config: the ``ml.churn`` section (``inactive_days``).
+        segments: the customer segments' spend bands (``batch.customer_segments``), for the features.
+    """
     as_of = cutoff(last_day, config.inactive_days)
     features = order_lines.transform(customer_features(as_of, segments)).where(F.col("first_purchase_at").isNotNull())
     later = (
@@ -69,6 +76,12 @@ def select_model(
     features: pd.DataFrame, labels: pd.Series, folds: int, models: dict[str, Any]
 ) -> tuple[str, Any, dict[str, float]]:
     """Cross-validate each model by ROC-AUC and refit the best on everything.
+
+    Args:
+        features: one row per example, the model's feature columns.
+        labels: 1 for a churned example, 0 otherwise, in the order of ``features``.
+        folds: the folds of the stratified cross-validation (at least 2).
+        models: name -> unfitted scikit-learn estimator (:func:`candidates`); none is changed.
 
     Returns:
         The winner's name, the fitted winner, and every model's mean cross-validated ROC-AUC.
@@ -159,7 +172,13 @@ def with_churn_scores(model: ModelRef | None, config: ChurnConfig, unavailable: 
 
 
 def retention_campaign(risk: str, run_id: str, created_at: dt.datetime) -> Step:
-    """Step keeping the customers at ``risk`` as campaign rows (the seed's retention trigger)."""
+    """Step keeping the customers at ``risk`` as campaign rows (the seed's retention trigger).
+
+    Args:
+        risk: the ``churn_risk`` band the campaign targets (the highest of ``ml.churn.risk_bands``).
+        run_id: the run creating the rows.
+        created_at: when they were created (the run's time).
+    """
 
     def step(scores: DataFrame) -> DataFrame:
         return scores.where(F.col("churn_risk") == risk).select(

@@ -69,6 +69,11 @@ def anomaly_udf(uri: str | None, features: list[str], unavailable: str | None = 
     ``anomaly_score`` is the Isolation Forest paper's score (about 0.5 for ordinary rows, towards 1 for
     anomalies): the negated ``score_samples`` of the pipeline. ``is_anomaly`` is the pipeline's own verdict
     (its contamination sets the threshold).
+
+    Args:
+        uri: where the model's files are (``ModelRef.uri``), loaded once per worker; None when there is no model.
+        features: the model's feature columns, the fields of the struct, in the model's order.
+        unavailable: the reason every row gets when ``uri`` is None; None for "no model".
     """
     if uri is None:
         return _unscored({"anomaly_score": "double", "is_anomaly": "boolean"}, unavailable or "no model")
@@ -105,7 +110,13 @@ def anomaly_udf(uri: str | None, features: list[str], unavailable: str | None = 
 
 
 def probability_udf(uri: str | None, features: list[str], unavailable: str | None = None) -> Callable[[Column], Column]:
-    """A pandas UDF giving ``struct(probability, unscored_reason)``: the positive class's probability."""
+    """A pandas UDF giving ``struct(probability, unscored_reason)``: the positive class's probability.
+
+    Args:
+        uri: where the model's files are (``ModelRef.uri``), loaded once per worker; None when there is no model.
+        features: the model's feature columns, the fields of the struct, in the model's order.
+        unavailable: the reason every row gets when ``uri`` is None; None for "no model".
+    """
     if uri is None:
         return _unscored({"probability": "double"}, unavailable or "no model")
     location = uri

@@ -76,7 +76,13 @@ def use(ml: MlConfig) -> str:
 
 
 def promote(ml: MlConfig, name: str, version: str) -> None:
-    """Point the scoring alias of model ``name`` at ``version``."""
+    """Point the scoring alias of model ``name`` at ``version``.
+
+    Args:
+        ml: the ``ml`` section (the tracking URI, the alias).
+        name: the registered model's name.
+        version: the registered version, as MLflow numbers it (``"3"``).
+    """
     client(ml).set_registered_model_alias(name, ml.alias, version)
     log.info("model %s version %s is now %s", name, version, ml.alias)
 

@@ -43,7 +43,17 @@ def events_of_line(
     customer_id: int,
     digest: str,
 ) -> list[dict[str, Any]]:
-    """The events one purchase line stands for (a page view then the purchase, or a refund)."""
+    """The events one purchase line stands for (a page view then the purchase, or a refund).
+
+    Args:
+        invoice_no: the invoice; one starting with ``C`` is a cancellation, whose line is a refund.
+        stock_code: the product, for ``product_id`` and the page view's URL.
+        quantity: the units bought (negative for a cancellation).
+        invoice_date: when the invoice was made; its wall-clock time is the events' time, as UTC (a zone is dropped).
+        unit_price: the price of one unit; the amount is it, rounded to 0.001, times ``quantity``.
+        customer_id: the customer's number (the extract's ``CustomerID``).
+        digest: :func:`line_digest` of the line's values; the event ids and the page view's lead come from it.
+    """
     customer = str(int(customer_id))
     session = f"s-{invoice_no.removeprefix('C')}"
     price = Decimal(str(unit_price)).quantize(_MILLI, rounding=ROUND_HALF_UP)

@@ -57,7 +57,17 @@ def replay(
     batch_size: int = 1000,
     data: Path = DATA,
 ) -> ProduceReport:
-    """Send up to ``limit`` events (and ``malformed`` bad records spread among them) at most ``rate`` a second."""
+    """Send up to ``limit`` events (and ``malformed`` bad records spread among them) at most ``rate`` a second.
+
+    Args:
+        config: the suite configuration (``speed``, ``services``).
+        to: the sink: ``files``, ``kafka`` or ``kinesis``.
+        limit: the most events sent; None for every event of the data.
+        rate: the most records sent a second, bad ones included; None or 0 for no limit.
+        malformed: bad records sent among the events; those left over go at the end.
+        batch_size: records handed to the sink at a time.
+        data: the Online Retail extract, as Parquet.
+    """
     import pyarrow.parquet as pq
 
     sink = open_sink(config, to)

@@ -38,6 +38,13 @@ def retry_failed(
 ) -> None:
     """Send ``records`` with ``attempt`` (which returns those that failed), retrying failures with backoff.
 
+    Args:
+        records: ``(partition key, bytes)`` of each record.
+        attempt: sends the records it is given and returns those that failed (empty when all went).
+        attempts: tries in all, the first one included.
+        backoff_seconds: the wait after the first failed try, in seconds; it doubles after each next one.
+        sleep: waits the given seconds.
+
     Raises:
         ProducerError: if records still fail after ``attempts`` tries.
     """

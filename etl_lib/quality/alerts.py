@@ -22,6 +22,12 @@ def aws_client(alerts: AlertsConfig, services: ServicesConfig, service: str, sin
     """A boto3 client of ``service`` (cloudwatch, sns) for alerts: AWS, or the local endpoint when so configured.
 
     Its retries and time-outs are those of ``sinks``.
+
+    Args:
+        alerts: the ``quality.alerts`` section (the region, whether to use the local endpoint).
+        services: the ``services`` section; its ``aws`` endpoint serves when ``alerts.local_endpoint`` is set.
+        service: the boto3 service name: ``cloudwatch`` or ``sns``.
+        sinks: the ``sinks`` section: the client's retries and time-outs.
     """
     import boto3
 
@@ -34,7 +40,16 @@ def aws_client(alerts: AlertsConfig, services: ServicesConfig, service: str, sin
 
 
 def send_sns(guard: SinkGuard, client: Any, topic_arn: str, subject: str, body: str, sending: str) -> bool:
-    """Publish one SNS message through ``guard``; True when SNS took it, False when it was given up."""
+    """Publish one SNS message through ``guard``; True when SNS took it, False when it was given up.
+
+    Args:
+        guard: retries the call and keeps it when it is given up.
+        client: a boto3 SNS client (:func:`aws_client`).
+        topic_arn: the topic's ARN.
+        subject: the message's subject (SNS takes at most 100 characters).
+        body: the message.
+        sending: what the message is, in words, for the warning line and ``audit/sink_failures``.
+    """
 
     def publish() -> None:
         client.publish(TopicArn=topic_arn, Subject=subject, Message=body)
@@ -90,6 +105,12 @@ def announce(alerts: AlertsConfig, services: ServicesConfig, evaluation: Evaluat
 
     Never raises because CloudWatch or SNS did not take a call: it is given up in ``guard`` (one warning line;
     the caller records :attr:`SinkGuard.failures`).
+
+    Args:
+        alerts: the ``quality.alerts`` section (CloudWatch namespace, SNS topic, region, endpoint).
+        services: the ``services`` section, for the local endpoint.
+        evaluation: the quality evaluation of one table's batch.
+        guard: makes the calls; its settings give the clients' retries and time-outs.
     """
     if alerts.cloudwatch_namespace:
         namespace = alerts.cloudwatch_namespace

@@ -25,6 +25,14 @@ def evaluate_rules(
 
     Persist ``frame`` if it is costly to compute: it is read twice. Nothing is written: :func:`record_outcome`
     records the evaluation.
+
+    Args:
+        config: the suite configuration (rules and thresholds).
+        layer: layer of the table the batch is for.
+        table: the table's name.
+        frame: the batch.
+        stamp: run, job, micro-batch and time; the evaluation carries the run id.
+        reference_time: "now" for freshness rules.
     """
     rules = config.quality.rules_of(layer, table)
     if rules is None:

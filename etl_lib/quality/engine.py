@@ -141,6 +141,12 @@ def failure_sql(rule: RuleConfig, types: dict[str, str], key_order: list[str]) -
 
     Rules are written as one SQL text each so that a table's rules become one projection built in one
     call, however many there are (building them column by column costs a round trip per operator).
+
+    Args:
+        rule: the rule.
+        types: column -> Spark SQL type name (``DataFrame.dtypes``); a column not there is taken as a string.
+        key_order: the table's key columns: of rows repeating a uniqueness rule's values, the first in this
+            order passes; empty for no particular order.
     """
     if rule.type == "uniqueness":
         # Every row after the first of its values fails: the count of exact repeats.
@@ -475,6 +481,11 @@ def expression_problem(spark: SparkSession, expression: str, schema: StructType)
 
 def check_expressions(frame: DataFrame, name: str, table: TableQualityConfig) -> None:
     """Refuse a table whose expression rules are not boolean row expressions over ``frame``'s columns.
+
+    Args:
+        frame: the batch whose columns the expressions may use (only its schema is read).
+        name: ``layer/table``, for the error.
+        table: the table's rules.
 
     Raises:
         ConfigError: naming the table, the rule and what is wrong with its expression.

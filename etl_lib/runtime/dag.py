@@ -105,6 +105,12 @@ def run_tasks(
 
     The reads of each task are recorded for lineage under its name when a ``recorder`` is given.
 
+    Args:
+        spark: the session; each task runs in a child session of it.
+        tasks: the tasks, with unique names; a task's dependencies are named among them.
+        max_workers: the most tasks running at once (threads).
+        recorder: records each task's reads for lineage; None records nothing.
+
     Returns:
         One outcome per task, in the order the tasks were given.
 

@@ -75,6 +75,12 @@ class Governance:
         """Close the ``running`` row of a run that died without recording its end (its lock was taken over).
 
         Its start is given as when it claimed the lock, moments after it started.
+
+        Args:
+            run_id: the dead run.
+            job: the dead run's job.
+            claimed_at: when the dead run claimed the lock (a timestamp, UTC).
+            why: why its lock was free (:func:`etl_lib.runtime.run_lock.why_free`), for the row's error.
         """
         row: tuple[object, ...] = (
             run_id, self.config.app.name, job, self.config.app.environment,

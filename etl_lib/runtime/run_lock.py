@@ -80,7 +80,13 @@ def process_runs(pid: int) -> bool:
 
 
 def why_free(holder: Holder | None, now: dt.datetime, this_host: str) -> str | None:
-    """Why a lock whose newest generation is ``holder`` may be claimed, or None while it is held."""
+    """Why a lock whose newest generation is ``holder`` may be claimed, or None while it is held.
+
+    Args:
+        holder: the lock's newest generation (:func:`holder_of`); None when it was never claimed.
+        now: the current time, aware, to compare with the lease's end.
+        this_host: this machine's host name: a holder on it is free once its process no longer runs.
+    """
     if holder is None:
         return "never claimed"
     if holder.released:
@@ -200,6 +206,17 @@ def acquire(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Lease:
     """Claim ``lock`` for run ``run_id`` of ``job``, waiting up to ``wait_seconds`` for its holder to end.
+
+    Args:
+        spark: the session; the claim and the renewals use a new session of it.
+        path: the lock table (``audit/run_locks``).
+        lock: the lock's name; runs sharing it run one at a time.
+        run_id: the run claiming it.
+        wait_seconds: how long to wait for the holder to end, in seconds; 0 to fail at once.
+        lease_seconds: how long a claim or renewal holds the lock, in seconds; it is renewed every third of it.
+        job: the job of the run, for the rows and the messages.
+        clock: the current time, UTC; None for the system clock.
+        sleep: waits the given seconds between looks at the lock.
 
     Raises:
         RunLockedError: when another run still holds it after ``wait_seconds``, naming that run.

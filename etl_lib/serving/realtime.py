@@ -108,6 +108,13 @@ def write_hashes(
     Each customer's key is replaced whole (DEL then HSET in one MULTI/EXEC), so a field that became empty
     does not linger and a reader never sees half a customer. redis-py retries a round trip as ``sinks`` says.
 
+    Args:
+        hashes: ``(customer id, hash)`` of each customer, the hash as field -> text (:func:`hash_of`).
+        store: the ``serving.realtime_store`` section (key prefix, time to live, customers a round trip).
+        redis: the Redis server to write to.
+        password: the server's password; None for none.
+        sinks: the ``sinks`` section: the retries and time-outs of a round trip.
+
     Raises:
         redis.exceptions.RedisError: when the server did not take a round trip after those retries.
     """

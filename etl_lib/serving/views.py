@@ -99,6 +99,11 @@ def served_session_metrics(batch: DataFrame, speed: DataFrame, cutoff: dt.dateti
     """Session windows: the batch recomputation's before ``cutoff``, the speed layer's from it.
 
     ``cutoff`` must be aligned to the window, so that no window straddles it.
+
+    Args:
+        batch: the session windows recomputed from bronze (:func:`recomputed_session_windows`).
+        speed: the speed layer's session windows (``gold/customer_sessions_5min``).
+        cutoff: the first window start served from ``speed``; None serves every window from ``batch``.
     """
     columns = [*SESSION_KEYS, "window_start", "window_end", *SESSION_MEASURES]
     if cutoff is None:
@@ -204,6 +209,11 @@ def recomputed_session_windows(entity: EntityConfig, speed: SpeedConfig, protect
     and the same window step aggregates them; late events and events the stream set aside count here, so
     they show up as drift. ``protect`` is the step the speed layer applies to personal columns, so that the
     windows group by the same (hashed or masked) values as the stream's.
+
+    Args:
+        entity: the events' columns and types (``entities.events``).
+        speed: the ``speed`` section (payload limit, time checks, window, event types).
+        protect: the speed layer's step for personal columns; None when the events have none.
     """
     parse = events.parse_events(entity, speed.max_payload_bytes, speed.max_future_skew, speed.earliest_event_time)
     windows = events.session_windows(speed.window, speed.page_view_type, speed.purchase_type)

@@ -25,6 +25,15 @@ from etl_lib.services.aws import AwsService
 PROJECT = Path(__file__).resolve().parents[2]
 ARTIFACTS_BUCKET = "etl-suite-artifacts"
 ARTIFACTS = f"s3://{ARTIFACTS_BUCKET}/lakehouse-etl-suite"
+#: The deploy keys of the user's own account that the definitions name (test values: the local endpoint's account).
+ACCOUNT = " ".join(
+    [
+        f"deploy.artifacts_uri={ARTIFACTS}",
+        "deploy.glue.role_arn=arn:aws:iam::123456789012:role/etl-suite-glue",
+        "deploy.emr.application_id=etl-suite-test-app",
+        "deploy.emr.execution_role_arn=arn:aws:iam::123456789012:role/etl-suite-emr-serverless",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("package") / "dist"
     completed = subprocess.run(
         # On the line this session runs (make would otherwise set the default line up again).
-        ["make", "--no-print-directory", "package", f"DIST={out}", f"LINE={active_line().name}"],
+        ["make", "--no-print-directory", "package", f"DIST={out}", f"LINE={active_line().name}", f"SET={ACCOUNT}"],
         cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout + completed.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import signal
 import threading
 from collections.abc import Callable
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.primary_line
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
-EVENTS = 6_000
+EVENTS, MALFORMED = 6_000, 30
 
 
 def version(table: Path) -> int:
@@ -101,15 +102,17 @@ def kill_mid_stream_then_restart(
     run_statuses: Callable[[SparkSession, str], list[list[str]]],
     suite_run: type[SuiteRun],
 ) -> None:
-    """Events sent at 1,000 a second to ``source``; the running layer frozen after two micro-batches, a second copy
-    refused, the first killed with SIGKILL, and a restart drains the rest: every record once, and the tables agree."""
+    """Events (and malformed records) sent at 1,000 a second to ``source``; the running layer frozen after two
+    micro-batches, a second copy refused, the first killed with SIGKILL, and a restart drains the rest: every record
+    once, every malformed one a dead letter, the tables agree, and a run after that writes nothing."""
     stream = f"kill-{dt.datetime.now(dt.UTC):%H%M%S%f}"
     root = tmp_path / "lake"
     work_dir = suite_config.services.work_dir
     overrides = settings(source, stream, work_dir)
     config = load_config(PROJECT / "conf" / "test.yaml", [f"lakehouse.root={root}", *_as_overrides(overrides)])
     open_sink(config, source)  # the topic or stream exists before the layer reads it
-    producer = threading.Thread(target=replay, args=(config, source), kwargs={"limit": EVENTS, "rate": 1000.0})
+    sending = {"limit": EVENTS, "malformed": MALFORMED, "rate": 1000.0}
+    producer = threading.Thread(target=replay, args=(config, source), kwargs=sending)
     producer.start()
 
     running = suite_run("speed_layer", root, overrides)
@@ -144,8 +147,9 @@ def kill_mid_stream_then_restart(
     path = lake.table_path
     produced = list(itertools.islice(retail_events(pq.read_table(DATA)), EVENTS))
     landed = lakehouse.read(spark, path("bronze", "events"))
-    assert landed.count() == EVENTS  # every record exactly once
-    assert landed.select("_partition", "_offset").distinct().count() == EVENTS
+    assert landed.count() == EVENTS + MALFORMED  # every record exactly once
+    assert landed.select("_partition", "_offset").distinct().count() == EVENTS + MALFORMED
+    assert lakehouse.read(spark, path("bronze", "events_deadletter")).count() == MALFORMED
     silver = lakehouse.read(spark, path("silver", "events"))
     assert silver.count() == silver.select("event_id").distinct().count() == len({e["event_id"] for e in produced})
     speed = config.speed
@@ -168,7 +172,7 @@ def kill_mid_stream_then_restart(
     state = lakehouse.read(spark, path("audit", "stream_state"))
     batches = landed.select("_query_id", "_batch_id").distinct().count()
     assert state.count() == state.select("query_id", "batch_id").distinct().count() == batches
-    assert state.agg(F.sum("records")).first()[0] == EVENTS  # type: ignore[index]
+    assert state.agg(F.sum("records")).first()[0] == EVENTS + MALFORMED  # type: ignore[index]
     # And its silver rules' results once, held like the state rows and taken from bronze's commits the same way.
     results = lakehouse.read(spark, path("audit", "quality_results")).where("job = 'speed_layer'")
     assert results.select("run_id", "batch_id").distinct().count() == batches
@@ -180,6 +184,17 @@ def kill_mid_stream_then_restart(
         ["failed", "running"],
         ["running", "succeeded"],
     ]
+    # Nothing is left: another run from the same checkpoint writes nothing.
+    again = run_job("speed_layer", second, spark)
+    assert {w.rows_written for w in again.writes} == {0}
+    if source == "kinesis":
+        # Read through the suite's own streaming source, every shard's end checkpointed.
+        ingest = lakehouse.read(spark, path("audit", "stream_progress")).where("query_name NOT LIKE '%views'")
+        progress = ingest.first()
+        assert progress is not None
+        [read] = json.loads(progress["sources"])
+        assert "PythonMicroBatchStream" in read["description"]
+        assert sorted(json.loads(read["end"])) == ["shardId-000000000000", "shardId-000000000001"]
 
 
 def _as_overrides(settings: dict[str, str]) -> list[str]:

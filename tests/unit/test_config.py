@@ -334,3 +334,14 @@ def test_null_over_an_inherited_mapping_removes_it(tmp_path: Path) -> None:
     assert load_config(tmp_path / "child.yaml").sources == {}
     services = load_config(PROJECT / "conf" / "services.yaml")
     assert (sorted(services.sources), services.speed.source) == (["orders_db"], "kafka")
+
+
+def test_without_a_checkout_and_without_conf_the_error_says_to_pass_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Installed from the wheel (as on a platform), the library has no conf/local.yaml of its own to fall back on.
+    from etl_lib.config import loader
+
+    monkeypatch.setattr(loader, "project_root", lambda: None)
+    with pytest.raises(ConfigError, match=r"installed package, not a checkout .*pass --conf PATH"):
+        load_config()
+    monkeypatch.undo()
+    assert load_config().app.environment == "local"  # from the checkout, the embedded default

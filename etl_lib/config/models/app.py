@@ -40,7 +40,14 @@ class LakehouseConfig(_Section):
         return f"{base}/queries/{_identifier(query)}"
 
     def checkpoint_path(self, layer: Layer, table: str, reading: str | None = None) -> str:
-        """Streaming checkpoint of the query that writes ``layer/table`` (reading table ``reading``)."""
+        """Streaming checkpoint of the query that writes ``layer/table`` (reading table ``reading``).
+
+        Args:
+            layer: the layer of the table the query writes.
+            table: the table the query writes.
+            reading: the table the query reads, as ``<layer>/<table>`` (``bronze/orders``), when several queries
+                write the same table; None for the table's only query.
+        """
         base = self.checkpoints or f"{self.root}/_checkpoints"
         path = f"{base}/{layer}/{_identifier(table)}"
         return f"{path}/{reading.replace('/', '.')}" if reading else path

@@ -10,7 +10,8 @@ from etl_lib.config.types import _Section
 class GlueDeployConfig(_Section):
     """AWS Glue job definitions (``CreateJob`` input) for every job."""
 
-    role_arn: str = "arn:aws:iam::123456789012:role/etl-suite-glue"
+    #: The IAM role the jobs run as: an account's own, so no default (``make package`` asks for it).
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/.+$")
     worker_type: str = "G.1X"
     number_of_workers: int = Field(default=2, ge=2)
     timeout_minutes: int = Field(default=120, ge=1)
@@ -25,9 +26,9 @@ class EmrDeployConfig(_Section):
 
     release_label: str = "emr-7.12.0"
     conf: str = "conf/emr.yaml"
-    #: EMR Serverless: the application and the role its runs assume.
-    application_id: str = "00etlsuiteapp"
-    execution_role_arn: str = "arn:aws:iam::123456789012:role/etl-suite-emr-serverless"
+    #: EMR Serverless: the application and the role its runs assume, an account's own (``make package`` asks).
+    application_id: str | None = None
+    execution_role_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/.+$")
 
 
 class DatabricksDeployConfig(_Section):
@@ -42,8 +43,9 @@ class DatabricksDeployConfig(_Section):
 class DeployConfig(_Section):
     """Where ``make package`` puts the suite for the platforms, and how their job definitions look."""
 
-    #: Where the package's files are uploaded (the descriptors point there): ``s3://bucket/prefix``.
-    artifacts_uri: str = Field(default="s3://etl-suite-artifacts/lakehouse-etl-suite", pattern=r"^s3://[^/]+(/.*)?$")
+    #: Where the package's files are uploaded (the descriptors point there): ``s3://bucket/prefix``, a bucket of the
+    #: user's own (``make package`` asks for it).
+    artifacts_uri: str | None = Field(default=None, pattern=r"^s3://[^/]+(/.*)?$")
     glue: GlueDeployConfig = Field(default_factory=GlueDeployConfig)
     emr: EmrDeployConfig = Field(default_factory=EmrDeployConfig)
     databricks: DatabricksDeployConfig = Field(default_factory=DatabricksDeployConfig)

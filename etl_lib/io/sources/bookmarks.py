@@ -49,7 +49,14 @@ def _landed(spark: SparkSession, bronze: str, source: str) -> Mark | None:
 
 
 def committed_mark(spark: SparkSession, bookmarks: str, bronze: str, source: str) -> Mark | None:
-    """The newest mark committed for ``source``, by the bookmark table or by a bronze commit."""
+    """The newest mark committed for ``source``, by the bookmark table or by a bronze commit.
+
+    Args:
+        spark: the session.
+        bookmarks: the bookmark table (``audit/bookmarks``).
+        bronze: the source's bronze table, whose commits carry the marks of the rows they landed.
+        source: the source's name (its key under ``sources``).
+    """
     marks = [
         mark for mark in (bookmarked_mark(spark, bookmarks, source), _landed(spark, bronze, source)) if mark is not None
     ]
@@ -73,7 +80,19 @@ def record_mark(
     run_id: str,
     committed_at: dt.datetime,
 ) -> None:
-    """Append the committed mark of ``source`` to the bookmark table."""
+    """Append the committed mark of ``source`` to the bookmark table.
+
+    Args:
+        spark: the session.
+        bookmarks: the bookmark table (``audit/bookmarks``).
+        source: the source's name (its key under ``sources``).
+        watermark_column: the source column the mark is a value of.
+        mark: the high-water mark: the greatest value of ``watermark_column`` landed in bronze (a number or a time).
+        rows_read: rows the run extracted; 0 when it only recorded a mark a bronze commit already had.
+        query: the SQL the rows were extracted with, or why there was none.
+        run_id: the run recording the mark.
+        committed_at: when the run started (the run's time).
+    """
     kind, text = mark_to_text(mark)
     row = [(source, watermark_column, kind, text, rows_read, query, run_id, committed_at)]
     lakehouse.append(spark.createDataFrame(row, BOOKMARK_SCHEMA), bookmarks)

@@ -139,6 +139,12 @@ def with_retries(source: JdbcSourceConfig, name: str, action: Callable[[], T], s
     It waits ``retry_wait_seconds`` after the first failure and twice as long after each next one; any
     other error is raised at once.
 
+    Args:
+        source: the source (its URL, ``connect_attempts``, ``retry_wait_seconds``).
+        name: the source's name (its key under ``sources``), for the messages.
+        action: the call that reaches the database.
+        sleep: waits the given seconds between attempts.
+
     Raises:
         SourceUnavailableError: when the last attempt could not reach the database either.
     """
@@ -177,6 +183,14 @@ def plan_increment(
 
     One small query (an aggregate returning one row) runs on the database; it is the run's first contact
     with it, so it is retried while the database cannot be reached (:func:`with_retries`).
+
+    Args:
+        spark: the session.
+        source: the source (its table, watermark and partition columns, retries).
+        name: the source's name (its key under ``sources``), for the messages.
+        after: the committed high-water mark; None to read the whole table.
+        options: Spark JDBC options (:func:`connection_options`).
+        sleep: waits the given seconds between attempts to reach the database.
     """
     table = quote_name(source.source_table)
     mark = quote_name(source.watermark_column)
@@ -207,7 +221,14 @@ def plan_increment(
 def read_increment(
     spark: SparkSession, source: JdbcSourceConfig, increment: Increment, options: Mapping[str, str]
 ) -> DataFrame:
-    """The rows of ``increment``, read by ``num_partitions`` connections when it is large."""
+    """The rows of ``increment``, read by ``num_partitions`` connections when it is large.
+
+    Args:
+        spark: the session.
+        source: the source (its partition column and ``num_partitions``).
+        increment: what to read (:func:`plan_increment`); it has partition bounds when it is large.
+        options: Spark JDBC options (:func:`connection_options`).
+    """
     reader = spark.read.format("jdbc").options(**options)
     if increment.partition_bounds is None or source.partition_column is None:
         return reader.option("query", increment.query).load()
