@@ -41,7 +41,7 @@ from benchmarks.harness import in_turns, record, target
 PROJECT = Path(__file__).resolve().parents[1]
 SIZES = {
     "tiny": {
-        "events": 600, "per_batch": 300, "rate": 100.0, "seconds": 2, "singles": 2, "port": 29192, "aws_port": 29566,
+        "events": 600, "per_batch": 600, "rate": 100.0, "seconds": 2, "singles": 1, "port": 29192, "aws_port": 29566,
     },
     "full": {
         "events": 50_000, "per_batch": 25_000, "rate": 5_000.0, "seconds": 60, "singles": 15,
