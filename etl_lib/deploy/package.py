@@ -245,7 +245,7 @@ REQUIRED = (
 def _required(value: str | None, key: str) -> str:
     """``value`` of the required deployment key ``key`` (:data:`REQUIRED`)."""
     if value is None:
-        raise ConfigError(f"{key} is not set: the job definitions need it of your own account (see REQUIRED)")
+        raise ConfigError(f"{key} is not set: the job definitions need {dict(REQUIRED)[key]}")
     return value
 
 

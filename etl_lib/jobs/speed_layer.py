@@ -523,7 +523,8 @@ class SpeedBatch:
                 # The batch's state and results ride in its bronze commit; the audit tables get the held rows now
                 # and then.
                 carried = {**metadata, **self.state.add(state_row, held_results)}
-                writes = self._writes(spark, judged, checked, counts, carried, (query_id, batch_id, now), watermark)
+                batch = (query_id, batch_id, now)
+                writes = self._writes(spark, judged, checked, valid, counts, carried, batch, watermark)
                 pending = [write for path, write in writes.items() if path not in done] + audit_writes
                 written = _all_at_once(pending)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
@@ -564,6 +565,7 @@ class SpeedBatch:
         spark: SparkSession,
         judged: DataFrame,
         checked: DataFrame,
+        valid: Step,
         counts: dict[str, int],
         carried: dict[str, Any],
         batch: tuple[str, int, dt.datetime],
@@ -575,6 +577,7 @@ class SpeedBatch:
             spark: the session.
             judged: the batch's records, each with its fate (fresh, late, duplicate, dead letter).
             checked: the fresh rows silver keeps (quality applied).
+            valid: the batch's step from a judged record to silver's columns (the late events take it too).
             counts: the batch's counts by fate; the records lost to a gap are added here.
             carried: bronze's commit metadata (the run, and the state and results rows it carries).
             batch: the query's id, the batch's id and the batch's time.
@@ -582,7 +585,6 @@ class SpeedBatch:
         """
         query_id, batch_id, now = batch
         paths = self.paths
-        valid = events.valid_events(self.entity, batch_id, query_id, now)
         bronze = judged.transform(events.bronze_records(batch_id, query_id, now))
         writes: dict[str, Callable[[], object]] = {
             paths.bronze: lambda: lakehouse.append(bronze, paths.bronze, metadata=carried),
