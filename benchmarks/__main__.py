@@ -13,9 +13,15 @@ from benchmarks.harness import RESULTS, record_run
 
 #: What ``make bench`` runs: the performance claims, in this order.
 BENCHMARKS = [
-    "bronze_ingest", "quality_rules", "quality_peers", "scoring_throughput", "speed_layer", "scd2_merge",
-    "batch_concurrency", "batch_scaling",
-]  # fmt: skip
+    "bronze_ingest",
+    "quality_rules",
+    "quality_peers",
+    "scoring_throughput",
+    "speed_layer",
+    "scd2_merge",
+    "batch_concurrency",
+    "batch_scaling",
+]
 #: Run only when named: ``iforest_fidelity`` checks the model's accuracy against the paper, not a speed.
 OPTIONAL = ["iforest_fidelity"]
 #: Run in one Spark session when more than one of them is run: each after the first is warmed up by those

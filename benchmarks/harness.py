@@ -102,9 +102,12 @@ def target(claim: str, wanted: str, measured: float, met: bool, cause: str = "")
     ``cause`` is kept only when the target is missed, so a caller may pass the explanation it measured either way.
     """
     return {
-        "claim": claim, "target": wanted, "measured": round(measured, 3), "met": bool(met),
+        "claim": claim,
+        "target": wanted,
+        "measured": round(measured, 3),
+        "met": bool(met),
         "cause": "" if met else cause,
-    }  # fmt: skip
+    }
 
 
 def machine() -> dict[str, Any]:

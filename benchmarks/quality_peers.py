@@ -193,13 +193,17 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
         ratio = suite_seconds / timings["deequ"]["median"]
         met = ratio <= 1.0
         alone = without_uniqueness["median"]
-        cause = "" if met else (
-            f"the uniqueness rule: the suite took {suite_seconds:.2f} s with it and {alone:.2f} s without it "
-            f"(Deequ {timings['deequ']['median']:.2f} s with it). The suite counts the rule's failures as the rows "
-            "less the distinct values in its counting pass (Spark aggregates by the value under the other rules' "
-            "sums: a shuffle of the values), and reads a few keys of each failing rule's rows (one bounded read for "
-            "the uniqueness rule, one for the others), which Deequ does not report"
-        )  # fmt: skip
+        cause = (
+            ""
+            if met
+            else (
+                f"the uniqueness rule: the suite took {suite_seconds:.2f} s with it and {alone:.2f} s without it "
+                f"(Deequ {timings['deequ']['median']:.2f} s with it). The suite counts the rule's failures as the rows "
+                "less the distinct values in its counting pass (Spark aggregates by the value under the other rules' "
+                "sums: a shuffle of the values), and reads a few keys of each failing rule's rows (one bounded read "
+                "for the uniqueness rule, one for the others), which Deequ does not report"
+            )
+        )
         goal = target("the same rules against Deequ", "suite/Deequ time <= 1.0", ratio, met, cause)
     else:
         reason = (

@@ -41,13 +41,24 @@ from benchmarks.harness import in_turns, record, target
 PROJECT = Path(__file__).resolve().parents[1]
 SIZES = {
     "tiny": {
-        "events": 600, "per_batch": 600, "rate": 100.0, "seconds": 2, "singles": 1, "port": 29192, "aws_port": 29566,
+        "events": 600,
+        "per_batch": 600,
+        "rate": 100.0,
+        "seconds": 2,
+        "singles": 1,
+        "port": 29192,
+        "aws_port": 29566,
     },
     "full": {
-        "events": 50_000, "per_batch": 25_000, "rate": 5_000.0, "seconds": 60, "singles": 15,
-        "port": 29092, "aws_port": 29466,
+        "events": 50_000,
+        "per_batch": 25_000,
+        "rate": 5_000.0,
+        "seconds": 60,
+        "singles": 15,
+        "port": 29092,
+        "aws_port": 29466,
     },
-}  # fmt: skip  # each size's broker and endpoint have ports of their own: the smoke test can run beside `make bench`
+}  # each size's broker and endpoint have ports of their own: the smoke test can run beside `make bench`
 DRAIN_TARGET = 2.0
 SILVER_P99_TARGET = 5.0
 #: The steady-rate case counts as offered the rate when the producer sent at 95% of it or more.
@@ -89,11 +100,16 @@ def _progress(spark: Any, config: Any, query: str) -> list[dict[str, Any]]:
     progress = lakehouse.read(spark, config.lakehouse.table_path("audit", "stream_progress"))
     rows = progress.where(progress.query_name == query).orderBy("batch_id").collect()
     return [
-        {"batch_id": row["batch_id"], "rows": row["num_input_rows"], "sources": row["sources"],
-         "at": row["timestamp"], **dict(row["duration_ms"])}
+        {
+            "batch_id": row["batch_id"],
+            "rows": row["num_input_rows"],
+            "sources": row["sources"],
+            "at": row["timestamp"],
+            **dict(row["duration_ms"]),
+        }
         for row in rows
         if row["num_input_rows"]
-    ]  # fmt: skip
+    ]
 
 
 def _batches(spark: Any, config: Any, query: str, after: int = -1) -> list[dict[str, Any]]:
@@ -373,8 +389,11 @@ def run(
         for source in SOURCES
     }
     services = configs["kafka"].services
-    started = [service for service, given in ((KafkaService(services), broker), (AwsService(services), endpoint))
-               if given is None]  # fmt: skip
+    started = [
+        service
+        for service, given in ((KafkaService(services), broker), (AwsService(services), endpoint))
+        if given is None
+    ]
     for service in started:
         service.up()
     own_session = spark is None
@@ -542,12 +561,14 @@ def _measure(spark: Any, config: Any, plan: dict[str, Any], work: Path, repeat: 
         latency_cause = (
             f"an ingest micro-batch took {took:.2f} s (median of {len(live_seconds)}) for {held:,.0f} events, "
             f"{held / took:,.0f} events/s against {plan['rate']:,.0f} sent per second ({_phases(live_batches)})"
-            + (": the backlog grew while the producer sent, and an event waited for the batches ahead of it"
-               if held / took < plan["rate"] else
-               f": the query kept up, but a batch took {took:.1f} s where the trigger asks for 1 s, so an event "
-               "waited for the batch in flight and then for its own, and when the producer stopped the batch in "
-               "flight and the events sent during it were not yet in bronze")
-        )  # fmt: skip
+            + (
+                ": the backlog grew while the producer sent, and an event waited for the batches ahead of it"
+                if held / took < plan["rate"]
+                else f": the query kept up, but a batch took {took:.1f} s where the trigger asks for 1 s, so an event "
+                "waited for the batch in flight and then for its own, and when the producer stopped the batch in "
+                "flight and the events sent during it were not yet in bronze"
+            )
+        )
     rate_held = held_rate >= RATE_HELD * plan["rate"]
     if not rate_held:
         # The stream took the events more slowly than asked: the layer was not offered the rate, so its backlog

@@ -128,8 +128,14 @@ def _build_retail_lake(spark: SparkSession, suite_config: SuiteConfig, root: Pat
         )
 
     config = _retail_config(suite_config, root)
-    tables = [("bronze", "online_retail"), ("silver", "order_lines"), ("silver", "dim_products"),
-              ("silver", "dim_customers"), ("gold", "customer_features"), ("gold", "daily_revenue")]  # fmt: skip
+    tables = [
+        ("bronze", "online_retail"),
+        ("silver", "order_lines"),
+        ("silver", "dim_products"),
+        ("silver", "dim_customers"),
+        ("gold", "customer_features"),
+        ("gold", "daily_revenue"),
+    ]
     first = run_job("batch_layer", config, spark, context("run-1"))
     paths = {f"{layer}/{table}": config.lakehouse.table_path(layer, table) for layer, table in tables}  # type: ignore[arg-type]
     after_first = {name: lakehouse.checksum(spark, path) for name, path in paths.items()}

@@ -51,6 +51,7 @@ from etl_lib.config.types import (
     SparkType,
     _Section,
     interval,
+    is_layer,
     is_loopback,
     is_uri,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "deep_merge",
     "default_config_path",
     "interval",
+    "is_layer",
     "is_loopback",
     "is_uri",
     "load_config",

@@ -31,3 +31,8 @@ def require_project_root(purpose: str) -> Path:
 def default_jvm_cache() -> Path:
     """The folder ``make setup`` resolves JVM artifacts into: ``<checkout>/.cache/jvm``."""
     return require_project_root("the local JVM artifact cache") / ".cache" / "jvm"
+
+
+def submit_properties() -> Path:
+    """What ``make setup`` writes for ``spark-submit --properties-file``: ``<checkout>/.cache/spark-submit.conf``."""
+    return require_project_root("the spark-submit properties file") / ".cache" / "spark-submit.conf"

@@ -214,8 +214,19 @@ def install_log_redaction(logger: logging.Logger | None = None) -> None:
 
 
 #: The last word of a key whose value is a secret itself (``password``, ``session.token``, ``client_secret``).
-_SECRET_WORDS = {"password", "passwd", "pwd", "passphrase", "secret", "token", "credential", "credentials",
-                 "apikey", "secretkey", "accesskey"}  # fmt: skip
+_SECRET_WORDS = {
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "credential",
+    "credentials",
+    "apikey",
+    "secretkey",
+    "accesskey",
+}
 #: Words before a final ``key`` that make it a secret (``fs.s3a.secret.key``, ``api_key``, Azure's account key).
 _KEY_KINDS = {"secret", "access", "api", "private", "account", "encryption", "signing", "client", "master", "shared"}
 #: Keys whose value says where a secret lives, never the secret: ``password_env``, ``password_file``.

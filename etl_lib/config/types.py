@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeGuard
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -14,6 +14,12 @@ from etl_lib.errors import ConfigError
 
 LAYERS = ("bronze", "silver", "gold", "audit", "mesh")
 Layer = Literal["bronze", "silver", "gold", "audit", "mesh"]
+
+
+def is_layer(name: str) -> TypeGuard[Layer]:
+    """True when ``name`` is one of the lakehouse's :data:`LAYERS`."""
+    return name in LAYERS
+
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")

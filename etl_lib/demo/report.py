@@ -244,15 +244,26 @@ def lineage_plot(edges: set[tuple[str, str]]) -> str | None:
             position[node] = (column * 3.0, -(row + (height - len(columns[layer])) / 2) * 1.0)
     for source, target in sorted(edges):
         (x0, y0), (x1, y1) = position[source], position[target]
-        axes.annotate("", xy=(x1 - 1.15, y1), xytext=(x0 + 1.15, y0),
-                      arrowprops={"arrowstyle": "->", "color": "#78909c", "lw": 0.8})  # fmt: skip
+        axes.annotate(
+            "",
+            xy=(x1 - 1.15, y1),
+            xytext=(x0 + 1.15, y0),
+            arrowprops={"arrowstyle": "->", "color": "#78909c", "lw": 0.8},
+        )
     colors = {"source": "#eceff1", "bronze": "#d7ccc8", "silver": "#e0e0e0", "gold": "#ffe082", "mesh": "#c5e1a5"}
     for node, (x, y) in position.items():
         # An external source by the last two parts of its path ("data/online_retail").
         label = node if _layer_of(node) != "source" else "/".join(node.rstrip("/").split("/")[-2:])
         label = label if len(label) <= 34 else "…" + label[-33:]
-        axes.text(x, y, label, ha="center", va="center", fontsize=7,
-                  bbox={"boxstyle": "round", "facecolor": colors[_layer_of(node)], "edgecolor": "#546e7a"})  # fmt: skip
+        axes.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=7,
+            bbox={"boxstyle": "round", "facecolor": colors[_layer_of(node)], "edgecolor": "#546e7a"},
+        )
     axes.set_xlim(-1.5, 3.0 * (len(LAYER_ORDER) - 1) + 1.5)
     axes.set_ylim(-height, 1)
     return _svg(figure)
@@ -294,18 +305,28 @@ tbody tr:nth-child(odd) {{ background: #f5f7f8; }} .figure svg {{ max-width: 100
 """
 
 
+def _summary_rows(run: DemoRun) -> list[list[object]]:
+    """One row per table of the lakehouse: its name, rows, version and quality score."""
+    scores = quality_scores(run)
+    return [
+        [
+            f"{i.layer}/{i.table}",
+            f"{i.rows:,}",
+            i.version,
+            f"{scores[f'{i.layer}/{i.table}']:.2f}" if f"{i.layer}/{i.table}" in scores else "-",
+        ]
+        for i in list_tables(run.config.lakehouse.root)
+    ]
+
+
 def build_report(run: DemoRun) -> str:
     """The report page: steps, summary tables, and the plots."""
     root = run.config.lakehouse.root
-    scores = quality_scores(run)
-    tables = [
-        [f"{i.layer}/{i.table}", f"{i.rows:,}", i.version, f"{scores[f'{i.layer}/{i.table}']:.2f}"
-         if f"{i.layer}/{i.table}" in scores else "-"]
-        for i in list_tables(root)
-    ]  # fmt: skip
+    tables = _summary_rows(run)
     steps = [[s.name, f"{s.rows_written:,}", f"{s.seconds:.1f}", s.detail] for s in run.steps]
-    anomalies = _query(run, "SELECT anomaly_score, is_anomaly FROM a WHERE anomaly_score IS NOT NULL",
-                       a="gold/purchase_anomalies")  # fmt: skip
+    anomalies = _query(
+        run, "SELECT anomaly_score, is_anomaly FROM a WHERE anomaly_score IS NOT NULL", a="gold/purchase_anomalies"
+    )
     flagged = [score for score, is_anomaly in anomalies if is_anomaly]
     churn = _query(run, "SELECT churn_probability FROM c WHERE churn_probability IS NOT NULL", c="gold/churn_scores")
     bands = dict(_query(run, "SELECT churn_risk, count(*) FROM c GROUP BY 1", c="gold/churn_scores"))

@@ -20,8 +20,14 @@ from etl_lib.core.run import JobResult
 #: The day after the bundled extract ends: the batch layer's gold tables are computed as of it.
 DEMO_PROCESS_DATE = "2011-12-10"
 #: The extract's columns the producer reads, by the entity's names.
-ORIGINAL_COLUMNS = {"invoice_no": "InvoiceNo", "stock_code": "StockCode", "quantity": "Quantity",
-                    "invoice_date": "InvoiceDate", "unit_price": "UnitPrice", "customer_id": "CustomerID"}  # fmt: skip
+ORIGINAL_COLUMNS = {
+    "invoice_no": "InvoiceNo",
+    "stock_code": "StockCode",
+    "quantity": "Quantity",
+    "invoice_date": "InvoiceDate",
+    "unit_price": "UnitPrice",
+    "customer_id": "CustomerID",
+}
 #: The demo's plan: phases one after another; in a phase, lanes side by side, each on a session of its
 #: own, running its steps in order. The speed layer reads none of the batch layer's tables, and both
 #: spend much of their time on small Delta commits and the driver: side by side they keep both cores busy.

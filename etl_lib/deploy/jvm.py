@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from etl_lib.config.paths import default_jvm_cache, require_project_root
+from etl_lib.config.paths import default_jvm_cache, require_project_root, submit_properties
 from etl_lib.errors import StackError
 from etl_lib.runtime.jars import (
     MANIFEST,
@@ -40,6 +40,27 @@ def _run_maven(command: list[str], failure: str) -> None:
     if completed.returncode != 0:
         tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-30:])
         raise StackError(f"{failure}:\n{tail}")
+
+
+def _copy_dependencies(pom: Path, jar_set: JarSet, into: Path) -> None:
+    """Have Maven copy the runtime dependencies of ``pom`` with ``jar_set``'s properties into ``into``."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (`mvn`) is not on PATH; it is needed once to resolve the suite's jars")
+    command = [
+        mvn,
+        "--batch-mode",
+        "--quiet",
+        "--settings",
+        str(pom.parent.parent / "settings.xml"),
+        "--file",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={into}",
+        *(f"-D{key}={value}" for key, value in sorted(jar_set.properties.items())),
+    ]
+    _run_maven(command, f"Maven failed to resolve {jar_set.name} from {pom}")
 
 
 def resolve(jar_set: JarSet, cache_dir: Path | None = None, *, force: bool = False) -> list[Path]:
@@ -67,24 +88,8 @@ def resolve(jar_set: JarSet, cache_dir: Path | None = None, *, force: bool = Fal
         except StackError:
             pass  # a jar went missing: resolve again below
 
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("Maven (`mvn`) is not on PATH; it is needed once to resolve the suite's jars")
     with tempfile.TemporaryDirectory(prefix=f"etl-suite-{jar_set.name}-") as tmp:
-        command = [
-            mvn,
-            "--batch-mode",
-            "--quiet",
-            "--settings",
-            str(pom.parent.parent / "settings.xml"),
-            "--file",
-            str(pom),
-            "dependency:copy-dependencies",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={tmp}",
-            *(f"-D{key}={value}" for key, value in sorted(jar_set.properties.items())),
-        ]
-        _run_maven(command, f"Maven failed to resolve {jar_set.name} from {pom}")
+        _copy_dependencies(pom, jar_set, Path(tmp))
         resolved = sorted(Path(tmp).glob("*.jar"))
         skipped: list[str] = []
         if jar_set.skip_spark_provided:
@@ -107,28 +112,26 @@ def resolve(jar_set: JarSet, cache_dir: Path | None = None, *, force: bool = Fal
     return [directory / jar.name for jar in resolved]
 
 
-SPARK_DEFAULTS_MARKER = "# Written by etl_lib.platform.jvm (make setup)"
+def write_submit_properties(jars: list[Path], target: Path | None = None) -> Path:
+    """Write the properties ``spark-submit --properties-file`` needs to run a job of the suite locally.
 
+    ``spark-submit jobs/<job>.py`` starts the driver JVM before any Python runs, so jars the session builder names
+    later never reach the driver's classpath: Spark's documented ways are ``--jars`` or a properties file. This
+    writes the file into the checkout's cache (nothing into the installed pyspark): the session's jars and the
+    settings every session of the suite starts with.
 
-def write_spark_defaults(jars: list[Path], spark_home: Path | None = None) -> Path:
-    """Make the suite's jars and Delta part of every session of the installed pyspark.
+    Args:
+        jars: the session's jars (``spark.jars``).
+        target: the file; None for ``.cache/spark-submit.conf`` of the checkout.
 
-    ``spark-submit jobs/<job>.py`` starts the driver JVM before any Python runs, so jars named later by
-    the session builder never reach the driver's classpath. Spark reads ``conf/spark-defaults.conf`` of
-    its installation at submit time; this writes it for the pyspark of this environment.
-
-    Raises:
-        StackError: if a ``spark-defaults.conf`` the suite did not write is in the way.
+    Returns:
+        The file written.
     """
     from etl_lib.runtime.session import SESSION_CONF
 
-    home = spark_home or _pyspark_jar_dir().parent
-    target = home / "conf" / "spark-defaults.conf"
-    if target.is_file() and not target.read_text(encoding="utf-8").startswith(SPARK_DEFAULTS_MARKER):
-        raise StackError(f"{target} exists and was not written by the suite; merge its settings by hand")
+    target = target or submit_properties()
     lines = [
-        SPARK_DEFAULTS_MARKER,
-        "# so that spark-submit and pyspark sessions of this environment load Delta and the connectors.",
+        "# Written by make setup: spark-submit --properties-file <this file> jobs/<job>.py",
         f"spark.jars {','.join(str(jar) for jar in jars)}",
         *(f"{key} {value}" for key, value in SESSION_CONF.items()),
         "",
@@ -152,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         for jar_set in (session_jars, kafka_broker_jar_set(), *([deequ] if deequ else [])):
             jars = resolve(jar_set, force=args.force) if args.action == "resolve" else cached_jars(jar_set)
             print(f"{jar_set.name}: {len(jars)} jars in {jars[0].parent if jars else '-'}")
-            # Only the session's own jars go to spark-submit's defaults (Deequ's are loaded by its benchmark).
+            # Only the session's own jars go to spark-submit's properties (Deequ's are loaded by its benchmark).
             if jar_set is session_jars and args.action == "resolve" and line == active_line():
-                print(f"spark defaults: {write_spark_defaults(jars)}")
+                print(f"spark-submit properties: {write_submit_properties(jars)}")
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -63,9 +63,16 @@ class SinkFailure:
         """The row of ``audit/sink_failures``, in the order of :data:`SINK_FAILURES_SCHEMA`."""
         origin = self.origin
         return (
-            self.sink, self.sending, list(self.keys), self.error, self.attempts, self.failed_at,
-            origin.run_id, origin.job, origin.batch_id,
-        )  # fmt: skip
+            self.sink,
+            self.sending,
+            list(self.keys),
+            self.error,
+            self.attempts,
+            self.failed_at,
+            origin.run_id,
+            origin.job,
+            origin.batch_id,
+        )
 
     @property
     def line(self) -> str:

@@ -271,10 +271,11 @@ def batch_tasks(config: SuiteConfig, context: RunContext, process_date: dt.date)
     """The task graph of one batch-layer run."""
     landing: list[Task] = []
     for name, source in config.sources_of(ENTITY).items():
-        land = land_files if isinstance(source, FileSourceConfig) else land_jdbc
-        landing.append(
-            Task(f"bronze/{source.table}", partial(land, config=config, name=name, source=source, context=context))  # type: ignore[arg-type]
-        )
+        if isinstance(source, FileSourceConfig):
+            land = partial(land_files, config=config, name=name, source=source, context=context)
+        else:
+            land = partial(land_jdbc, config=config, name=name, source=source, context=context)
+        landing.append(Task(f"bronze/{source.table}", land))
     silver_task = Task(
         f"silver/{ENTITY}",
         partial(build_order_lines, config=config, context=context),

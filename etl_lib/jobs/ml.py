@@ -75,9 +75,15 @@ def _train_anomaly(spark: SparkSession, config: SuiteConfig, context: RunContext
     model, metrics = anomaly.fit(sample, settings)
     with mlflow.start_run(run_name=f"{settings.model_name} {context.run_id}"):
         mlflow.log_params(
-            {"trees": settings.trees, "sample_size": settings.sample_size, "contamination": settings.contamination,
-             "features": ",".join(settings.features), "random_state": settings.random_state, "rows_available": total}
-        )  # fmt: skip
+            {
+                "trees": settings.trees,
+                "sample_size": settings.sample_size,
+                "contamination": settings.contamination,
+                "features": ",".join(settings.features),
+                "random_state": settings.random_state,
+                "rows_available": total,
+            }
+        )
         mlflow.log_metrics(metrics)
         scores = -model.score_samples(sample[settings.features].astype("float64"))
         counts, edges = np.histogram(scores, bins=40)
@@ -115,9 +121,16 @@ def _train_churn(spark: SparkSession, config: SuiteConfig, context: RunContext) 
         )
     best, model, scores = churn.select_model(features, labels, settings.folds, churn.candidates())
     with mlflow.start_run(run_name=f"{settings.model_name} {context.run_id}"):
-        mlflow.log_params({"features": ",".join(settings.features), "inactive_days": settings.inactive_days,
-                           "cutoff": str(churn.cutoff(last[0], settings.inactive_days)), "chosen": best,
-                           "customers": len(customers), "churn_rate": round(float(labels.mean()), 4)})  # fmt: skip
+        mlflow.log_params(
+            {
+                "features": ",".join(settings.features),
+                "inactive_days": settings.inactive_days,
+                "cutoff": str(churn.cutoff(last[0], settings.inactive_days)),
+                "chosen": best,
+                "customers": len(customers),
+                "churn_rate": round(float(labels.mean()), 4),
+            }
+        )
         mlflow.log_metrics({f"cv_roc_auc_{name}": score for name, score in scores.items()})
         mlflow.log_metric("training_roc_auc", float(roc_auc_score(labels, model.predict_proba(features)[:, 1])))
         version = _log_model(model, settings.model_name, features, config, context)

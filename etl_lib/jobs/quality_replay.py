@@ -13,7 +13,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import SuiteConfig
+from etl_lib.config import SuiteConfig, is_layer
 from etl_lib.core.run import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.errors import ConfigError
 from etl_lib.io import lakehouse
@@ -93,9 +93,11 @@ def replay_job(spark: SparkSession, config: SuiteConfig, context: RunContext) ->
         raise ConfigError("quality replay needs --table layer/name")
     report = replay_quarantine(spark, config, context, table)
     layer, _, name = table.partition("/")
+    if not is_layer(layer):
+        raise ConfigError(f"--table {table}: {layer!r} is not a layer of the lakehouse")
     result = JobResult(job=context.job, run_id=context.run_id)
     path = config.lakehouse.table_path(layer, name)
-    result.writes.append(TableWrite(layer, name, path, report.released, lakehouse.current_version(spark, path)))  # type: ignore[arg-type]
+    result.writes.append(TableWrite(layer, name, path, report.released, lakehouse.current_version(spark, path)))
     result.metrics.update(
         examined=report.examined, released=report.released, still_quarantined=report.still_quarantined
     )

@@ -64,7 +64,10 @@ def extent(lines: DataFrame, events: DataFrame) -> Extent:
     if batch is None or batch[1] is None:
         raise ConfigError("silver/order_lines holds no lines: run the batch layer before reconciling")
     assert speed is not None
-    return Extent(_utc(batch[0]), _utc(batch[1]), _utc(speed[0]), _utc(speed[1]))  # type: ignore[arg-type]
+    first, last = _utc(batch[0]), _utc(batch[1])
+    assert first is not None  # the minimum of a column whose maximum is not null
+    assert last is not None
+    return Extent(first, last, _utc(speed[0]), _utc(speed[1]))
 
 
 def register_views(spark: SparkSession, config: SuiteConfig) -> list[str]:

@@ -140,8 +140,15 @@ class _Paths:
 
     def ingest(self) -> tuple[str, ...]:
         """The tables a micro-batch of the ingest query may write."""
-        return (self.bronze, self.dead_letters, self.silver, self.late, self.gaps, self.quality_results,
-                self.quarantine)  # fmt: skip
+        return (
+            self.bronze,
+            self.dead_letters,
+            self.silver,
+            self.late,
+            self.gaps,
+            self.quality_results,
+            self.quarantine,
+        )
 
     def views(self) -> tuple[str, ...]:
         """The tables a micro-batch of the views query writes."""
@@ -512,14 +519,7 @@ class SpeedBatch:
                 # A stream is not stopped by a held-back batch: its rows wait in quarantine for a replay.
                 silver_rows = cache(fresh.drop("payload").transform(self.protect).transform(self.score))
                 checked, held_results, audit_writes = self._quality(spark, silver_rows, stamp, batch_id, done, counts)
-                after = dict(before)
-                for partition, mark in tally.marks.items():
-                    after[partition] = max(mark, after[partition]) if partition in after else mark
-                self._marks = {batch_id: after}  # only the next batch reads it
-                newest = max(after.values()) if after else None
-                state_row = (query_id, batch_id, newest, after, watermark, counts["records"],
-                             counts["dead_letters"], counts["late"], counts["duplicates"], counts["fresh"], now,
-                             self.context.run_id)  # fmt: skip
+                state_row = self._state_row(query_id, batch_id, before, tally, watermark, now)
                 # The batch's state and results ride in its bronze commit; the audit tables get the held rows now
                 # and then.
                 carried = {**metadata, **self.state.add(state_row, held_results)}
@@ -528,6 +528,27 @@ class SpeedBatch:
                 pending = [write for path, write in writes.items() if path not in done] + audit_writes
                 written = _all_at_once(pending)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
+
+    def _state_row(
+        self,
+        query_id: str,
+        batch_id: int,
+        before: dict[str, Any],
+        tally: _Tally,
+        watermark: dt.datetime | None,
+        now: dt.datetime,
+    ) -> tuple[object, ...]:
+        """The batch's row of ``audit/stream_state``: each partition's mark moved on by the batch, and its counts."""
+        after = dict(before)
+        for partition, mark in tally.marks.items():
+            after[partition] = max(mark, after[partition]) if partition in after else mark
+        self._marks = {batch_id: after}  # only the next batch reads it
+        counts = tally.counts
+        return (
+            *(query_id, batch_id, max(after.values()) if after else None, after, watermark),
+            *(counts[key] for key in ("records", "dead_letters", "late", "duplicates", "fresh")),
+            *(now, self.context.run_id),
+        )
 
     def _quality(
         self,
@@ -602,8 +623,9 @@ class SpeedBatch:
             holes = self._gaps(spark, judged, query_id, batch_id)
             counts["lost"] = sum(hole[4] for hole in holes)
             if holes:
-                log.warning("speed batch %d: %d records lost before they were read: %s",
-                            batch_id, counts["lost"], holes)  # fmt: skip
+                log.warning(
+                    "speed batch %d: %d records lost before they were read: %s", batch_id, counts["lost"], holes
+                )
                 rows = [(query_id, batch_id, *hole, now, self.context.run_id) for hole in holes]
                 gaps = spark.createDataFrame(rows, GAPS_SCHEMA)
                 writes[paths.gaps] = lambda: lakehouse.append(gaps, paths.gaps)
@@ -807,9 +829,10 @@ def _all_at_once(writes: Sequence[Callable[[], object]]) -> list[float]:
     """
     with ThreadPoolExecutor(max_workers=6, thread_name_prefix="speed-write") as pool:
         futures = [pool.submit(_timed, write) for write in writes]
-    errors = [future.exception() for future in futures if future.exception() is not None]
-    if errors:
-        raise errors[0]  # type: ignore[misc]
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error
     return [future.result() for future in futures]
 
 

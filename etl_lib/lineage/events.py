@@ -100,9 +100,19 @@ def write(
     if not found:
         return
     rows = [
-        (context.run_id, context.job, e.task, e.kind, e.dataset, e.version, e.rows, e.operation,
-         [{"dataset": d, "version": v} for d, v in e.inputs], at)
+        (
+            context.run_id,
+            context.job,
+            e.task,
+            e.kind,
+            e.dataset,
+            e.version,
+            e.rows,
+            e.operation,
+            [{"dataset": d, "version": v} for d, v in e.inputs],
+            at,
+        )
         for e in found
-    ]  # fmt: skip
+    ]
     frame = spark.createDataFrame(rows, LINEAGE_SCHEMA)
     lakehouse.append_retrying(frame, config.lakehouse.table_path("audit", "lineage_events"))

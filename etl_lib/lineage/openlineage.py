@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from etl_lib import __version__
@@ -162,8 +162,8 @@ class Emitter:
         state: str,
         at: dt.datetime,
         spark_version: str,
-        inputs: list[tuple[str, int | None]] = (),  # type: ignore[assignment]
-        outputs: list[tuple[str, int | None, int | None]] = (),  # type: ignore[assignment]
+        inputs: Sequence[tuple[str, int | None]] = (),
+        outputs: Sequence[tuple[str, int | None, int | None]] = (),
         error: str | None = None,
         streaming: bool = False,
     ) -> None:

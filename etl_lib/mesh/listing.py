@@ -26,10 +26,29 @@ def latest_products(root: str, domain: str | None = None) -> list[dict[str, Any]
     """
     connection_rows = duckdb_query(sql, [domain, domain], c=path)
     names = [
-        "domain", "product", "dataset", "location", "source", "source_version", "version", "description", "owner",
-        "consumers", "schema_json", "row_count", "last_updated", "quality_score", "freshness_at", "is_fresh",
-        "upstream", "model_versions", "contract_path", "glue_table", "run_id", "published_at",
-    ]  # fmt: skip
+        "domain",
+        "product",
+        "dataset",
+        "location",
+        "source",
+        "source_version",
+        "version",
+        "description",
+        "owner",
+        "consumers",
+        "schema_json",
+        "row_count",
+        "last_updated",
+        "quality_score",
+        "freshness_at",
+        "is_fresh",
+        "upstream",
+        "model_versions",
+        "contract_path",
+        "glue_table",
+        "run_id",
+        "published_at",
+    ]
     return [dict(zip(names, row, strict=True)) for row in connection_rows]
 
 

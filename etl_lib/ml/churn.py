@@ -90,18 +90,32 @@ def select_model(
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=42)
-    scores = {name: float(np.mean(cross_val_score(model, features, labels, cv=splitter, scoring="roc_auc")))
-              for name, model in models.items()}  # fmt: skip
+    scores = {
+        name: float(np.mean(cross_val_score(model, features, labels, cv=splitter, scoring="roc_auc")))
+        for name, model in models.items()
+    }
     best = max(scores, key=lambda name: scores[name])
     fitted = clone(models[best]).fit(features, labels)
     return best, fitted, scores
 
 
 TELCO_CATEGORIES = (
-    "gender", "Partner", "Dependents", "PhoneService", "MultipleLines", "InternetService", "OnlineSecurity",
-    "OnlineBackup", "DeviceProtection", "TechSupport", "StreamingTV", "StreamingMovies", "Contract",
-    "PaperlessBilling", "PaymentMethod",
-)  # fmt: skip
+    "gender",
+    "Partner",
+    "Dependents",
+    "PhoneService",
+    "MultipleLines",
+    "InternetService",
+    "OnlineSecurity",
+    "OnlineBackup",
+    "DeviceProtection",
+    "TechSupport",
+    "StreamingTV",
+    "StreamingMovies",
+    "Contract",
+    "PaperlessBilling",
+    "PaymentMethod",
+)
 TELCO_NUMBERS = ("SeniorCitizen", "tenure", "MonthlyCharges", "TotalCharges")
 
 

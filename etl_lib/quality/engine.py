@@ -349,24 +349,54 @@ def _result(rule: RuleConfig, index: int, metrics: _Metrics, reference: dt.datet
         high_ok = rule.max is None or rows <= float(rule.max)
         expected = f"[{_shown(rule.min)}, {_shown(rule.max)}]"
         return RuleResult(
-            rule.name, rule.type, [], rule.severity, rule.action, float(rows), None, low_ok and high_ok, 0, rows, [],
+            rule.name,
+            rule.type,
+            [],
+            rule.severity,
+            rule.action,
+            float(rows),
+            None,
+            low_ok and high_ok,
+            0,
+            rows,
+            [],
             f"{rows} rows, expected {expected}",
-        )  # fmt: skip
+        )
     if rule.type == "freshness":
         newest = metrics.newest(index)
         age = (reference - _aware(newest)).total_seconds() if isinstance(newest, dt.datetime) else None
         limit = interval(rule.max_age or "0 seconds").total_seconds()
         fresh = age is not None and age <= limit
         return RuleResult(
-            rule.name, rule.type, rule.target_columns, rule.severity, rule.action, age, limit, fresh, 0, rows, [],
+            rule.name,
+            rule.type,
+            rule.target_columns,
+            rule.severity,
+            rule.action,
+            age,
+            limit,
+            fresh,
+            0,
+            rows,
+            [],
             f"newest {rule.column} is {age if age is not None else 'absent'} s old, limit {limit:.0f} s",
-        )  # fmt: skip
+        )
     failing = metrics.count(f"f{index}")
     ratio = 1.0 - failing / rows if rows else 1.0
     return RuleResult(
-        rule.name, rule.type, rule.target_columns, rule.severity, rule.action, ratio, rule.threshold,
-        ratio >= rule.threshold, failing, rows, samples[:SAMPLES], f"{failing} of {rows} rows: {_message(rule)}",
-    )  # fmt: skip
+        rule.name,
+        rule.type,
+        rule.target_columns,
+        rule.severity,
+        rule.action,
+        ratio,
+        rule.threshold,
+        ratio >= rule.threshold,
+        failing,
+        rows,
+        samples[:SAMPLES],
+        f"{failing} of {rows} rows: {_message(rule)}",
+    )
 
 
 def _aware(moment: object) -> dt.datetime:

@@ -64,10 +64,20 @@ class Governance:
     def _row(self, status: str, error: str | None, metrics: dict[str, str]) -> None:
         ended = None if status == "running" else self.context.clock()
         row = (
-            self.context.run_id, self.config.app.name, self.context.job, self.config.app.environment,
-            platform_of(self.spark, self.config), self.spark.version, __version__, self.started_at, ended, status,
-            error, json.dumps(redacted(self.config), sort_keys=True), metrics,
-        )  # fmt: skip
+            self.context.run_id,
+            self.config.app.name,
+            self.context.job,
+            self.config.app.environment,
+            platform_of(self.spark, self.config),
+            self.spark.version,
+            __version__,
+            self.started_at,
+            ended,
+            status,
+            error,
+            json.dumps(redacted(self.config), sort_keys=True),
+            metrics,
+        )
         frame = self.spark.createDataFrame([row], RUNS_SCHEMA)
         lakehouse.append_retrying(frame, self.config.lakehouse.table_path("audit", "etl_runs"))
 
@@ -83,10 +93,20 @@ class Governance:
             why: why its lock was free (:func:`etl_lib.runtime.run_lock.why_free`), for the row's error.
         """
         row: tuple[object, ...] = (
-            run_id, self.config.app.name, job, self.config.app.environment,
-            platform_of(self.spark, self.config), self.spark.version, __version__, claimed_at, self.context.clock(),
-            "abandoned", f"{why}; run {self.context.run_id} took over its lock", None, {},
-        )  # fmt: skip
+            run_id,
+            self.config.app.name,
+            job,
+            self.config.app.environment,
+            platform_of(self.spark, self.config),
+            self.spark.version,
+            __version__,
+            claimed_at,
+            self.context.clock(),
+            "abandoned",
+            f"{why}; run {self.context.run_id} took over its lock",
+            None,
+            {},
+        )
         frame = self.spark.createDataFrame([row], RUNS_SCHEMA)
         lakehouse.append_retrying(frame, self.config.lakehouse.table_path("audit", "etl_runs"))
 

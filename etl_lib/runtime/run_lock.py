@@ -244,23 +244,39 @@ def acquire(
                     "Run it again once that run ends, or set run.lock_wait_seconds to wait for it"
                 )
             continue
-        generation = holder.generation + 1 if holder else 0
-        claim = _row(spark, lock, generation, "claimed", run_id, job, now_of(), lease_seconds)
-        try:
-            lakehouse.append(claim, path, (f"run-lock:{lock}", generation), partition_by=("lock",))
-        except Exception as error:
-            if not lakehouse.is_conflict(error):
-                raise
-            continue  # another claim of this generation committed first
-        won = holder_of(spark, path, lock)
-        if won is None or won.generation < generation:
-            # Delta skipped the claim as a version it had already committed: rows were deleted by hand.
-            raise EtlSuiteError(
-                f"{path}: rows of lock {lock} were deleted, but Delta still remembers its claims, so no new claim "
-                "can be written; remove the whole table to reset the lock"
-            )
-        if won.generation == generation and won.run_id == run_id:
-            dead = holder if holder is not None and not holder.released else None
-            return Lease(
-                spark, path, lock, generation, run_id, job, lease_seconds, now_of, took_over=dead, reason=reason
-            )
+        lease = _claim(spark, path, lock, holder, run_id, job, now_of, lease_seconds, reason)
+        if lease is not None:
+            return lease
+
+
+def _claim(
+    spark: SparkSession,
+    path: str,
+    lock: str,
+    holder: Holder | None,
+    run_id: str,
+    job: str,
+    now_of: Callable[[], dt.datetime],
+    lease_seconds: float,
+    reason: str,
+) -> Lease | None:
+    """Write the claim of the generation after ``holder``'s: the lease if this run won it, None if another did."""
+    generation = holder.generation + 1 if holder else 0
+    claim = _row(spark, lock, generation, "claimed", run_id, job, now_of(), lease_seconds)
+    try:
+        lakehouse.append(claim, path, (f"run-lock:{lock}", generation), partition_by=("lock",))
+    except Exception as error:
+        if not lakehouse.is_conflict(error):
+            raise
+        return None  # another claim of this generation committed first
+    won = holder_of(spark, path, lock)
+    if won is None or won.generation < generation:
+        # Delta skipped the claim as a version it had already committed: rows were deleted by hand.
+        raise EtlSuiteError(
+            f"{path}: rows of lock {lock} were deleted, but Delta still remembers its claims, so no new claim "
+            "can be written; remove the whole table to reset the lock"
+        )
+    if won.generation == generation and won.run_id == run_id:
+        dead = holder if holder is not None and not holder.released else None
+        return Lease(spark, path, lock, generation, run_id, job, lease_seconds, now_of, took_over=dead, reason=reason)
+    return None

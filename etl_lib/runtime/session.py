@@ -16,6 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from etl_lib.config import SparkConfig
+from etl_lib.errors import StackError
 from etl_lib.runtime.jars import cached_jars, spark_jar_set
 from etl_lib.runtime.stack import active_line
 
@@ -90,4 +91,30 @@ def start_local_session(spark: SparkConfig) -> SparkSession:
     builder = SparkSession.builder.master(spark.master)
     for key, value in local_session_conf(spark).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    _require_delta(session)
+    return session
+
+
+#: The class Delta's session extension is; a driver without it cannot read or write the suite's tables.
+DELTA_EXTENSION_CLASS = "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def _require_delta(session: SparkSession) -> None:
+    """Fail at once, saying how to start it, when the driver JVM cannot load Delta.
+
+    A driver that ``spark-submit`` started before any Python ran has only the jars spark-submit was given: those the
+    builder names later reach the executors, not the driver.
+
+    Raises:
+        StackError: when Delta's classes are not on the driver's classpath.
+    """
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    if not jvm.org.apache.spark.util.Utils.classIsLoadable(DELTA_EXTENSION_CLASS):
+        session.stop()
+        raise StackError(
+            "the Spark driver has no Delta classes: spark-submit starts it before the suite can add its jars. "
+            "Give spark-submit the properties file make setup wrote: "
+            "spark-submit --properties-file .cache/spark-submit.conf jobs/JOB.py ... (or run etl-suite run JOB)"
+        )

@@ -31,10 +31,25 @@ class RedisService(LocalService):
         password = secret_from_env(self.redis.password_env)
         # Settings come on standard input ("-"), so that a password is on no command line and in no file.
         settings = f"requirepass {password}\n" if password else ""
-        command = [server, "-", "--port", str(self.redis.port), "--bind", self.redis.host, "--save", "",
-                   "--appendonly", "no", "--dir", str(self.state_dir), "--protected-mode", "yes",
-                   # Keep the command line as started: it identifies the process (and a rewrite races readers).
-                   "--set-proc-title", "no"]  # fmt: skip
+        command = [
+            server,
+            "-",
+            "--port",
+            str(self.redis.port),
+            "--bind",
+            self.redis.host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.state_dir),
+            "--protected-mode",
+            "yes",
+            # Keep the command line as started: it identifies the process (and a rewrite races readers).
+            "--set-proc-title",
+            "no",
+        ]
         self.process.start(command, marker=f"--port {self.redis.port} --bind {self.redis.host}", stdin_text=settings)
 
     def healthy(self) -> bool:

@@ -51,15 +51,35 @@ class SparkClusterService(LocalService):
     def _start(self) -> None:
         spark_class = _spark_class()
         cluster = self.cluster
-        master = [spark_class, MASTER, "--host", cluster.host, "--port", str(cluster.port),
-                  "--webui-port", str(cluster.webui_port)]  # fmt: skip
+        master = [
+            spark_class,
+            MASTER,
+            "--host",
+            cluster.host,
+            "--port",
+            str(cluster.port),
+            "--webui-port",
+            str(cluster.webui_port),
+        ]
         self.process.start(master, marker=f"{MASTER} --host {cluster.host} --port {cluster.port}", env=self._env())
         for worker in self.workers:
             work_dir = worker.state_dir / "work"
             work_dir.mkdir(parents=True, exist_ok=True)
-            command = [spark_class, WORKER, "--host", cluster.host, "--cores", str(cluster.worker_cores),
-                       "--memory", cluster.worker_memory, "--webui-port", "0", "--work-dir", str(work_dir),
-                       cluster.master_url]  # fmt: skip
+            command = [
+                spark_class,
+                WORKER,
+                "--host",
+                cluster.host,
+                "--cores",
+                str(cluster.worker_cores),
+                "--memory",
+                cluster.worker_memory,
+                "--webui-port",
+                "0",
+                "--work-dir",
+                str(work_dir),
+                cluster.master_url,
+            ]
             worker.start(command, marker=f"{WORKER} --host {cluster.host}", env=self._env())
 
     def up(self) -> ServiceStatus:

@@ -33,14 +33,27 @@ class SuiteRun:
     """``etl-suite run JOB`` on conf/test.yaml as a process group of its own, its output collected as it comes."""
 
     def __init__(self, job: str, root: Path, settings: dict[str, str], arguments: Sequence[str] = ()) -> None:
-        command = [str(Path(sys.executable).parent / "etl-suite"), "run", job, *arguments,
-                   "--conf", str(PROJECT / "conf" / "test.yaml"), "--set", f"lakehouse.root={root}"]  # fmt: skip
+        command = [
+            str(Path(sys.executable).parent / "etl-suite"),
+            "run",
+            job,
+            *arguments,
+            "--conf",
+            str(PROJECT / "conf" / "test.yaml"),
+            "--set",
+            f"lakehouse.root={root}",
+        ]
         for key, value in settings.items():
             command += ["--set", f"{key}={value}"]
         self.process = subprocess.Popen(
-            command, cwd=root.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
-        )  # fmt: skip
+            command,
+            cwd=root.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

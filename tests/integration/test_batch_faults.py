@@ -21,8 +21,14 @@ if TYPE_CHECKING:
     from tests.integration.conftest import SuiteRun
 
 PROJECT = Path(__file__).resolve().parents[2]
-TABLES = ("bronze/online_retail", "silver/order_lines", "silver/dim_products", "silver/dim_customers",
-          "gold/customer_features", "gold/daily_revenue")  # fmt: skip
+TABLES = (
+    "bronze/online_retail",
+    "silver/order_lines",
+    "silver/dim_products",
+    "silver/dim_customers",
+    "gold/customer_features",
+    "gold/daily_revenue",
+)
 
 
 def _comparable(frame: DataFrame) -> DataFrame:

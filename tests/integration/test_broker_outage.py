@@ -43,21 +43,34 @@ def rows(table: Path) -> int:
 def speed_layer(arguments: list[str], root: Path, topic: str, work_dir: str, log: Path) -> subprocess.Popen[bytes]:
     """The job as a process of its own, its output going to ``log`` (a pipe nobody reads could fill up)."""
     command = [
-        str(Path(sys.executable).parent / "etl-suite"), "run", "speed_layer", *arguments,
-        "--conf", str(PROJECT / "conf" / "test.yaml"),
-        "--set", f"lakehouse.root={root}",
-        "--set", f"services.work_dir={work_dir}",
-        "--set", "speed.source=kafka",
-        "--set", f"speed.kafka.topic={topic}",
-        "--set", "speed.trigger_interval=1 second",
+        str(Path(sys.executable).parent / "etl-suite"),
+        "run",
+        "speed_layer",
+        *arguments,
+        "--conf",
+        str(PROJECT / "conf" / "test.yaml"),
+        "--set",
+        f"lakehouse.root={root}",
+        "--set",
+        f"services.work_dir={work_dir}",
+        "--set",
+        "speed.source=kafka",
+        "--set",
+        f"speed.kafka.topic={topic}",
+        "--set",
+        "speed.trigger_interval=1 second",
         # A short lease, so that the lock of this long-running job is renewed several times during the test.
-        "--set", f"run.lock_lease_seconds={LEASE_SECONDS}",
-    ]  # fmt: skip
+        "--set",
+        f"run.lock_lease_seconds={LEASE_SECONDS}",
+    ]
     with log.open("wb") as output:
         return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYSPARK_PYTHON": sys.executable}, start_new_session=True,
-        )  # fmt: skip
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+            start_new_session=True,
+        )
 
 
 @pytest.mark.slow

@@ -28,9 +28,13 @@ MAX_PAYLOAD = 50_000
 
 def event(event_id: str | None, **fields: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "event_id": event_id, "event_type": "page_view", "customer_id": "17850", "session_id": "s-536365",
-        "timestamp": "2010-12-01T08:25:00Z", "page_url": "/products/85123A",
-    }  # fmt: skip
+        "event_id": event_id,
+        "event_type": "page_view",
+        "customer_id": "17850",
+        "session_id": "s-536365",
+        "timestamp": "2010-12-01T08:25:00Z",
+        "page_url": "/products/85123A",
+    }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -71,7 +75,7 @@ CORPUS: list[tuple[str, bytes | None, str | None]] = [
     ("Latin-1, not UTF-8", encoded(event("latin-1")).replace(b"17850", b"caf\xe9"), "encoding"),
     ("lone surrogate bytes (CESU)", encoded(event("sur-1")).replace(b"17850", b"\xed\xa0\x80"), "encoding"),
     ("purchase without amount", encoded(event("pur-1", **PURCHASE, quantity=1)), "required"),
-]  # fmt: skip
+]
 
 
 def test_a_hostile_corpus_is_accounted_for_record_by_record(
@@ -123,8 +127,12 @@ def test_a_hostile_corpus_is_accounted_for_record_by_record(
     )
     assert state is not None
     assert (state["records"], state["dead_letters"], state["late"], state["duplicates"], state["fresh"]) == (
-        len(CORPUS), len(refused), 0, 1, 3
-    )  # fmt: skip
+        len(CORPUS),
+        len(refused),
+        0,
+        1,
+        3,
+    )
 
     # The stream is still usable: a good event after the corpus goes through on the same checkpoint.
     sink.producer.produce(topic, value=encoded(event("after-1")), partition=0)

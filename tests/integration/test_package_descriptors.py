@@ -42,8 +42,12 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     completed = subprocess.run(
         # On the line this session runs (make would otherwise set the default line up again).
         ["make", "--no-print-directory", "package", f"DIST={out}", f"LINE={active_line().name}", f"SET={ACCOUNT}"],
-        cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return out
 
@@ -90,8 +94,12 @@ def test_the_zip_is_the_library_spark_submit_py_files_imports(dist: Path, tmp_pa
     )
     completed = subprocess.run(
         [sys.executable, "-c", code, str(dist / "etl_lib.zip")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     where, lines = completed.stdout.splitlines()
     assert where.startswith(str(dist / "etl_lib.zip"))
     assert lines == "['spark35', 'spark41']"
@@ -128,10 +136,13 @@ def test_glue_jobs_are_created_from_the_definitions(aws: AwsService, dist: Path,
 def test_emr_steps_are_added_to_a_cluster(aws: AwsService, dist: Path, uploaded: Any) -> None:
     emr = local_client(aws.aws, "emr")
     cluster = emr.run_job_flow(
-        Name="etl-suite", ReleaseLabel=load_config().deploy.emr.release_label, JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole", Applications=[{"Name": "Spark"}],
+        Name="etl-suite",
+        ReleaseLabel=load_config().deploy.emr.release_label,
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Applications=[{"Name": "Spark"}],
         Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
-    )["JobFlowId"]  # fmt: skip
+    )["JobFlowId"]
     steps = json.loads((dist / "emr" / "steps.json").read_text())
     emr.add_job_flow_steps(JobFlowId=cluster, Steps=steps)
     listed = emr.list_steps(ClusterId=cluster)["Steps"]

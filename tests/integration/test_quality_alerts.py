@@ -46,9 +46,14 @@ def test_metrics_go_to_cloudwatch_and_a_held_batch_alerts_through_sns(
     assert ("QualityScore", (("Table", "silver/orders"),)) in names
     assert ("FailingRows", (("Rule", "qty_positive"), ("Table", "silver/orders"))) in names
     stats = cloudwatch.get_metric_statistics(
-        Namespace="DataQuality", MetricName="QualityScore", Dimensions=[{"Name": "Table", "Value": "silver/orders"}],
-        StartTime=dt.datetime(2000, 1, 1), EndTime=dt.datetime(2100, 1, 1), Period=86400 * 365, Statistics=["Minimum"],
-    )  # fmt: skip
+        Namespace="DataQuality",
+        MetricName="QualityScore",
+        Dimensions=[{"Name": "Table", "Value": "silver/orders"}],
+        StartTime=dt.datetime(2000, 1, 1),
+        EndTime=dt.datetime(2100, 1, 1),
+        Period=86400 * 365,
+        Statistics=["Minimum"],
+    )
     assert [point["Minimum"] for point in stats["Datapoints"]] == [0.0]
 
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]

@@ -119,9 +119,11 @@ def test_lookup_answers_from_redis_then_falls_back_to_delta(
     client = redis_client(config.services.redis)
     customer, fields = next(iter(stored(client, "test:customer:").items()))
     overrides = [
-        "--set", f"lakehouse.root={config.lakehouse.root}",
-        "--set", "serving.realtime_store.key_prefix='test:customer:'",
-    ]  # fmt: skip
+        "--set",
+        f"lakehouse.root={config.lakehouse.root}",
+        "--set",
+        "serving.realtime_store.key_prefix='test:customer:'",
+    ]
     conf = ["--conf", str(Path(__file__).resolve().parents[2] / "conf" / "test.yaml")]
     assert main(["serve", "customer", customer, *conf, *overrides]) == 0
     answer = json.loads(capsys.readouterr().out)
@@ -182,8 +184,11 @@ def test_redis_out_of_reach_is_given_up_then_the_store_catches_up_when_it_is_bac
     assert lost is not None
     assert held is not None
     assert (lost.sink, lost.keys, lost.attempts, lost.origin) == (
-        "redis", tuple(first), 3, Origin("rt-outage", "speed_layer", 101)
-    )  # fmt: skip
+        "redis",
+        tuple(first),
+        3,
+        Origin("rt-outage", "speed_layer", 101),
+    )
     assert lost.error.startswith("ConnectionError: Error 111 connecting to"), lost.error
     assert held.keys == tuple(second)
     assert "7 customers of micro-batches [101, 102] kept for the next batch" in held.sending

@@ -41,8 +41,13 @@ def test_the_batch_layer_writes_and_reads_its_layers_on_s3a(aws: AwsService, tmp
         "spark.conf.spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.conf.spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
     }
-    command = [str(Path(sys.executable).parent / "etl-suite"), "run", "batch_layer", "--conf",
-               str(PROJECT / "conf" / "test.yaml")]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "etl-suite"),
+        "run",
+        "batch_layer",
+        "--conf",
+        str(PROJECT / "conf" / "test.yaml"),
+    ]
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY}
@@ -53,9 +58,12 @@ def test_the_batch_layer_writes_and_reads_its_layers_on_s3a(aws: AwsService, tmp
 
     # The tables are in the bucket, as Delta tables other engines read (the deltalake package here).
     options = {
-        "AWS_ENDPOINT_URL": aws.endpoint, "AWS_REGION": aws.aws.region, "AWS_ALLOW_HTTP": "true",
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
-    }  # fmt: skip
+        "AWS_ENDPOINT_URL": aws.endpoint,
+        "AWS_REGION": aws.aws.region,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
+    }
     bronze = DeltaTable(f"s3://{BUCKET}/lakehouse/bronze/online_retail", storage_options=options)
     assert bronze.to_pyarrow_dataset().count_rows() == sample.num_rows
     silver = DeltaTable(f"s3://{BUCKET}/lakehouse/silver/order_lines", storage_options=options)

@@ -79,8 +79,12 @@ def run_batch_layer(conf: Path, pg_password_env: str) -> subprocess.CompletedPro
     env |= {"ETL_TEST_PII_KEY": PII_KEY, "PYSPARK_PYTHON": sys.executable}
     return subprocess.run(
         [str(Path(sys.executable).parent / "etl-suite"), "run", "batch_layer", "--conf", str(conf)],
-        capture_output=True, text=True, env=env, timeout=900, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
 
 
 def delta_tables(root: Path) -> list[Path]:

@@ -87,9 +87,15 @@ def outage_config(base: SuiteConfig, root: Path, topic: str) -> SuiteConfig:
     events = data["quality"]["tables"]["silver/events"]
     events["score_threshold"] = 0.5
     events["rules"].append(
-        {"name": "events_are_recent", "type": "freshness", "column": "timestamp", "max_age": "1 day",
-         "severity": "error", "action": "warn"}
-    )  # fmt: skip
+        {
+            "name": "events_are_recent",
+            "type": "freshness",
+            "column": "timestamp",
+            "max_age": "1 day",
+            "severity": "error",
+            "action": "warn",
+        }
+    )
     return validate_config(data)
 
 

@@ -21,8 +21,14 @@ from etl_lib.services.spark import SparkClusterService
 pytestmark = pytest.mark.primary_line
 
 PROJECT = Path(__file__).resolve().parents[2]
-TABLES = ("bronze/online_retail", "silver/order_lines", "silver/dim_products", "silver/dim_customers",
-          "gold/customer_features", "gold/daily_revenue")  # fmt: skip
+TABLES = (
+    "bronze/online_retail",
+    "silver/order_lines",
+    "silver/dim_products",
+    "silver/dim_customers",
+    "gold/customer_features",
+    "gold/daily_revenue",
+)
 
 
 def _comparable(frame: DataFrame) -> DataFrame:
@@ -60,14 +66,24 @@ def test_the_batch_layer_on_a_standalone_cluster_writes_what_local_mode_writes(
         "spark.conf.spark.sql.warehouse.dir": str(tmp_path / "cluster" / "_warehouse"),
         "spark.conf.spark.executor.memory": "1g",
     }
-    command = [str(Path(sys.executable).parent / "etl-suite"), "run", "batch_layer", "--conf",
-               str(PROJECT / "conf" / "test.yaml")]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "etl-suite"),
+        "run",
+        "batch_layer",
+        "--conf",
+        str(PROJECT / "conf" / "test.yaml"),
+    ]
     for key, value in overrides.items():
         command += ["--set", f"{key}={value}"]
     completed = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False,
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
         env={**os.environ, "PYSPARK_PYTHON": sys.executable},
-    )  # fmt: skip
+    )
     assert completed.returncode == 0, completed.stderr[-5000:]
     assert "batch_layer succeeded" in completed.stdout
 

@@ -257,8 +257,11 @@ def test_quality_rules_on_the_real_extract_count_the_known_facts(full_run: dict[
     )
     assert all(r["passed"] for r in rows)
     assert {r["table"] for r in rows} == {
-        "bronze/online_retail", "silver/order_lines", "gold/customer_features", "gold/daily_revenue"
-    }  # fmt: skip
+        "bronze/online_retail",
+        "silver/order_lines",
+        "gold/customer_features",
+        "gold/daily_revenue",
+    }
     flagged = duckdb_query(
         "SELECT count(*) FROM t WHERE len(_dq_failures) > 0 AND list_contains("
         "list_transform(_dq_failures, f -> f.rule), 'price_not_negative')",

@@ -42,9 +42,12 @@ def test_bronze_ingest_tiny(spark: SparkSession, tmp_path: Path) -> None:
 def test_quality_rules_tiny(spark: SparkSession) -> None:
     result = quality_rules.run("tiny", repeat=1, spark=spark)
     assert [row["case"] for row in result["rows"]] == [
-        "scan only (no rule)", "1 rules, one pass", "10 rules, one pass", "50 rules, one pass",
+        "scan only (no rule)",
+        "1 rules, one pass",
+        "10 rules, one pass",
+        "50 rules, one pass",
         "50 rules, one scan per rule",
-    ]  # fmt: skip
+    ]
     assert result["rows"][1]["ratio_to_1_rule"] == 1.0
     assert all(row["seconds"] > 0 and row["spread"] >= 0 for row in result["rows"])
     [goal] = result["targets"]
@@ -64,8 +67,10 @@ def test_iforest_fidelity_tiny(spark: SparkSession) -> None:
 def test_scoring_throughput_tiny(spark: SparkSession) -> None:
     result = scoring_throughput.run("tiny", repeat=1, spark=spark)
     assert [row["case"] for row in result["rows"]] == [
-        "single-process scikit-learn", "pandas UDF in Spark (the suite)", "one call per row (the seed's way), 200 rows"
-    ]  # fmt: skip
+        "single-process scikit-learn",
+        "pandas UDF in Spark (the suite)",
+        "one call per row (the seed's way), 200 rows",
+    ]
     assert result["rows"][0]["speedup"] == 1.0
     assert all(row["rows_per_second"] > 0 for row in result["rows"])
     assert [goal["target"] for goal in result["targets"]] == [">= 1.5x", "faster"]

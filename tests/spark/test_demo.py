@@ -118,10 +118,19 @@ def test_the_report_renders_in_headless_chromium(demo: dict[str, Any], tmp_path:
     screenshot = tmp_path / "report.png"
     common = ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     shot = subprocess.run(
-        [*common, "--enable-logging=stderr", "--v=0", f"--screenshot={screenshot}", "--window-size=1280,6000",
-         report.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        [
+            *common,
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={screenshot}",
+            "--window-size=1280,6000",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     console = [line for line in shot.stderr.splitlines() if ":CONSOLE" in line or "Failed to load" in line]
     assert console == []
     png = screenshot.read_bytes()

@@ -16,6 +16,8 @@ from pyspark.sql import SparkSession
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
 BIN = Path(sys.executable).parent
+# What make setup writes for spark-submit, as docs/running.md tells a user to pass it.
+SUBMIT = [str(BIN / "spark-submit"), "--properties-file", str(PROJECT / ".cache" / "spark-submit.conf")]
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +50,7 @@ def test_cli_spark_submit_and_glue_arguments_write_the_same_table(
 ) -> None:
     by_cli = run([str(BIN / "etl-suite"), "run", "ingest_files"], tmp_path / "a", landing, tmp_path)
     assert by_cli.returncode == 0, by_cli.stderr
-    by_submit = run(
-        [str(BIN / "spark-submit"), str(PROJECT / "jobs" / "ingest_files.py")], tmp_path / "b", landing, tmp_path
-    )
+    by_submit = run([*SUBMIT, str(PROJECT / "jobs" / "ingest_files.py")], tmp_path / "b", landing, tmp_path)
     assert by_submit.returncode == 0, by_submit.stderr
 
     # As AWS Glue starts a script: its own arguments beside ours, ours under Glue-safe names.
@@ -60,13 +60,31 @@ def test_cli_spark_submit_and_glue_arguments_write_the_same_table(
         "spark.conf.spark.sql.warehouse.dir": f"{tmp_path / 'c'}/_warehouse",
     }
     by_glue = subprocess.run(
-        [str(BIN / "spark-submit"), str(PROJECT / "jobs" / "ingest_files.py"), "--JOB_NAME", "etl-suite-ingest_files",
-         "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1", "--job-bookmark-option", "job-bookmark-disable",
-         "--TempDir", str(tmp_path / "glue-tmp"), "--suite-conf", str(PROJECT / "conf" / "test.yaml"),
-         "--suite-overrides", json.dumps(overrides)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False,
+        [
+            *SUBMIT,
+            str(PROJECT / "jobs" / "ingest_files.py"),
+            "--JOB_NAME",
+            "etl-suite-ingest_files",
+            "--JOB_ID",
+            "j_1",
+            "--JOB_RUN_ID",
+            "jr_1",
+            "--job-bookmark-option",
+            "job-bookmark-disable",
+            "--TempDir",
+            str(tmp_path / "glue-tmp"),
+            "--suite-conf",
+            str(PROJECT / "conf" / "test.yaml"),
+            "--suite-overrides",
+            json.dumps(overrides),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
         env={**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )  # fmt: skip
+    )
     assert by_glue.returncode == 0, by_glue.stderr
 
     runs = ((by_cli, tmp_path / "a"), (by_submit, tmp_path / "b"), (by_glue, tmp_path / "c"))
@@ -79,6 +97,24 @@ def test_cli_spark_submit_and_glue_arguments_write_the_same_table(
 
     assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "b"), ignore_row_order=True)
     assert_df_equality(landed(tmp_path / "a"), landed(tmp_path / "c"), ignore_row_order=True)
+
+
+def test_spark_submit_without_the_suite_s_jars_says_how_to_give_them(
+    tmp_path: Path, landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing of the installation's own configuration: only what the command line gives spark-submit.
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "no-conf"))
+    bare = run(
+        [str(BIN / "spark-submit"), str(PROJECT / "jobs" / "ingest_files.py")], tmp_path / "lake", landing, tmp_path
+    )
+    assert bare.returncode == 1
+    # spark-submit runs Python with its standard error joined to its output.
+    assert (
+        "error: the Spark driver has no Delta classes: spark-submit starts it before the suite can add its jars. "
+        "Give spark-submit the properties file make setup wrote: "
+        "spark-submit --properties-file .cache/spark-submit.conf jobs/JOB.py ... (or run etl-suite run JOB)"
+    ) in bare.stdout.splitlines()
+    assert not (tmp_path / "lake" / "bronze").exists()
 
 
 def test_a_failure_inside_spark_is_explained_in_one_line_not_only_by_a_java_trace(tmp_path: Path) -> None:

@@ -24,8 +24,14 @@ def raw(spark: SparkSession, payloads: list[bytes | None]) -> DataFrame:
 
 
 def event(**fields: object) -> bytes:
-    base = {"event_id": "e1", "event_type": "page_view", "customer_id": "12345", "session_id": "s1",
-            "timestamp": "2011-01-01T11:59:00Z", "page_url": "/products/85123A"}  # fmt: skip
+    base = {
+        "event_id": "e1",
+        "event_type": "page_view",
+        "customer_id": "12345",
+        "session_id": "s1",
+        "timestamp": "2011-01-01T11:59:00Z",
+        "page_url": "/products/85123A",
+    }
     base.update(fields)
     return json.dumps({k: v for k, v in base.items() if v is not None}).encode()
 
@@ -62,10 +68,14 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
         ("4", None, ["payload is not a JSON object"]),
         ("5", None, ["event_id is missing"]),
         ("6", "e3", ["quantity is a JSON string but is declared int"]),
-        ("7", "e4", [
-            "product_id is missing (required when event_type is purchase)",
-            "amount is missing (required when event_type is purchase)",
-        ]),
+        (
+            "7",
+            "e4",
+            [
+                "product_id is missing (required when event_type is purchase)",
+                "amount is missing (required when event_type is purchase)",
+            ],
+        ),
         ("8", "e5", ["timestamp is more than 1 hour after the record arrived at 2011-01-01 12:00:00"]),
         ("9", "e6", []),  # other event types are kept, not aggregated
         ("10", None, ["payload is larger than 200 bytes"]),
@@ -74,15 +84,18 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
         ("13", None, ["payload is not a JSON object"]),
         ("14", "e11", []),
         ("15", None, ["payload is not a JSON object"]),
-    ]  # fmt: skip
+    ]
     customer = parsed.where("event_id = 'e11'").select("customer_id").first()
     assert customer is not None
     assert customer["customer_id"] == "\u05e9\u05dc\u05d5\u05dd \U0001f600 e\u0301"
     purchase = parsed.where("event_id = 'e2'").select("quantity", "amount", "timestamp", "event_date").first()
     assert purchase is not None
     assert (purchase["quantity"], str(purchase["amount"]), purchase["timestamp"], purchase["event_date"]) == (
-        6, "15.300", dt.datetime(2011, 1, 1, 11, 59), dt.date(2011, 1, 1)
-    )  # fmt: skip
+        6,
+        "15.300",
+        dt.datetime(2011, 1, 1, 11, 59),
+        dt.date(2011, 1, 1),
+    )
 
 
 ERRORS = "_errors ARRAY<STRUCT<rule: STRING, column: STRING, message: STRING>>"
@@ -330,12 +343,19 @@ def test_views_of_a_few_events(spark: SparkSession) -> None:
         [
             event(event_id="v1", timestamp="2011-01-01T10:01:00Z", page_url="/a"),
             event(event_id="v2", timestamp="2011-01-01T10:03:00Z", page_url="/b"),
-            event(event_id="p1", event_type="purchase", page_url=None, product_id="X", quantity=2, amount=10.5,
-                  timestamp="2011-01-01T10:04:00Z"),
+            event(
+                event_id="p1",
+                event_type="purchase",
+                page_url=None,
+                product_id="X",
+                quantity=2,
+                amount=10.5,
+                timestamp="2011-01-01T10:04:00Z",
+            ),
             event(event_id="v3", timestamp="2011-01-01T10:06:00Z", page_url="/c"),
             event(event_id="r1", event_type="refund", page_url=None, timestamp="2011-01-01T10:07:00Z"),
         ],
-    )  # fmt: skip
+    )
     at = dt.datetime
     windows = rows.transform(events.session_windows("5 minutes", "page_view", "purchase"))
     expected = spark.createDataFrame(
@@ -351,8 +371,11 @@ def test_views_of_a_few_events(spark: SparkSession) -> None:
     sessions = rows.transform(events.session_activity("page_view")).first()
     assert sessions is not None
     assert (sessions["page_views"], sessions["events"], sessions["current_page"], sessions["last_activity"]) == (
-        3, 5, "/c", at(2011, 1, 1, 10, 7)
-    )  # fmt: skip
+        3,
+        5,
+        "/c",
+        at(2011, 1, 1, 10, 7),
+    )
     value = rows.transform(events.customer_value("purchase")).first()
     assert value is not None
     assert (str(value["lifetime_value"]), value["purchase_count"]) == ("10.500", 1)
@@ -366,9 +389,14 @@ JSON_VALUES = st.recursive(
     max_leaves=20,
 )
 FIELD_VALUES = st.one_of(
-    st.text(), st.integers(), st.floats(), st.none(), st.booleans(), JSON_VALUES,
+    st.text(),
+    st.integers(),
+    st.floats(),
+    st.none(),
+    st.booleans(),
+    JSON_VALUES,
     st.sampled_from(["page_view", "purchase", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2011-01-01T11:00:00Z"]),
-)  # fmt: skip
+)
 EVENT_OBJECTS = st.fixed_dictionaries(
     {}, optional=dict.fromkeys(ENTITY.columns, FIELD_VALUES) | {"extra": JSON_VALUES}
 ).map(lambda body: json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))

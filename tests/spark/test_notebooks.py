@@ -14,9 +14,15 @@ pytestmark = pytest.mark.primary_line
 PROJECT = Path(__file__).resolve().parents[2]
 #: The order the notebooks run in, each on what the ones before it wrote (others run after these, by name).
 ORDER = (
-    "batch_layer", "ingest_files", "quality_replay", "speed_layer", "train_models", "score", "reconcile",
+    "batch_layer",
+    "ingest_files",
+    "quality_replay",
+    "speed_layer",
+    "train_models",
+    "score",
+    "reconcile",
     "publish_products",
-)  # fmt: skip
+)
 NOTEBOOKS = sorted(
     (PROJECT / "notebooks").glob("*.py"),
     key=lambda path: (ORDER.index(path.stem) if path.stem in ORDER else len(ORDER), path.stem),

@@ -62,12 +62,24 @@ def test_every_rule_type_counts_its_failures_and_names_samples(spark: SparkSessi
 
 def test_row_results_travel_with_the_rows_and_actions_apply(spark: SparkSession) -> None:
     table = rules(
-        {"name": "product_code", "type": "validity", "column": "code", "pattern": "^[0-9]{5}", "action": "warn",
-         "threshold": 0.5},
-        {"name": "qty_plausible", "type": "range", "column": "qty", "max": 10000, "action": "quarantine",
-         "threshold": 0.5},
+        {
+            "name": "product_code",
+            "type": "validity",
+            "column": "code",
+            "pattern": "^[0-9]{5}",
+            "action": "warn",
+            "threshold": 0.5,
+        },
+        {
+            "name": "qty_plausible",
+            "type": "range",
+            "column": "qty",
+            "max": 10000,
+            "action": "quarantine",
+            "threshold": 0.5,
+        },
         {"name": "priced", "type": "expression", "expression": "price > 0", "action": "drop", "threshold": 0.5},
-    )  # fmt: skip
+    )
     evaluation = evaluate(lines(spark), "silver/lines", table, 0.5, "run-7", NOW)
     assert (evaluation.score, evaluation.held) == (1.0, False)
     assert (evaluation.quarantined_rows, evaluation.dropped_rows) == (1, 1)
@@ -134,8 +146,13 @@ def test_a_uniqueness_rule_that_moves_no_row_counts_and_samples_what_ranking_the
     evaluation = evaluate(repeats(spark), "silver/x", rules(*counted, *ranked), 0.0, "run-1", NOW)
     found = {r.rule: (r.failing_rows, r.sample_keys) for r in evaluation.results}
     assert {rule: failing for rule, (failing, _) in found.items()} == {
-        "v_unique": 39, "vw_unique": 39, "w_unique": 59, "v_unique_q": 39, "vw_unique_q": 39, "w_unique_q": 59,
-    }  # fmt: skip
+        "v_unique": 39,
+        "vw_unique": 39,
+        "w_unique": 59,
+        "v_unique_q": 39,
+        "vw_unique_q": 39,
+        "w_unique_q": 59,
+    }
     for rule, (_, samples) in found.items():
         assert len(samples) == engine.SAMPLES, rule
         assert set(samples) <= (LATER if rule.startswith("v") else LATER | {str(i) for i in range(1, 20)} | {"40"})
@@ -168,10 +185,12 @@ def test_metrics_take_the_same_spark_jobs_for_one_rule_or_fifty(spark: SparkSess
     def jobs_for(count: int) -> int:
         # Without a key no sample keys are looked up: what is counted is the metrics pass alone.
         table = rules(
-            *[{"name": f"r{i}", "type": "range", "column": "qty", "min": 0, "max": 90 - i % 5, "threshold": 0}
-              for i in range(count)],
+            *[
+                {"name": f"r{i}", "type": "range", "column": "qty", "min": 0, "max": 90 - i % 5, "threshold": 0}
+                for i in range(count)
+            ],
             key=(),
-        )  # fmt: skip
+        )
         group = f"quality-{count}"
         spark.sparkContext.setJobGroup(group, group)
         evaluate(frame, "silver/x", table, 0.0, "run", NOW)

@@ -41,12 +41,24 @@ def configured(
     data["run"]["process_date"] = "2010-12-02"
     data["sources"] = {
         "erp_csv": {
-            "kind": "files", "format": "csv", "path": str(landing), "table": "erp_csv", "entity": "order_lines",
-            "columns": {"invoice_no": "invoice", "stock_code": "sku", "description": "text", "quantity": "qty",
-                        "invoice_date": "when", "unit_price": "price", "customer_id": "customer", "country": "nation"},
+            "kind": "files",
+            "format": "csv",
+            "path": str(landing),
+            "table": "erp_csv",
+            "entity": "order_lines",
+            "columns": {
+                "invoice_no": "invoice",
+                "stock_code": "sku",
+                "description": "text",
+                "quantity": "qty",
+                "invoice_date": "when",
+                "unit_price": "price",
+                "customer_id": "customer",
+                "country": "nation",
+            },
             "formats": {"invoice_date": "dd/MM/yyyy HH:mm"},
         }
-    }  # fmt: skip
+    }
     data["quality"]["tables"] = {"silver/order_lines": {"key": ["line_id"], "rules": order_line_rules}}
     data["quality"].update(quality)
     return validate_config(data)
@@ -55,8 +67,16 @@ def configured(
 def test_quarantined_rows_keep_their_reasons_and_a_replay_releases_them_after_a_fix(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
 ) -> None:
-    strict = [{"name": "small_orders_only", "type": "range", "column": "quantity", "max": 10, "action": "quarantine",
-               "threshold": 0.5}]  # fmt: skip
+    strict = [
+        {
+            "name": "small_orders_only",
+            "type": "range",
+            "column": "quantity",
+            "max": 10,
+            "action": "quarantine",
+            "threshold": 0.5,
+        }
+    ]
     config = configured(suite_config, tmp_path, strict)
     run_job("batch_layer", config, spark, context("run-1"))
     lines = lakehouse.read(spark, config.lakehouse.table_path("silver", "order_lines"))
@@ -72,9 +92,10 @@ def test_quarantined_rows_keep_their_reasons_and_a_replay_releases_them_after_a_
 
     # The rule was too strict; with it relaxed, the replay merges the row and marks it released.
     relaxed = configured(
-        suite_config, tmp_path,
+        suite_config,
+        tmp_path,
         [{"name": "small_orders_only", "type": "range", "column": "quantity", "max": 1000, "action": "quarantine"}],
-    )  # fmt: skip
+    )
     replay = run_job(
         "quality_replay",
         relaxed.model_copy(update={"run": relaxed.run.model_copy(update={"table": "silver/order_lines"})}),

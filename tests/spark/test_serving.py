@@ -32,8 +32,17 @@ SERVED = "customer_id STRING, day DATE, revenue DECIMAL(28,3), purchases BIGINT,
 
 
 def window(customer: str, start: T, purchases: int, amount: str) -> tuple[Any, ...]:
-    return (customer, f"s-{customer}", start, start + dt.timedelta(minutes=5), 1, purchases, Decimal(amount),
-            purchases + 1, start)  # fmt: skip
+    return (
+        customer,
+        f"s-{customer}",
+        start,
+        start + dt.timedelta(minutes=5),
+        1,
+        purchases,
+        Decimal(amount),
+        purchases + 1,
+        start,
+    )
 
 
 def test_windows_are_aligned_to_the_epoch() -> None:
@@ -291,10 +300,15 @@ def test_the_delta_fallback_answers_what_the_realtime_store_holds(spark: SparkSe
     )
     minutes = dt.timedelta(minutes=1)
     sessions = spark.createDataFrame(
-        [("a", "s1", "/p1", at), ("a", "s2", None, at + 30 * minutes), ("b", "s3", "/p3", at),
-         ("b", "s4", "/p4", at + 10 * minutes), ("b", None, "/p0", at - 10 * minutes)],
+        [
+            ("a", "s1", "/p1", at),
+            ("a", "s2", None, at + 30 * minutes),
+            ("b", "s3", "/p3", at),
+            ("b", "s4", "/p4", at + 10 * minutes),
+            ("b", None, "/p0", at - 10 * minutes),
+        ],
         "customer_id string, session_id string, current_page string, last_activity timestamp",
-    )  # fmt: skip
+    )
     lakehouse.overwrite(values, lake.lakehouse.table_path("gold", "customer_value"))
     lakehouse.overwrite(sessions, lake.lakehouse.table_path("gold", "customer_sessions"))
     touched = spark.createDataFrame([("a",), ("b",), ("c",)], "customer_id string")

@@ -20,12 +20,17 @@ def test_ways_run_in_turns_in_alternating_order_and_warm_ups_are_not_timed() -> 
     timings = in_turns({"reported": reported, "wall": wall}, repeat=3, warmup=2)
 
     assert calls == [
-        ("reported", -2), ("wall", -2),
-        ("wall", -1), ("reported", -1),
-        ("reported", 0), ("wall", 0),
-        ("wall", 1), ("reported", 1),
-        ("reported", 2), ("wall", 2),
-    ]  # fmt: skip
+        ("reported", -2),
+        ("wall", -2),
+        ("wall", -1),
+        ("reported", -1),
+        ("reported", 0),
+        ("wall", 0),
+        ("wall", 1),
+        ("reported", 1),
+        ("reported", 2),
+        ("wall", 2),
+    ]
     assert timings["reported"] == summarize([10.0, 11.0, 12.0])
     assert timings["reported"]["median"] == 11.0
     assert len(timings["wall"]["runs"]) == 3

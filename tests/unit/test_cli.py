@@ -153,10 +153,22 @@ def test_job_script_started_by_glue_ignores_glue_arguments_and_reads_its_own(
 
 def test_job_script_started_by_glue_says_what_is_wrong(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, str(PROJECT / "jobs" / "ingest_files.py"), "--JOB_NAME", "j", "--JOB_ID", "j_1",
-         "--suite-conf", str(tmp_path / "missing.yaml")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(PROJECT / "jobs" / "ingest_files.py"),
+            "--JOB_NAME",
+            "j",
+            "--JOB_ID",
+            "j_1",
+            "--suite-conf",
+            str(tmp_path / "missing.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 2
     assert completed.stderr.startswith("error: ")
     assert "missing.yaml" in completed.stderr

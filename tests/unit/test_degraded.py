@@ -163,9 +163,18 @@ def held_evaluation() -> Evaluation:
     """A held-back evaluation (its frames are never looked at by the alerts)."""
     failing = RuleResult("qty_known", "completeness", ["qty"], "error", "warn", 0.5, 1.0, False, 1, 2, [], "1 null")
     return Evaluation(
-        table="silver/events", results=[failing], score=0.0, threshold=0.8, rows=2,
-        kept=None, quarantined=None, dropped_rows=0, quarantined_rows=0, held=True, held_rows=None,  # type: ignore[arg-type]
-    )  # fmt: skip
+        table="silver/events",
+        results=[failing],
+        score=0.0,
+        threshold=0.8,
+        rows=2,
+        kept=None,
+        quarantined=None,
+        dropped_rows=0,
+        quarantined_rows=0,
+        held=True,
+        held_rows=None,  # type: ignore[arg-type]
+    )
 
 
 def test_cloudwatch_and_sns_out_of_reach_are_retried_by_botocore_then_given_up(

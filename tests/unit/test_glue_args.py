@@ -11,10 +11,21 @@ from etl_lib.errors import UsageError
 
 #: What Glue puts on a job script's command line besides the job's own arguments.
 GLUE_OWN = [
-    "--JOB_ID", "j_0123", "--JOB_RUN_ID", "jr_4567", "--job-bookmark-option", "job-bookmark-disable",
-    "--TempDir", "s3://bucket/tmp/", "--enable-glue-datacatalog", "true", "--conf",
-    "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension", "--datalake-formats", "delta",
-]  # fmt: skip
+    "--JOB_ID",
+    "j_0123",
+    "--JOB_RUN_ID",
+    "jr_4567",
+    "--job-bookmark-option",
+    "job-bookmark-disable",
+    "--TempDir",
+    "s3://bucket/tmp/",
+    "--enable-glue-datacatalog",
+    "true",
+    "--conf",
+    "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+    "--datalake-formats",
+    "delta",
+]
 
 
 def test_glue_is_recognised_by_its_job_name() -> None:
@@ -37,17 +48,31 @@ def test_a_required_option_that_is_missing_is_a_usage_error() -> None:
 def test_glue_arguments_become_the_suites_own() -> None:
     overrides = {"lakehouse.root": "s3://bucket/lake", "spark.conf.spark.sql.shuffle.partitions": 16, "ml.x": "5"}
     argv = [
-        "jobs/batch_layer.py", "--JOB_NAME", "etl-suite-batch_layer", *GLUE_OWN,
-        "--suite-conf", "glue.yaml", "--suite-overrides", json.dumps(overrides), "--process-date", "2011-12-10",
-        "--full-refresh", "false",
-    ]  # fmt: skip
+        "jobs/batch_layer.py",
+        "--JOB_NAME",
+        "etl-suite-batch_layer",
+        *GLUE_OWN,
+        "--suite-conf",
+        "glue.yaml",
+        "--suite-overrides",
+        json.dumps(overrides),
+        "--process-date",
+        "2011-12-10",
+        "--full-refresh",
+        "false",
+    ]
     assert suite_arguments(argv, {"process-date": False, "full-refresh": True}) == [
-        "--conf", "glue.yaml",
-        "--set", 'lakehouse.root="s3://bucket/lake"',
-        "--set", "spark.conf.spark.sql.shuffle.partitions=16",
-        "--set", 'ml.x="5"',  # a text stays a text
-        "--process-date", "2011-12-10",
-    ]  # fmt: skip
+        "--conf",
+        "glue.yaml",
+        "--set",
+        'lakehouse.root="s3://bucket/lake"',
+        "--set",
+        "spark.conf.spark.sql.shuffle.partitions=16",
+        "--set",
+        'ml.x="5"',  # a text stays a text
+        "--process-date",
+        "2011-12-10",
+    ]
     sets = ['lakehouse.root="s3://bucket/lake"', "spark.conf.spark.sql.shuffle.partitions=16", 'ml.x="5"']
     expected = ["--conf", "glue.yaml"]
     for override in sets:
@@ -73,5 +98,10 @@ def test_descriptors_write_what_the_scripts_read() -> None:
     arguments = glue_arguments("glue.yaml", {"lakehouse.root": "s3://b/lake"}, {"process-date": "2011-12-10"})
     argv = ["job.py", "--JOB_NAME", "j", *GLUE_OWN, *[part for pair in arguments.items() for part in pair]]
     assert suite_arguments(argv, {"process-date": False}) == [
-        "--conf", "glue.yaml", "--set", 'lakehouse.root="s3://b/lake"', "--process-date", "2011-12-10",
-    ]  # fmt: skip
+        "--conf",
+        "glue.yaml",
+        "--set",
+        'lakehouse.root="s3://b/lake"',
+        "--process-date",
+        "2011-12-10",
+    ]

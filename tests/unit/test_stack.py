@@ -111,7 +111,7 @@ def test_deequ_is_resolved_only_for_a_line_with_a_deequ_build() -> None:
     assert deequ_jar_set(spark41) is None
 
 
-def test_spark_submit_defaults_list_the_session_jars_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spark_submit_properties_list_the_session_jars_only(monkeypatch: pytest.MonkeyPatch) -> None:
     # Deequ's jars are resolved on its line but stay off spark-submit's classpath, which needs Delta's.
     from etl_lib.deploy import jvm
 
@@ -119,6 +119,6 @@ def test_spark_submit_defaults_list_the_session_jars_only(monkeypatch: pytest.Mo
     written: list[list[Path]] = []
     monkeypatch.setattr(jvm, "active_line", lambda: spark35)
     monkeypatch.setattr(jvm, "resolve", lambda jar_set, force=False: [Path(f"/cache/{jar_set.name}/a.jar")])
-    monkeypatch.setattr(jvm, "write_spark_defaults", lambda jars: written.append(jars) or Path("spark-defaults.conf"))
+    monkeypatch.setattr(jvm, "write_submit_properties", lambda jars: written.append(jars) or Path("spark-submit.conf"))
     assert jvm.main(["resolve", "--line", "spark35"]) == 0
     assert written == [[Path("/cache/spark-spark35/a.jar")]]

@@ -38,9 +38,15 @@ class ChurnConfig(_Section):
     inactive_days: int = Field(default=90, ge=1)
     features: list[Identifier] = Field(
         default_factory=lambda: [
-            "recency_days", "frequency", "monetary", "tenure_days", "avg_monthly_spend", "return_rate", "total_spend",
+            "recency_days",
+            "frequency",
+            "monetary",
+            "tenure_days",
+            "avg_monthly_spend",
+            "return_rate",
+            "total_spend",
         ]
-    )  # fmt: skip
+    )
     folds: int = Field(default=5, ge=2)
     risk_bands: Bands = Field(
         default_factory=lambda: [Band(name="Low", below=0.3), Band(name="Medium", below=0.7), Band(name="High")]

@@ -163,8 +163,14 @@ def with_retries(source: JdbcSourceConfig, name: str, action: Callable[[], T], s
                     f"attempt(s) over {waited:.0f} s ({cause}); nothing was read and the high-water mark "
                     "did not move"
                 ) from None
-            log.warning("sources.%s: database unreachable (%s); attempt %d of %d in %.1f s",
-                        name, cause, attempt + 1, source.connect_attempts, wait)  # fmt: skip
+            log.warning(
+                "sources.%s: database unreachable (%s); attempt %d of %d in %.1f s",
+                name,
+                cause,
+                attempt + 1,
+                source.connect_attempts,
+                wait,
+            )
             sleep(wait)
             waited += wait
             wait *= 2
