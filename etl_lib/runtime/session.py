@@ -83,15 +83,34 @@ def build_session(spark: SparkConfig) -> SparkSession:
     return session
 
 
+def configure_local_builder(builder: SparkSession.Builder, spark: SparkConfig) -> SparkSession.Builder:
+    """``builder`` with the suite's jars and settings, and the configuration's master and options.
+
+    As Delta's ``configure_spark_with_delta_pip`` does for Delta alone: a notebook or script adds its own settings
+    to the builder returned and starts it.
+
+    Args:
+        builder: a session builder, ``SparkSession.builder`` or one with settings of the caller's.
+        spark: the ``spark`` section of the suite configuration (its master, jar cache and options).
+
+    Returns:
+        The same builder, configured.
+
+    Raises:
+        StackError: when the jar cache ``make setup`` fills holds no jars for the installed Spark line.
+    """
+    builder = builder.master(spark.master)
+    for key, value in local_session_conf(spark).items():
+        builder = builder.config(key, value)
+    return builder
+
+
 def start_local_session(spark: SparkConfig) -> SparkSession:
     """A local session of ``spark``: its master, the jars of the cache, Delta, and the configuration's options."""
     # Python workers (UDFs, Python data sources) run the driver's own interpreter and packages
     # unless the environment names another; PySpark reads only the environment for this.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(spark.master)
-    for key, value in local_session_conf(spark).items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = configure_local_builder(SparkSession.builder, spark).getOrCreate()
     _require_delta(session)
     return session
 
