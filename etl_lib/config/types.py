@@ -121,16 +121,19 @@ def _qualified_name(value: str) -> str:
     return value
 
 
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _column_name(value: str) -> str:
-    if not _COLUMN.match(value):
-        raise ValueError(f"{value!r} is not a column name (letters, digits and underscores, not first a digit)")
+    # Extracts name their columns as their systems export them (`Customer ID`, `Unit Price (£)`, `Qté`): any text is
+    # a name, used as a quoted identifier wherever it is read, never pasted into SQL. A blank name or one holding a
+    # control character (a line break from a header row read wrongly) is a mistake, not a name.
+    if not value.strip() or _CONTROL.search(value):
+        raise ValueError(f"{value!r} is not a column name (blank, or holding a control character)")
     return value
 
 
-#: A column of a table as rules and keys name it (never an expression).
+#: A column of a table as rules and keys name it, whatever its characters (never an expression).
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 SparkType = Annotated[str, AfterValidator(_spark_type)]
 QualifiedName = Annotated[str, AfterValidator(_qualified_name)]

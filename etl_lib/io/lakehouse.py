@@ -32,6 +32,21 @@ PORTABLE_TABLE_PROPERTIES = {
     "delta.enableDeletionVectors": "false",
 }
 
+#: The characters Delta refuses in a column name unless the table maps its columns by name.
+_UNMAPPED_REFUSED = frozenset(" ,;{}()\n\t=")
+#: Columns mapped by name (reader version 2, writer version 5): a column is stored under a physical name of Delta's
+#: and read under its own, whatever its characters. Spark, the deltalake package and DuckDB read such tables.
+COLUMN_MAPPING_PROPERTIES = {
+    "delta.columnMapping.mode": "name",
+    "delta.minReaderVersion": "2",
+    "delta.minWriterVersion": "5",
+}
+
+
+def needs_column_mapping(columns: Sequence[str]) -> bool:
+    """Whether a table of ``columns`` can keep their names only with Delta's column mapping (a space, a comma...)."""
+    return any(_UNMAPPED_REFUSED & set(name) for name in columns)
+
 
 def _parse_user_metadata(text: str | None) -> dict[str, Any]:
     if not text:

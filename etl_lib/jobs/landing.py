@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl_lib.config import FileSourceConfig, JdbcSourceConfig, SuiteConfig
@@ -24,6 +24,7 @@ def land_files(
     landed = read_files_stream(spark, source).transform(
         with_ingestion_metadata(name, source_file(), context.run_id, context.run_time)
     )
+    _keep_names(spark, target, landed)
     with lakehouse.commit_metadata(spark, run_metadata(context, f"bronze/{source.table}", source=name)):
         lakehouse.append_available_now(
             landed,
@@ -52,6 +53,7 @@ def land_jdbc(
         rows = jdbc.read_increment(spark, source, increment, options).transform(
             with_ingestion_metadata(name, F.lit(increment.query), context.run_id, context.run_time)
         )
+        _keep_names(spark, target, rows)
         metadata = run_metadata(context, f"bronze/{source.table}", **bookmarks.landing_metadata(name, increment))
         with lakehouse.commit_metadata(spark, metadata):
             lakehouse.append(rows, target)
@@ -74,3 +76,13 @@ def land_jdbc(
         lakehouse.writes_of_run(spark, "bronze", source.table, target, before, context.run_id),
         lakehouse.writes_of_run(spark, "audit", "bookmarks", marks, marks_before, context.run_id),
     ]
+
+
+def _keep_names(spark: SparkSession, target: str, landed: DataFrame) -> None:
+    """Create bronze with Delta's column mapping when the extract names a column as Delta alone cannot store it.
+
+    Bronze keeps an extract as it landed, its columns' names too (``Customer ID``, ``Unit Price (£)``); a table
+    that exists already keeps the way it was made.
+    """
+    if lakehouse.needs_column_mapping(landed.columns):
+        lakehouse.ensure_table(spark, target, landed.schema, properties=lakehouse.COLUMN_MAPPING_PROPERTIES)

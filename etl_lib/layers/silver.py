@@ -34,8 +34,12 @@ def _reason(rule: str, column: str, message: Column) -> Column:
     return F.struct(F.lit(rule).alias("rule"), F.lit(column).alias("column"), message.alias("message"))
 
 
+#: The types a source column's ``format`` reads text into.
+_DATETIME_TYPES = ("timestamp", "timestamp_ntz", "date")
+
+
 def _typed(raw: Column, source_column: str, type_name: str, pattern: str | None) -> Column:
-    if pattern is not None and type_name in ("timestamp", "timestamp_ntz", "date"):
+    if pattern is not None and type_name in _DATETIME_TYPES:
         parsed = F.try_to_timestamp(raw.cast("string"), F.lit(pattern))
         return F.to_date(parsed) if type_name == "date" else parsed.cast(type_name)
     # try_cast gives NULL instead of failing the whole job (Spark 4 runs ANSI SQL) on one bad value.
@@ -53,9 +57,11 @@ def _typed_column(
     value = _typed(raw, source, type_name, pattern)
     if type_name == "string":
         value = F.when(F.trim(value) != "", value)  # a blank text is a missing value
+    # A text date or time read with the source's format names the format tried.
+    tried = f" with format {pattern}" if pattern is not None and type_name in _DATETIME_TYPES else ""
     unreadable = F.when(
         raw.isNotNull() & value.isNull() & (F.trim(raw.cast("string")) != ""),
-        F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}")),
+        F.concat(F.lit("cannot read "), F.to_json(F.struct(raw.alias(source))), F.lit(f" as {type_name}{tried}")),
     )
     # A refusal appears once in the errors: a filter on the errors copies in all they refer to.
     typed = (value if refusal is None else F.when(refusal.isNull(), value)).alias(name)

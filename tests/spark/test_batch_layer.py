@@ -206,6 +206,74 @@ def test_a_csv_extract_with_its_own_names_rejects_bad_rows_and_adds_new_files_on
     shutil.rmtree(landing)
 
 
+#: Column names as an ERP exports them: spaces, punctuation, a currency sign, an accent.
+EXPORTED = {
+    "invoice_no": "Invoice",
+    "stock_code": "StockCode",
+    "description": "Description",
+    "quantity": "Qté",
+    "invoice_date": "Invoice Date",
+    "unit_price": "Unit Price (£)",
+    "customer_id": "Customer ID",
+    "country": "Country",
+}
+
+
+@pytest.mark.parametrize(
+    ("python_encoding", "source_options"),
+    [
+        # A spreadsheet's "CSV UTF-8": a byte-order mark before the header, commas.
+        ("utf-8-sig", {}),
+        # An older export: Latin-1, semicolons, and a quote of its own.
+        ("latin-1", {"encoding": "ISO-8859-1", "sep": ";", "quote": "'"}),
+    ],
+    ids=["utf8-bom", "latin1-semicolons"],
+)
+def test_an_extract_keeps_its_own_column_names_in_bronze_for_every_reader(
+    spark: SparkSession,
+    suite_config: SuiteConfig,
+    tmp_path: Path,
+    python_encoding: str,
+    source_options: dict[str, str],
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    sep, quote = source_options.get("sep", ","), source_options.get("quote", '"')
+    lines = [
+        [quote + name + quote for name in EXPORTED.values()],
+        ["536365", "85123A", f"{quote}WHITE HANGING HEART, LARGE{quote}", "6", "01/12/2010 08:26", "2.55", "17850"],
+        ["536366", "22633", "HAND WARMER", "6", "01/12/2010 08:28", "1.85", ""],
+    ]
+    text = "".join(sep.join(line if len(line) == 8 else [*line, "United Kingdom"]) + "\n" for line in lines)
+    (landing / "export.csv").write_bytes(text.encode(python_encoding))
+    source = {**csv_source(landing), "table": "erp_export", "columns": EXPORTED, "options": source_options}
+    # A rule on the extract's own column, by the name it has there.
+    rules = {"rules": [{"name": "customer_known", "type": "completeness", "column": "Customer ID", "threshold": 0.5}]}
+    config = configured(
+        suite_config, tmp_path / "lake", sources={"erp_export": source}, quality__tables={"bronze/erp_export": rules}
+    )
+    result = run_job("batch_layer", config, spark, context("run-1"))
+    assert rows_of(result)["bronze/erp_export"] == 2
+    assert rows_of(result)["silver/order_lines"] == 2
+
+    bronze = config.lakehouse.table_path("bronze", "erp_export")
+    names = list(EXPORTED.values())
+    assert lakehouse.read(spark, bronze).columns[: len(names)] == names
+    from deltalake import DeltaTable
+
+    assert DeltaTable(bronze).to_pyarrow_table().column_names[: len(names)] == names
+    assert duckdb_query('SELECT "Customer ID", "Unit Price (£)", "Qté" FROM t ORDER BY 1', t=bronze) == [
+        ("17850", "2.55", "6"),
+        (None, "1.85", "6"),
+    ]
+    lines = lakehouse.read(spark, config.lakehouse.table_path("silver", "order_lines"))
+    assert sorted(lines.select("description").collect()) == [("HAND WARMER",), ("WHITE HANGING HEART, LARGE",)]
+    results = lakehouse.read(spark, config.lakehouse.table_path("audit", "quality_results"))
+    rule = results.where("`table` = 'bronze/erp_export' AND rule = 'customer_known'").first()
+    assert rule is not None
+    assert (rule["passed"], rule["failing_rows"], rule["rows"], rule["columns"]) == (True, 1, 2, ["Customer ID"])
+
+
 def test_a_failing_source_fails_the_run_and_spares_the_other(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
 ) -> None:

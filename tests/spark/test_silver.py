@@ -54,7 +54,11 @@ def test_to_entity_types_maps_and_records_what_failed(spark: SparkSession) -> No
                 None,
                 [
                     ("required", "invoice_no", "is missing"),
-                    ("type", "invoice_date", 'cannot read {"When":"not a date"} as timestamp'),
+                    (
+                        "type",
+                        "invoice_date",
+                        'cannot read {"When":"not a date"} as timestamp with format dd/MM/yyyy HH:mm',
+                    ),
                 ],
                 '{"Invoice":"  ","Qty":"2","When":"not a date"}',
                 "erp",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 
 from etl_lib.config import (
     REDACTED,
+    JdbcSourceConfig,
     apply_overrides,
     load_config,
     override_path,
@@ -15,6 +17,7 @@ from etl_lib.config import (
     validate_config,
 )
 from etl_lib.errors import ConfigError
+from etl_lib.io.sources.jdbc import quote_column
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -120,6 +123,11 @@ def test_jdbc_source_names_are_validated(tmp_path: Path) -> None:
     bad = JDBC.replace("public.orders", "orders; DROP TABLE x")
     with pytest.raises(ConfigError, match=r"sources\.orders\.source_table: .*is not a table or column name"):
         load_config(write(tmp_path, MINIMAL + "sources:" + bad))
+    # The watermark and partition columns are the database's own names, quoted where they are read.
+    spaced = JDBC.replace("watermark_column: updated_at", 'watermark_column: Last "Modified"\n    partition_column: N°')
+    source = load_config(write(tmp_path, MINIMAL + "sources:" + spaced)).sources["orders"]
+    assert isinstance(source, JdbcSourceConfig)
+    assert (quote_column(source.watermark_column), source.partition_column) == ('"Last ""Modified"""', "N°")
 
 
 def test_sources_must_map_every_column_of_their_entity(tmp_path: Path) -> None:
@@ -315,16 +323,21 @@ def test_pii_columns_must_be_text_columns_of_the_entity_and_hashing_needs_a_key(
     assert config.privacy.pii == {"events": {"customer_id": "hash", "user_agent": "mask"}}
 
 
-def test_rule_columns_and_keys_are_names_not_expressions(tmp_path: Path) -> None:
+def test_rule_columns_and_keys_are_any_names_an_extract_has(tmp_path: Path) -> None:
+    # Names as ERPs and spreadsheets export them; each is a quoted identifier where it is read, so even one that
+    # looks like SQL is only a (strange) name (tests/spark/test_batch_layer.py reads such columns).
     rules = (
         "quality:\n  tables:\n    silver/x:\n      key: [{key}]\n      rules:\n"
-        "        - {{name: r, type: completeness, column: '{column}'}}\n"
+        "        - {{name: r, type: completeness, column: {column}}}\n"
     )
-    load_config(write(tmp_path, MINIMAL + rules.format(key="id", column="InvoiceNo")))
-    with pytest.raises(ConfigError, match=r"is not a column name"):
-        load_config(write(tmp_path, MINIMAL + rules.format(key="id", column="a) OR (1=1")))
-    with pytest.raises(ConfigError, match=r"is not a column name"):
-        load_config(write(tmp_path, MINIMAL + rules.format(key="'id; drop'", column="a")))
+    for name in ("InvoiceNo", "Customer ID", "Unit Price (£)", "Qté", "1st order", "a) OR (1=1", "id; drop"):
+        quoted = json.dumps(name, ensure_ascii=False)
+        config = load_config(write(tmp_path, MINIMAL + rules.format(key=quoted, column=quoted)))
+        table = config.quality.tables["silver/x"]
+        assert (table.key, table.rules[0].column) == ([name], name)
+    for blank_or_control in ('"  "', '"Customer\\nID"', '"a\\tb"'):
+        with pytest.raises(ConfigError, match=r"is not a column name \(blank, or holding a control character\)"):
+            load_config(write(tmp_path, MINIMAL + rules.format(key="id", column=blank_or_control)))
 
 
 def test_null_over_an_inherited_mapping_removes_it(tmp_path: Path) -> None:

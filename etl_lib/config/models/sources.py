@@ -6,7 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from etl_lib.config.types import ConfValue, Identifier, Location, QualifiedName, SecretRef, SparkType, _Section
+from etl_lib.config.types import (
+    ColumnName,
+    ConfValue,
+    Identifier,
+    Location,
+    QualifiedName,
+    SecretRef,
+    SparkType,
+    _Section,
+)
 
 
 class EntityConfig(_Section):
@@ -63,8 +72,9 @@ class JdbcSourceConfig(_ExtractSource):
     connect_attempts: int = Field(default=3, ge=1, le=10)
     retry_wait_seconds: float = Field(default=2.0, ge=0, le=300)
     source_table: QualifiedName
-    watermark_column: QualifiedName
-    partition_column: QualifiedName | None = None
+    #: Columns of the source table as the database names them (``"Last Modified"``), each quoted where it is read.
+    watermark_column: ColumnName
+    partition_column: ColumnName | None = None
     num_partitions: int = Field(default=4, ge=1)
     #: Below this many new rows one connection reads them all.
     partition_threshold_rows: int = Field(default=100_000, ge=0)

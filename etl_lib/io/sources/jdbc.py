@@ -70,6 +70,11 @@ def quote_name(qualified: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in qualified.split("."))
 
 
+def quote_column(name: str) -> str:
+    """A column's name as an SQL identifier in double quotes, whatever its characters (``"Last Modified"``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def sql_literal(value: Mark) -> str:
     """A typed mark as an SQL literal."""
     if isinstance(value, bool):
@@ -199,8 +204,8 @@ def plan_increment(
         sleep: waits the given seconds between attempts to reach the database.
     """
     table = quote_name(source.source_table)
-    mark = quote_name(source.watermark_column)
-    partition = quote_name(source.partition_column) if source.partition_column else mark
+    mark = quote_column(source.watermark_column)
+    partition = quote_column(source.partition_column) if source.partition_column else mark
     where = f"{mark} > {sql_literal(after)}" if after is not None else "1 = 1"
     # Names are validated when the config loads and marks are typed values, never text from a user.
     probe = (
