@@ -14,6 +14,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl_lib.config import SuiteConfig, load_config
+from tests.retail import RETAIL_TABLES
 
 PROJECT = Path(__file__).resolve().parents[1]
 TEST_CONF = PROJECT / "conf" / "test.yaml"
@@ -128,16 +129,8 @@ def _build_retail_lake(spark: SparkSession, suite_config: SuiteConfig, root: Pat
         )
 
     config = _retail_config(suite_config, root)
-    tables = [
-        ("bronze", "online_retail"),
-        ("silver", "order_lines"),
-        ("silver", "dim_products"),
-        ("silver", "dim_customers"),
-        ("gold", "customer_features"),
-        ("gold", "daily_revenue"),
-    ]
     first = run_job("batch_layer", config, spark, context("run-1"))
-    paths = {f"{layer}/{table}": config.lakehouse.table_path(layer, table) for layer, table in tables}  # type: ignore[arg-type]
+    paths = {f"{layer}/{table}": config.lakehouse.table_path(layer, table) for layer, table in RETAIL_TABLES}
     after_first = {name: lakehouse.checksum(spark, path) for name, path in paths.items()}
     by_duckdb = {name: duckdb_checksum(path) for name, path in paths.items()}
     versions = {name: lakehouse.current_version(spark, path) for name, path in paths.items()}

@@ -16,19 +16,12 @@ from pyspark.sql import DataFrame, SparkSession
 from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.io import lakehouse
 from etl_lib.runtime.runner import run_job
+from tests.retail import RETAIL_TABLES
 
 if TYPE_CHECKING:
     from tests.integration.conftest import SuiteRun
 
 PROJECT = Path(__file__).resolve().parents[2]
-TABLES = (
-    "bronze/online_retail",
-    "silver/order_lines",
-    "silver/dim_products",
-    "silver/dim_customers",
-    "gold/customer_features",
-    "gold/daily_revenue",
-)
 
 
 def _comparable(frame: DataFrame) -> DataFrame:
@@ -87,9 +80,8 @@ def test_a_second_run_is_refused_and_a_killed_run_rerun_equals_a_clean_run(
     assert rerun.finish() == 0, rerun.output[-5000:]
     assert "no longer runs; this run takes over" in rerun.output
 
-    for table in TABLES:
-        layer, name = table.split("/")
-        clean = _comparable(spark.read.format("delta").load(f"{tmp_path}/clean/{table}"))
+    for layer, name in RETAIL_TABLES:
+        clean = _comparable(spark.read.format("delta").load(f"{tmp_path}/clean/{layer}/{name}"))
         recovered = _comparable(lakehouse.read(spark, lake.table_path(layer, name)))
         assert_df_equality(clean, recovered, ignore_row_order=True, ignore_nullable=True)
     lines = lakehouse.read(spark, lake.table_path("silver", "order_lines"))

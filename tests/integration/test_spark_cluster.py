@@ -15,20 +15,13 @@ from pyspark.sql import DataFrame, SparkSession
 from etl_lib.config import SuiteConfig, validate_config
 from etl_lib.runtime.runner import run_job
 from etl_lib.services.spark import SparkClusterService
+from tests.retail import RETAIL_TABLES
 
 # A standalone cluster of the primary line's Spark (the batch layer on it runs twice: on the cluster and locally);
 # the other line's local-mode and spark-submit tests cover its Spark (see the primary_line marker).
 pytestmark = pytest.mark.primary_line
 
 PROJECT = Path(__file__).resolve().parents[2]
-TABLES = (
-    "bronze/online_retail",
-    "silver/order_lines",
-    "silver/dim_products",
-    "silver/dim_customers",
-    "gold/customer_features",
-    "gold/daily_revenue",
-)
 
 
 def _comparable(frame: DataFrame) -> DataFrame:
@@ -92,7 +85,8 @@ def test_the_batch_layer_on_a_standalone_cluster_writes_what_local_mode_writes(
     assert len(apps) == 1
     assert apps[0]["cores"] == cluster.cluster.workers * cluster.cluster.worker_cores
 
-    for table in TABLES:
+    for layer, name in RETAIL_TABLES:
+        table = f"{layer}/{name}"
         by_local = _comparable(spark.read.format("delta").load(f"{tmp_path}/local/{table}"))
         by_cluster = _comparable(spark.read.format("delta").load(f"{tmp_path}/cluster/{table}"))
         assert by_local.count() > 0, table

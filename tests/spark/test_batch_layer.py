@@ -18,18 +18,11 @@ from etl_lib.errors import JobFailedError
 from etl_lib.io import lakehouse
 from etl_lib.io.portable import delta_rows, duckdb_checksum, duckdb_query
 from etl_lib.runtime.runner import run_job
+from tests.retail import RETAIL_TABLES
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
 PROCESS_DATE = dt.date(2011, 12, 10)
-TABLES = [
-    ("bronze", "online_retail"),
-    ("silver", "order_lines"),
-    ("silver", "dim_products"),
-    ("silver", "dim_customers"),
-    ("gold", "customer_features"),
-    ("gold", "daily_revenue"),
-]
 
 
 def context(run_id: str) -> RunContext:
@@ -119,8 +112,8 @@ def test_second_run_of_the_same_date_writes_nothing_and_changes_nothing(
 
 def test_other_engines_read_the_same_counts(spark: SparkSession, full_run: dict[str, Any]) -> None:
     config: SuiteConfig = full_run["config"]
-    for layer, table in TABLES:
-        path = config.lakehouse.table_path(layer, table)  # type: ignore[arg-type]
+    for layer, table in RETAIL_TABLES:
+        path = config.lakehouse.table_path(layer, table)
         spark_rows = lakehouse.read(spark, path).count()
         assert delta_rows(path) == spark_rows, path
         assert duckdb_query("SELECT count(*) FROM t", t=path) == [(spark_rows,)], path

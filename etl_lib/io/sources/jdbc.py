@@ -67,7 +67,7 @@ def jdbc_password(source: JdbcSourceConfig, name: str, config: SuiteConfig) -> s
 
 def quote_name(qualified: str) -> str:
     """``schema.table`` -> ``"schema"."table"`` (names are validated when the config loads)."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in qualified.split("."))
+    return ".".join(quote_column(part) for part in qualified.split("."))
 
 
 def quote_column(name: str) -> str:
