@@ -341,6 +341,9 @@ def _passthrough_stream(spark: Any, config: Any, per_batch: int) -> Any:
             .option("subscribe", config.speed.kafka.topic)
             .option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", str(per_batch))
+            # The consumer setting the layer reads with (speed.kafka.fetch_max_wait_ms): the ratio is of the suite's
+            # work, not of the broker's wait.
+            .option("kafka.fetch.max.wait.ms", str(config.speed.kafka.fetch_max_wait_ms))
             .load()
         )
     # No Kinesis source ships with Spark: the passthrough reads through the suite's own, as the layer does.

@@ -644,6 +644,7 @@ def append_retrying(
     idempotency: tuple[str, int] | None = None,
     attempts: int = 10,
     sleep: Callable[[float], None] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> None:
     """:func:`append`, retried when a concurrent writer's commit got in first (audit tables are shared).
 
@@ -654,8 +655,9 @@ def append_retrying(
             committed that version or a later one; None for a plain append.
         attempts: appends in all, the first one included.
         sleep: waits the given seconds between appends; None for ``time.sleep``.
+        metadata: the commit's own metadata, in place of the session's (:func:`commit_metadata`).
     """
-    retrying_conflicts(lambda: append(frame, path, idempotency), path, attempts, sleep)
+    retrying_conflicts(lambda: append(frame, path, idempotency, metadata=metadata), path, attempts, sleep)
 
 
 def overwrite(frame: DataFrame, path: str) -> None:

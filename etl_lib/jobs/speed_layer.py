@@ -1,21 +1,23 @@
 """Job ``speed_layer``: events from Kafka, Kinesis or files into Delta, exactly once, with real-time views.
 
-Two streaming queries run. The ingest query reads the configured stream; each micro-batch, in
-``foreachBatch``:
+Two streaming queries run. The ingest query reads the configured stream and parses it (the parsing is part of
+the query's plan, analysed once when it starts); each micro-batch, in ``foreachBatch``:
 
 1. appends every record as it came to ``bronze/events``;
-2. parses and judges them in one pass (one Spark job, which keeps the judged rows as a local checkpoint:
+2. judges the parsed records in one pass (one Spark job, which keeps the judged rows as a local checkpoint:
    the writes after it start from those rows, not from the plan that made them): refused
    records, and events reusing a kept id with another body, go to ``bronze/events_deadletter`` with their
    reasons; events older than the watermark (the newest event time seen before this batch, less
    ``speed.allowed_lateness``) go to ``silver/events_late``;
-3. checks the events not seen before (by ``event_id``, within the watermark) against silver's quality
-   rules and appends them to ``silver/events`` (rows a quarantine rule moves aside to ``audit/quarantine``);
+3. checks the events not seen before (by ``event_id``, against the ids the query keeps of silver's events of the
+   watermark's day and the day before) against silver's quality rules and appends them to ``silver/events``
+   (rows a quarantine rule moves aside to ``audit/quarantine``);
 4. holds the batch's counts and event-time high marks for ``audit/stream_state``, its rules' results for
    ``audit/quality_results`` (unless an alert needs them recorded first) and the progress Spark reported of the
    batches before it for ``audit/stream_progress``, and appends what it holds every ``speed.audit_interval``
-   (and at the end of the run). The batch's state row and results also ride in its bronze commit's metadata,
-   so that rows a killed run held are written by the next run, from bronze.
+   (beside the next batch, which waits for it before its own writes, and at the end of the run). The batch's state
+   row and results also ride in its bronze commit's metadata, so that rows a killed run held are written by the
+   next run, from bronze.
 
 An output that is empty in a batch gets no commit. The views query reads silver as a stream, on its own
 trigger, and adds each batch of new events to ``gold/customer_sessions_5min``, ``gold/customer_sessions``
@@ -42,7 +44,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
+from pyspark.sql.types import StructType
 
 from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval, secrets
 from etl_lib.core.capture import task_scope
@@ -88,6 +91,13 @@ STATE_SCHEMA = (
     "dead_letters BIGINT, late BIGINT, duplicates BIGINT, fresh BIGINT, processed_at TIMESTAMP, run_id STRING"
 )
 RAW_SCHEMA = "_source STRING, _stream STRING, _partition STRING, _offset STRING, _arrived_at TIMESTAMP, payload BINARY"
+BRONZE_SCHEMA = f"{RAW_SCHEMA}, _query_id STRING, _batch_id BIGINT, _ingested_at TIMESTAMP"
+#: Properties of the two tables that take a commit every micro-batch (bronze and silver events), when the speed layer
+#: creates them. Delta writes a checkpoint of a table's log every ``delta.checkpointInterval`` commits (10 by
+#: default), in the committing thread: a micro-batch whose commit fell on one took 1.3 to 1.8 s longer (measured on
+#: one-event batches), once every ten batches on each table. Every hundred commits, a reader that starts cold reads
+#: at most 99 small commit files after the checkpoint; a running query reads only the new ones.
+HOT_TABLE_PROPERTIES = {"delta.checkpointInterval": "100"}
 #: Offsets a tolerant Kafka stream never saw (deleted by retention before it read them): one row per hole.
 GAPS_SCHEMA = (
     "query_id STRING, batch_id BIGINT, stream STRING, partition STRING, first_missing_offset BIGINT, "
@@ -263,6 +273,8 @@ class _AuditLog:
         self.stored = -1
         self.looked = False
         self.appended_at = time.monotonic()
+        #: An append may run beside the next batch, which adds its rows meanwhile.
+        self.lock = threading.Lock()
 
     def recover(self, spark: SparkSession, query_id: str) -> None:
         """Hold the rows of this query's batches that bronze has and the tables lack (once per run)."""
@@ -331,9 +343,10 @@ class _AuditLog:
         """Hold a batch's state row and result rows, unless held already; returns what its bronze commit carries."""
         batch_id = int(row[1])
         if not self.holds(batch_id):
-            self.pending[batch_id] = row
-            if results:
-                self.results[batch_id] = results
+            with self.lock:
+                self.pending[batch_id] = row
+                if results:
+                    self.results[batch_id] = results
         carried: dict[str, Any] = {STATE_KEY: _state_json(row)}
         if results:
             carried[RESULTS_KEY] = [_result_json(result) for result in results]
@@ -342,22 +355,33 @@ class _AuditLog:
     def due(self) -> bool:
         return time.monotonic() - self.appended_at >= self.every
 
-    def append(self, spark: SparkSession) -> None:
-        """Append the rows held, in batch order: the results in one commit, then the state in one commit."""
+    def append(self, spark: SparkSession, metadata: dict[str, Any] | None = None) -> None:
+        """Append the rows held, in batch order: the results in one commit, then the state in one commit.
+
+        Args:
+            spark: the session.
+            metadata: the commits' metadata (the batch after which they are made), in place of the session's:
+                an append may run beside the next batch, whose metadata the session has by then.
+        """
         self.appended_at = time.monotonic()
-        if self.results:
-            batches = sorted(self.results)
-            rows = [row for batch in batches for row in self.results[batch]]
-            lakehouse.append_retrying(spark.createDataFrame(rows, RESULTS_SCHEMA), self.results_path)
-            for batch in batches:
-                del self.results[batch]
-        if not self.pending:
+        with self.lock:
+            result_batches = sorted(self.results)
+            results = [row for batch in result_batches for row in self.results[batch]]
+            state_batches = sorted(self.pending)
+            states = [self.pending[batch] for batch in state_batches]
+        if results:
+            frame = spark.createDataFrame(results, RESULTS_SCHEMA)
+            lakehouse.append_retrying(frame, self.results_path, metadata=metadata)
+            with self.lock:
+                for batch in result_batches:
+                    del self.results[batch]
+        if not states:
             return
-        batches = sorted(self.pending)
-        lakehouse.append(spark.createDataFrame([self.pending[b] for b in batches], STATE_SCHEMA), self.path)
-        self.stored = max(batches[-1], self.stored)
-        for batch in batches:
-            del self.pending[batch]
+        lakehouse.append(spark.createDataFrame(states, STATE_SCHEMA), self.path, metadata=metadata)
+        with self.lock:
+            self.stored = max(state_batches[-1], self.stored)
+            for batch in state_batches:
+                del self.pending[batch]
 
 
 class ProgressRecorder(StreamingQueryListener):
@@ -424,13 +448,17 @@ def _flush_progress(
     path: str,
     context: RunContext,
     idempotency: Callable[[list[tuple[Any, ...]]], tuple[str, int] | None] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
-    """Append the progress the listener holds; ``idempotency`` gives the rows' transaction id, if any."""
+    """Append the progress the listener holds.
+
+    ``idempotency`` gives the rows' transaction id, if any; ``metadata`` is the commit's, in place of the session's.
+    """
     rows = recorder.drain()
     if not rows:
         return
     frame = spark.createDataFrame([(*row, context.run_id) for row in rows], PROGRESS_SCHEMA)
-    lakehouse.append(frame, path, idempotency(rows) if idempotency else None)
+    lakehouse.append(frame, path, idempotency(rows) if idempotency else None, metadata=metadata)
 
 
 def _newest_batch(query_id: str) -> Callable[[list[tuple[Any, ...]]], tuple[str, int] | None]:
@@ -441,6 +469,65 @@ def _newest_batch(query_id: str) -> Callable[[list[tuple[Any, ...]]], tuple[str,
         return (f"{query_id}:audit/stream_progress", max(ids)) if ids else None
 
     return txn
+
+
+class _KeptIds:
+    """``event_id``, digest and date of silver's events in the window a batch is judged against, kept by the query.
+
+    A batch's events are looked up here, not in silver: the first batch of a run reads silver once (leaving out
+    the rows of this very batch that a crash left there, as a replay must not find itself), and every batch then
+    adds the rows it appended to silver (quality applied, as silver has them). The window is the day of the
+    watermark and the day before (silver's partitions, as the lookup in silver took them); rows older than it are
+    let go of every :attr:`every` batches. The rows are kept by Spark as local checkpoints: about 100 bytes for
+    each event of the window (README, the speed layer). Nothing else adds rows to silver's events while the query
+    runs: a quarantine replay of that table waits for the speed layer's lock (:mod:`etl_lib.runtime.registry`).
+    """
+
+    COLUMNS = ("event_id", "_payload_digest", "event_date")
+
+    def __init__(self, silver_path: str, every: int = 50) -> None:
+        self.path = silver_path
+        self.every = every
+        self.frame: DataFrame | None = None
+        self.added = 0
+
+    def stored(
+        self, spark: SparkSession, parsed: DataFrame, query_id: str, batch_id: int, watermark: dt.datetime | None
+    ) -> DataFrame:
+        """``event_id`` and digest of kept events sharing an id with the batch's error-free ones (in the window)."""
+        if self.frame is None:
+            self.frame = self._load(spark, parsed, query_id, batch_id, watermark)
+        elif self.added >= self.every:
+            self.frame = _in_window(self.frame, watermark).localCheckpoint(eager=True)
+            self.added = 0
+        ids = parsed.where(silver.no_errors()).select("event_id").distinct()
+        window = _in_window(self.frame, watermark)
+        return window.join(ids, "event_id", "left_semi").select("event_id", "_payload_digest")
+
+    def add(self, appended: DataFrame) -> None:
+        """Keep the ids of the rows a batch appended to silver (a small job: the batch's rows are cached)."""
+        if self.frame is None:
+            return
+        rows = appended.select(*self.COLUMNS).localCheckpoint(eager=True)
+        self.frame = self.frame.unionByName(rows)
+        self.added += 1
+
+    def _load(
+        self, spark: SparkSession, parsed: DataFrame, query_id: str, batch_id: int, watermark: dt.datetime | None
+    ) -> DataFrame:
+        if not lakehouse.is_delta_table(spark, self.path):
+            return spark.createDataFrame([], StructType([parsed.schema[name] for name in self.COLUMNS]))
+        stored = lakehouse.read(spark, self.path)
+        # Rows this very batch wrote before a crash are not duplicates of it.
+        stored = stored.where(~((F.col("_query_id") == query_id) & (F.col("_batch_id") == batch_id)))
+        return _in_window(stored, watermark).select(*self.COLUMNS).localCheckpoint(eager=True)
+
+
+def _in_window(events: DataFrame, watermark: dt.datetime | None) -> DataFrame:
+    """The events a batch with ``watermark`` is judged against: those of its day and the day before (all before any)."""
+    if watermark is None:
+        return events
+    return events.where(F.col("event_date") >= F.date_sub(F.to_date(F.lit(watermark)), 1))
 
 
 class SpeedBatch:
@@ -473,26 +560,41 @@ class SpeedBatch:
         #: Holes in the offsets are looked for where data loss is tolerated (else Spark fails on them).
         self.watch_gaps = self.speed.source == "kafka" and not self.speed.kafka.fail_on_data_loss
         self.replay = _Replay()
+        self.kept = _KeptIds(self.paths.silver)
         every = interval(self.speed.audit_interval).total_seconds()
         #: The configured durations, read once a run rather than once a batch.
         self.lateness = interval(self.speed.allowed_lateness)
         self.state = _AuditLog(self.paths.state, self.paths.quality_results, self.paths.bronze, every)
+        #: The audit rows are appended off the batch's path: each ``audit_interval``, after a batch's writes, while
+        #: the next batch reads and judges its records (the next batch's writes wait for it).
+        self._auditor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="speed-audit")
+        self._audit: Future[None] | None = None
+
+    def parse(self, raw: DataFrame) -> DataFrame:
+        """The stream's raw records parsed and typed (:func:`etl_lib.layers.events.parse_events`).
+
+        It is applied to the stream, not to each micro-batch: Spark then analyses its deep expressions once, when
+        the query starts, where a batch parsing its own frame paid about a quarter of a second to plan them.
+        """
+        parsed = raw.transform(self.checks)
+        if self.pii_key is not None:
+            # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose
+            # other fields silver shows would let anyone test guesses of the personal ones.
+            digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
+            parsed = parsed.withColumn("_payload_digest", digest)
+        return parsed
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
+        """One micro-batch of the stream, parsed by :meth:`parse`."""
         query_id = self.query_id.get()
         spark = frame.sparkSession
         now = self.context.clock()
         speed, paths = self.speed, self.paths
 
         with Cached() as cache:
-            parsed = frame.transform(self.checks)
-            if self.pii_key is not None:
-                # The digest that tells repeats from conflicts is keyed too: a plain digest of a payload whose
-                # other fields silver shows would let anyone test guesses of the personal ones.
-                digest = privacy.keyed_hash(self.pii_key)(F.col("payload").cast("string"))
-                parsed = parsed.withColumn("_payload_digest", digest)
-            # Kept for the judging, which reads it twice (the batch's ids, looked up in silver, and the batch).
-            parsed = cache(parsed)
+            # The batch comes parsed (:meth:`parse` is in the query's plan); kept for the judging, which reads
+            # it twice (the batch's ids, looked up in silver, and the batch).
+            parsed = cache(frame)
             metadata = run_metadata(self.context, "speed_layer", query_id=query_id, batch_id=batch_id)
             with lakehouse.commit_metadata(spark, metadata):
                 # Only the first batch of a run can be a replay of one a crash interrupted.
@@ -505,7 +607,7 @@ class SpeedBatch:
                 # Each stream partition (Kafka partition, Kinesis shard) is read at its own pace, so the
                 # watermark follows the slowest: an event is late once every partition has moved past it.
                 watermark = min(before.values()) - self.lateness if before else None
-                stored = self._stored(spark, parsed, query_id, batch_id, watermark)
+                stored = self.kept.stored(spark, parsed, query_id, batch_id, watermark)
                 # One job reads the batch, parses and judges it, and keeps the judged rows (every record, with its
                 # raw columns) as they are, without the plan that made them: every write below, bronze's too,
                 # starts from those rows, instead of reading the stream again or planning again the parsing's
@@ -526,8 +628,35 @@ class SpeedBatch:
                 batch = (query_id, batch_id, now)
                 writes = self._writes(spark, judged, checked, valid, counts, carried, batch, watermark)
                 pending = [write for path, write in writes.items() if path not in done] + audit_writes
+                # The audit rows of the batches before are in before this batch's commits (their order in the
+                # tables is the batches').
+                self.settle()
                 written = _all_at_once(pending)
+                if counts["fresh"]:
+                    self.kept.add(checked)
+                if self.state.due():
+                    self._audit = self._auditor.submit(self._append_audit, spark, metadata)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
+
+    def _append_audit(self, spark: SparkSession, metadata: dict[str, Any]) -> None:
+        """Append the held state and results rows and the progress reported (beside the next batch)."""
+        self.state.append(spark, metadata)
+        # With the ingest query's newest batch as the rows' transaction id, as at the end of a run: a batch run again
+        # after a restart reports its progress again, which the table has.
+        newest = _newest_batch(self.query_id.get())
+        _flush_progress(spark, self.recorder, self.paths.progress, self.context, newest, metadata=metadata)
+
+    def settle(self) -> None:
+        """Wait for the audit append under way, if any; its failure is raised here."""
+        audit, self._audit = self._audit, None
+        if audit is not None:
+            audit.result()
+
+    def close(self) -> BaseException | None:
+        """Wait for the audit append under way and stop its thread; returns the append's failure, if any."""
+        audit, self._audit = self._audit, None
+        self._auditor.shutdown(wait=True)
+        return None if audit is None else audit.exception()
 
     def _state_row(
         self,
@@ -610,9 +739,6 @@ class SpeedBatch:
         writes: dict[str, Callable[[], object]] = {
             paths.bronze: lambda: lakehouse.append(bronze, paths.bronze, metadata=carried),
         }
-        if self.state.due():
-            writes[paths.state] = lambda: self.state.append(spark)
-            writes[paths.progress] = lambda: _flush_progress(spark, self.recorder, paths.progress, self.context)
         # A batch that keeps nothing new, refuses nothing or has nothing late makes no commit for it.
         if counts["fresh"]:
             writes[paths.silver] = lambda: lakehouse.append(checked, paths.silver, partition_by=("event_date",))
@@ -676,20 +802,6 @@ class SpeedBatch:
             .collect()
         )
         return {(row["_stream"], row["_partition"]): int(row["hi"]) for row in rows}
-
-    def _stored(
-        self, spark: SparkSession, parsed: DataFrame, query_id: str, batch_id: int, watermark: Any
-    ) -> DataFrame:
-        """``event_id`` and digest of stored events sharing an id with this batch's (within the watermark)."""
-        if not lakehouse.is_delta_table(spark, self.paths.silver):
-            return parsed.select("event_id", "_payload_digest").limit(0)
-        stored = lakehouse.read(spark, self.paths.silver)
-        # Rows this very batch wrote before a crash are not duplicates of it.
-        stored = stored.where(~((F.col("_query_id") == query_id) & (F.col("_batch_id") == batch_id)))
-        if watermark is not None:
-            stored = stored.where(F.col("event_date") >= F.date_sub(F.to_date(F.lit(watermark)), 1))
-        ids = parsed.where(silver.no_errors()).select("event_id").distinct()
-        return stored.join(ids, "event_id", "left_semi").select("event_id", "_payload_digest")
 
 
 class ViewsBatch:
@@ -924,7 +1036,7 @@ def _silver_as_declared(spark: SparkSession, config: SuiteConfig, path: str, che
     entity becomes a new column of silver here, before any query reads or writes it.
     """
     wanted = silver_schema(spark, config, checks)
-    lakehouse.ensure_table(spark, path, wanted, partition_by=("event_date",))
+    lakehouse.ensure_table(spark, path, wanted, HOT_TABLE_PROPERTIES, partition_by=("event_date",))
     added = lakehouse.add_columns(spark, path, wanted, f"entities.{ENTITY} against silver/{ENTITY}")
     if added:
         log.info("silver/%s: columns added as the entity now declares them: %s", ENTITY, ", ".join(added))
@@ -982,8 +1094,9 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
 
     batch = SpeedBatch(config, context, ingest_id, recorder)
     added = _silver_as_declared(spark, config, paths.silver, batch.checks)
+    lakehouse.ensure_table(spark, paths.bronze, spark.createDataFrame([], BRONZE_SCHEMA).schema, HOT_TABLE_PROPERTIES)
     with _listening(spark, recorder):
-        source = read_event_stream(spark, config.speed, config.services)
+        source = read_event_stream(spark, config.speed, config.services).transform(batch.parse)
         ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
         if available_now:
             _await(ingest, handlers[name])
@@ -991,7 +1104,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
             # reader), so Spark takes the end of its first batch for all that is available: an available-now query
             # stops after one batch. It is run again from its checkpoint until a run finds nothing new.
             while not _drains_in_one_run(config) and _read_something(ingest):
-                source = read_event_stream(spark, config.speed, config.services)
+                source = read_event_stream(spark, config.speed, config.services).transform(batch.parse)
                 ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
                 _await(ingest, handlers[name])
         with task_scope(context.lineage, "speed_layer/views"):
@@ -1003,10 +1116,13 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
         else:
             _run_until_stopped([ingest, views], context.stop)
         recorder.wait_for([ingest, views])
+    audit_failure = batch.close()
     for query in (ingest, views):
         failure = query.exception()
         if failure is not None:
             handlers[query.name].reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
+    if audit_failure is not None:
+        raise audit_failure
     with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
         _all_at_once(
             [

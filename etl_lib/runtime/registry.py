@@ -40,6 +40,13 @@ class JobSpec:
     #: run at once on a lakehouse. ``batch``: the jobs landing extracts into bronze. ``speed``: the streaming job,
     #: whose checkpoints a second copy would share (a lease it renews for as long as it runs).
     lock: str | None = None
+    #: ``(layer/name, lock)``: a table-level job (``run.table``) on one of these tables holds that table's writer's
+    #: lock instead.
+    table_locks: tuple[tuple[str, str], ...] = ()
+
+    def lock_for(self, config: SuiteConfig) -> str | None:
+        """The lock a run of this job on ``config`` holds (None: none)."""
+        return dict(self.table_locks).get(config.run.table or "", self.lock)
 
     def load(self) -> JobFunction:
         """Import the job's function (``module:function``)."""
@@ -82,6 +89,9 @@ JOBS: dict[str, JobSpec] = {
             target="etl_lib.jobs.quality_replay:replay_job",
             summary="Check a table's quarantined rows again and merge those that now pass into the table.",
             options=(JobOption("--table", "run.table", "the table, as layer/name (e.g. silver/order_lines)"),),
+            # The running speed layer keeps the ids of silver's events it judges a batch against: rows merged into
+            # that table beside it would be unknown to it, so a replay there waits for the speed layer's lock.
+            table_locks=(("silver/events", "speed"),),
         ),
         JobSpec(
             name="train_models",

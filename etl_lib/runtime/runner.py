@@ -116,7 +116,7 @@ def run_job(
     governance = Governance(session, config, context, context.lineage)
     started = time.monotonic()
     log.info("job %s run %s started", name, context.run_id)
-    lease = _begin(spec.lock, session, config, context, governance)
+    lease = _begin(spec.lock_for(config), session, config, context, governance)
     try:
         try:
             with task_scope(context.lineage, name):

@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,43 @@ def test_a_field_declared_later_becomes_a_silver_column_and_a_type_change_is_ref
     data["entities"]["events"]["columns"]["quantity"] = "string"
     with pytest.raises(ConfigError, match="quantity is int in the table, string in the configuration"):
         run(spark, validate_config(data), "drift-4")
+
+
+def test_a_batch_is_judged_against_the_events_of_earlier_batches_and_of_earlier_runs(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+) -> None:
+    """Within a run the query keeps the ids it appended; a new run starts from silver's."""
+    config = speed_config(suite_config, tmp_path / "lake", tmp_path / "landing")
+    config = config.model_copy(
+        update={
+            "speed": config.speed.model_copy(
+                update={"files": config.speed.files.model_copy(update={"max_files_per_trigger": 1})}
+            )
+        }
+    )
+    first, second, third, fourth = itertools.islice(
+        (e for e in retail_events(pq.read_table(DATA)) if e["event_type"] == "page_view"), 4
+    )
+    other = {"page_url": "/somewhere-else"}
+    sink = FilesSink(str(tmp_path / "landing"))
+    sink.send([("a", encode(first)), ("b", encode(second))])
+    time.sleep(1.1)  # the file source takes files in the order of their modification times
+    # A repeat of a kept event, an event reusing a kept id with another body, a new event: one batch later.
+    sink.send([("a", encode(first)), ("b", encode({**second, **other})), ("c", encode(third))])
+    run(spark, config, "kept-1")
+    sink.send([("c", encode(third)), ("a", encode({**first, **other})), ("d", encode(fourth))])
+    run(spark, config, "kept-2")
+
+    silver = read(spark, config, "silver", "events")
+    assert sorted(r["event_id"] for r in silver.collect()) == sorted(
+        e["event_id"] for e in (first, second, third, fourth)
+    )
+    assert {r["event_id"]: r["page_url"] for r in silver.collect()}[second["event_id"]] == second["page_url"]
+    taken = read(spark, config, "bronze", "events_deadletter").where("error LIKE 'event_id was already used%'")
+    assert sorted(r["_batch_id"] for r in taken.collect()) == [1, 2]
+    state = read(spark, config, "audit", "stream_state").orderBy("batch_id")
+    assert [(r["batch_id"], r["fresh"], r["duplicates"], r["dead_letters"]) for r in state.collect()] == [
+        (0, 2, 0, 0),
+        (1, 1, 1, 1),
+        (2, 1, 1, 1),
+    ]

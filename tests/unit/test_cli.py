@@ -182,3 +182,14 @@ def test_every_registered_job_is_a_function_of_the_jobs_package() -> None:
         job = spec.load()
         assert callable(job), spec
         assert job.__module__ == spec.target.partition(":")[0], spec
+
+
+def test_a_quarantine_replay_of_the_speed_layer_s_silver_waits_for_the_speed_layer() -> None:
+    from etl_lib.config import load_config
+
+    base = Path(__file__).parents[2] / "conf" / "local.yaml"
+    replay = JOBS["quality_replay"]
+    assert replay.lock_for(load_config(base, ["run.table=silver/events"])) == "speed"
+    assert replay.lock_for(load_config(base, ["run.table=silver/order_lines"])) is None
+    assert JOBS["speed_layer"].lock_for(load_config(base, [])) == "speed"
+    assert JOBS["batch_layer"].lock_for(load_config(base, ["run.table=silver/events"])) == "batch"

@@ -35,6 +35,7 @@ def _kafka(spark: SparkSession, speed: SpeedConfig, services: ServicesConfig) ->
         .option("subscribe", kafka.topic)
         .option("startingOffsets", kafka.starting_offsets)
         .option("failOnDataLoss", str(kafka.fail_on_data_loss).lower())
+        .option("kafka.fetch.max.wait.ms", str(kafka.fetch_max_wait_ms))
     )
     if kafka.max_offsets_per_trigger is not None:
         reader = reader.option("maxOffsetsPerTrigger", str(kafka.max_offsets_per_trigger))
