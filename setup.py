@@ -38,6 +38,8 @@ setup(
         "skops>=0.16,<1",
         "deltalake>=1.0,<2",
         "openlineage-python>=1.30,<2",
+        # Excel workbooks (format: xlsx) are read with openpyxl, the reader pandas uses for them.
+        "openpyxl>=3.1.5,<4",
     ],
     extras_require={
         # Spark and Delta for local runs and spark-submit; platforms bring their own.

@@ -70,6 +70,10 @@ class ServiceError(EtlSuiteError):
     """A local service (Kafka, PostgreSQL, the AWS endpoint, ...) could not be started, checked or stopped."""
 
 
+class ExtractError(EtlSuiteError):
+    """An extract that cannot be read as its source is configured: no such sheet, a column without a name."""
+
+
 class JobFailedError(EtlSuiteError):
     """A job ran and failed; the message names the step that failed."""
 

@@ -10,7 +10,7 @@ from etl_lib.core.capture import record_read
 from etl_lib.core.run import RunContext, TableWrite, run_metadata
 from etl_lib.io import lakehouse
 from etl_lib.io.sources import bookmarks, jdbc
-from etl_lib.io.sources.files import read_files_stream, source_file
+from etl_lib.io.sources.files import read_files_stream, source_file, without_source_file
 from etl_lib.layers.bronze import with_ingestion_metadata
 
 
@@ -21,9 +21,10 @@ def land_files(
     target = config.lakehouse.table_path("bronze", source.table)
     before = lakehouse.current_version(spark, target)
     record_read(f"files:{source.path}", None)
-    landed = read_files_stream(spark, source).transform(
-        with_ingestion_metadata(name, source_file(), context.run_id, context.run_time)
+    read = read_files_stream(spark, source).transform(
+        with_ingestion_metadata(name, source_file(source), context.run_id, context.run_time)
     )
+    landed = without_source_file(read, source)
     _keep_names(spark, target, landed)
     with lakehouse.commit_metadata(spark, run_metadata(context, f"bronze/{source.table}", source=name)):
         lakehouse.append_available_now(

@@ -52,7 +52,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
-from pyspark.sql.types import StructType
 
 from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval, secrets
 from etl_lib.core.capture import task_scope
@@ -496,7 +495,7 @@ class _KeptIds:
     ) -> DataFrame:
         """``event_id`` and digest of kept events sharing an id with the batch's error-free ones (in the window)."""
         if self.frame is None:
-            self.frame = self._load(spark, parsed, query_id, batch_id, watermark)
+            self.frame = self._load(spark, query_id, batch_id, watermark)
         elif self.added >= self.every:
             self.frame = _in_window(self.frame, watermark).localCheckpoint(eager=True)
             self.added = 0
@@ -512,11 +511,8 @@ class _KeptIds:
         self.frame = self.frame.unionByName(rows)
         self.added += 1
 
-    def _load(
-        self, spark: SparkSession, parsed: DataFrame, query_id: str, batch_id: int, watermark: dt.datetime | None
-    ) -> DataFrame:
-        if not lakehouse.is_delta_table(spark, self.path):
-            return spark.createDataFrame([], StructType([parsed.schema[name] for name in self.COLUMNS]))
+    def _load(self, spark: SparkSession, query_id: str, batch_id: int, watermark: dt.datetime | None) -> DataFrame:
+        # Silver exists: the job creates it before the query starts (:func:`_silver_as_declared`).
         stored = lakehouse.read(spark, self.path)
         # Rows this very batch wrote before a crash are not duplicates of it.
         stored = stored.where(~((F.col("_query_id") == query_id) & (F.col("_batch_id") == batch_id)))
@@ -635,16 +631,22 @@ class SpeedBatch:
                 if counts["fresh"]:
                     self.kept.add(checked)
                 if self.state.due():
-                    self._audit = self._auditor.submit(self._append_audit, spark, metadata)
+                    self._audit = self._auditor.submit(self.append_audit, spark, metadata)
             log.info("speed batch %d: %s; seconds: %s", batch_id, counts, written)
 
-    def _append_audit(self, spark: SparkSession, metadata: dict[str, Any]) -> None:
-        """Append the held state and results rows and the progress reported (beside the next batch)."""
-        self.state.append(spark, metadata)
-        # With the ingest query's newest batch as the rows' transaction id, as at the end of a run: a batch run again
-        # after a restart reports its progress again, which the table has.
+    def append_audit(self, spark: SparkSession, metadata: dict[str, Any]) -> None:
+        """Append the held state and results rows and the progress reported (beside a batch, and at the run's end).
+
+        The progress rows carry the ingest query's newest batch in them as their transaction id: a batch run again
+        after a restart reports its progress again, which the table has.
+        """
         newest = _newest_batch(self.query_id.get())
-        _flush_progress(spark, self.recorder, self.paths.progress, self.context, newest, metadata=metadata)
+        _all_at_once(
+            [
+                lambda: self.state.append(spark, metadata),
+                lambda: _flush_progress(spark, self.recorder, self.paths.progress, self.context, newest, metadata),
+            ]
+        )
 
     def settle(self) -> None:
         """Wait for the audit append under way, if any; its failure is raised here."""
@@ -1123,13 +1125,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
             handlers[query.name].reraise(JobFailedError(f"the speed layer's query {query.name} failed: {failure}"))
     if audit_failure is not None:
         raise audit_failure
-    with lakehouse.commit_metadata(spark, run_metadata(context, "audit/stream_progress")):
-        _all_at_once(
-            [
-                lambda: batch.state.append(spark),
-                lambda: _flush_progress(spark, recorder, paths.progress, context, _newest_batch(str(ingest.id))),
-            ]
-        )
+    batch.append_audit(spark, run_metadata(context, "audit/stream_progress"))
     result = JobResult(job=context.job, run_id=context.run_id, writes=_writes_of_run(spark, config, context, versions))
     result.metrics["source"] = config.speed.source
     if added:

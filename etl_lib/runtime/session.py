@@ -28,6 +28,14 @@ PORTABLE_TABLE_DEFAULTS = {
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
 
+#: Runtime settings every session of the suite gets (a running platform session too), before the config's own.
+#: Spark 4 reads text files only in the Unicode charsets and Latin-1 unless told it may use any of Java's:
+#: extracts come in Windows code pages too (``encoding: windows-1252``). Spark 3.5 reads them without it.
+RUNTIME_DEFAULTS = {
+    **PORTABLE_TABLE_DEFAULTS,
+    "spark.sql.legacy.javaCharsets": "true",
+}
+
 #: What makes a plain Spark session a Delta one.
 DELTA_SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -53,7 +61,7 @@ def local_session_conf(spark: SparkConfig) -> dict[str, str]:
         "spark.jars": ",".join(str(jar) for jar in jars),
         "spark.app.name": spark.app_name,
         **SESSION_CONF,
-        **PORTABLE_TABLE_DEFAULTS,
+        **RUNTIME_DEFAULTS,
     }
     conf.update(spark.conf)
     return conf
@@ -74,7 +82,7 @@ def build_session(spark: SparkConfig) -> SparkSession:
     """
     if spark.session == "platform":
         session = SparkSession.builder.getOrCreate()
-        for key, value in {**PORTABLE_TABLE_DEFAULTS, **spark.conf}.items():
+        for key, value in {**RUNTIME_DEFAULTS, **spark.conf}.items():
             session.conf.set(key, value)
     else:
         session = start_local_session(spark)

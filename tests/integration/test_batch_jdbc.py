@@ -17,6 +17,7 @@ from etl_lib.core.run import RunContext
 from etl_lib.io import lakehouse
 from etl_lib.runtime.runner import run_job
 from etl_lib.services.postgres import ORDER_COLUMNS, PostgresService
+from tests.exports import ENTITY_COLUMNS
 
 # A test of the suite's own logic, on the primary line: the JDBC driver and Spark's JDBC source run on both lines in
 # test_services (see the primary_line marker).
@@ -130,3 +131,80 @@ def test_a_mark_lost_after_landing_is_recovered_from_the_bronze_commit(
     second = run_job("batch_layer", config, spark, context("run-2"))
     assert {f"{w.layer}/{w.table}": w.rows_written for w in second.writes}["bronze/orders_db"] == 500
     assert lakehouse.read(spark, config.lakehouse.table_path("bronze", "orders_db")).count() == 1500
+
+
+#: An ERP's table: its columns named with spaces, punctuation, a currency sign, an accent; dates as text.
+EXPORT_TABLE = ("public", "sales_lines")
+
+
+def load_export(postgres: PostgresService, rows: pa.Table, modified: dt.datetime) -> None:
+    """Append ``rows`` to the ERP's table, its dates as ``dd.MM.yyyy HH:mm`` text, all modified at ``modified``."""
+    from psycopg import sql
+
+    table = sql.Identifier(*EXPORT_TABLE)
+    columns = [ENTITY_COLUMNS[name] for name in ORDER_COLUMNS]
+    with postgres.connect() as connection:
+        connection.execute(
+            sql.SQL(
+                'CREATE TABLE IF NOT EXISTS {} ("Line No" BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
+                '"Invoice" TEXT, "StockCode" TEXT, "Description" TEXT, "Qté" INTEGER, "Invoice Date" TEXT, '
+                '"Unit Price (£)" NUMERIC(12, 3), "Customer ID" BIGINT, "Country" TEXT, "Last Modified" TIMESTAMP)'
+            ).format(table)
+        )
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            table, sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "Last Modified"])
+        )
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for record in rows.select(list(ORDER_COLUMNS.values())).to_pylist():
+                values = list(record.values())
+                values[4] = values[4].strftime("%d.%m.%Y %H:%M")
+                copy.write_row([*values, modified])
+
+
+def test_a_table_with_the_names_an_erp_gives_lands_by_its_spaced_watermark(
+    spark: SparkSession, suite_config: SuiteConfig, postgres: PostgresService, tmp_path: Path
+) -> None:
+    with postgres.connect() as connection:
+        connection.execute("DROP TABLE IF EXISTS public.sales_lines")
+    extract = pq.read_table(DATA).slice(0, 3_000)
+    load_export(postgres, extract.slice(0, 2_000), dt.datetime(2026, 1, 1, 10))
+    data = jdbc_config(suite_config, postgres, tmp_path / "lake").model_dump(mode="json")
+    data["sources"]["orders_db"].update(
+        {
+            "source_table": "public.sales_lines",
+            "watermark_column": "Last Modified",
+            "partition_column": "Line No",
+            "partition_threshold_rows": 1_000,  # read in ranges of "Line No"
+            "columns": ENTITY_COLUMNS,
+            "formats": {"invoice_date": "dd.MM.yyyy HH:mm"},
+        }
+    )
+    # A rule on a column of the table, by its own name.
+    rule = {"name": "customer_known", "type": "completeness", "column": "Customer ID", "threshold": 0.4}
+    data["quality"]["tables"]["bronze/orders_db"] = {"rules": [rule]}
+    config = validate_config(data)
+    path = config.lakehouse.table_path
+
+    first = run_job("batch_layer", config, spark, context("run-1"))
+    assert {f"{w.layer}/{w.table}": w.rows_written for w in first.writes}["bronze/orders_db"] == 2_000
+    load_export(postgres, extract.slice(2_000), dt.datetime(2026, 1, 2, 10))
+    second = run_job("batch_layer", config, spark, context("run-2"))
+    written = {f"{w.layer}/{w.table}": w.rows_written for w in second.writes}
+    assert (written["bronze/orders_db"], written["audit/rejects"]) == (1_000, 0)
+
+    bronze = lakehouse.read(spark, path("bronze", "orders_db"))
+    assert bronze.columns[:10] == ["Line No", *ENTITY_COLUMNS.values(), "Last Modified"]
+    assert bronze.select("Line No").distinct().count() == 3_000
+    marks = lakehouse.read(spark, path("audit", "bookmarks")).orderBy("high_water_mark")
+    assert [(r["watermark_column"], r["high_water_mark"], r["rows_read"]) for r in marks.collect()] == [
+        ("Last Modified", "2026-01-01T10:00:00", 2_000),
+        ("Last Modified", "2026-01-02T10:00:00", 1_000),
+    ]
+    distinct = extract.select(list(ORDER_COLUMNS.values())).group_by(list(ORDER_COLUMNS.values())).aggregate([])
+    lines = lakehouse.read(spark, path("silver", "order_lines"))
+    assert lines.count() == distinct.num_rows
+    first_line = lines.orderBy("invoice_date", "line_id").select("invoice_no", "invoice_date").first()
+    assert tuple(first_line) == ("536365", dt.datetime(2010, 12, 1, 8, 26))  # type: ignore[arg-type]
+    results = lakehouse.read(spark, path("audit", "quality_results"))
+    checked = results.where("`table` = 'bronze/orders_db' AND rule = 'customer_known'").orderBy("rows").collect()
+    assert [(r["rows"], r["columns"]) for r in checked] == [(1_000, ["Customer ID"]), (2_000, ["Customer ID"])]

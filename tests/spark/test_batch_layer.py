@@ -18,6 +18,7 @@ from etl_lib.errors import JobFailedError
 from etl_lib.io import lakehouse
 from etl_lib.io.portable import delta_rows, duckdb_checksum, duckdb_query
 from etl_lib.runtime.runner import run_job
+from tests.exports import ENTITY_COLUMNS, bundled_lines, write_csv, write_workbook
 from tests.retail import RETAIL_TABLES
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -199,28 +200,17 @@ def test_a_csv_extract_with_its_own_names_rejects_bad_rows_and_adds_new_files_on
     shutil.rmtree(landing)
 
 
-#: Column names as an ERP exports them: spaces, punctuation, a currency sign, an accent.
-EXPORTED = {
-    "invoice_no": "Invoice",
-    "stock_code": "StockCode",
-    "description": "Description",
-    "quantity": "Qté",
-    "invoice_date": "Invoice Date",
-    "unit_price": "Unit Price (£)",
-    "customer_id": "Customer ID",
-    "country": "Country",
-}
-
-
 @pytest.mark.parametrize(
-    ("python_encoding", "source_options"),
+    ("python_encoding", "source_options", "warmer"),
     [
         # A spreadsheet's "CSV UTF-8": a byte-order mark before the header, commas.
-        ("utf-8-sig", {}),
+        ("utf-8-sig", {}, "HAND WARMER"),
         # An older export: Latin-1, semicolons, and a quote of its own.
-        ("latin-1", {"encoding": "ISO-8859-1", "sep": ";", "quote": "'"}),
+        ("latin-1", {"encoding": "ISO-8859-1", "sep": ";", "quote": "'"}, "HAND WARMER"),
+        # Windows' own code page: its curly quotes are bytes that Latin-1 reads as control characters.
+        ("cp1252", {"encoding": "windows-1252"}, "HAND WARMER \u2018UNION JACK\u2019 \u20ac2"),
     ],
-    ids=["utf8-bom", "latin1-semicolons"],
+    ids=["utf8-bom", "latin1-semicolons", "windows-1252"],
 )
 def test_an_extract_keeps_its_own_column_names_in_bronze_for_every_reader(
     spark: SparkSession,
@@ -228,18 +218,19 @@ def test_an_extract_keeps_its_own_column_names_in_bronze_for_every_reader(
     tmp_path: Path,
     python_encoding: str,
     source_options: dict[str, str],
+    warmer: str,
 ) -> None:
     landing = tmp_path / "landing"
     landing.mkdir()
     sep, quote = source_options.get("sep", ","), source_options.get("quote", '"')
     lines = [
-        [quote + name + quote for name in EXPORTED.values()],
+        [quote + name + quote for name in ENTITY_COLUMNS.values()],
         ["536365", "85123A", f"{quote}WHITE HANGING HEART, LARGE{quote}", "6", "01/12/2010 08:26", "2.55", "17850"],
-        ["536366", "22633", "HAND WARMER", "6", "01/12/2010 08:28", "1.85", ""],
+        ["536366", "22633", warmer, "6", "01/12/2010 08:28", "1.85", ""],
     ]
     text = "".join(sep.join(line if len(line) == 8 else [*line, "United Kingdom"]) + "\n" for line in lines)
     (landing / "export.csv").write_bytes(text.encode(python_encoding))
-    source = {**csv_source(landing), "table": "erp_export", "columns": EXPORTED, "options": source_options}
+    source = {**csv_source(landing), "table": "erp_export", "columns": ENTITY_COLUMNS, "options": source_options}
     # A rule on the extract's own column, by the name it has there.
     rules = {"rules": [{"name": "customer_known", "type": "completeness", "column": "Customer ID", "threshold": 0.5}]}
     config = configured(
@@ -250,7 +241,7 @@ def test_an_extract_keeps_its_own_column_names_in_bronze_for_every_reader(
     assert rows_of(result)["silver/order_lines"] == 2
 
     bronze = config.lakehouse.table_path("bronze", "erp_export")
-    names = list(EXPORTED.values())
+    names = list(ENTITY_COLUMNS.values())
     assert lakehouse.read(spark, bronze).columns[: len(names)] == names
     from deltalake import DeltaTable
 
@@ -260,11 +251,93 @@ def test_an_extract_keeps_its_own_column_names_in_bronze_for_every_reader(
         (None, "1.85", "6"),
     ]
     lines = lakehouse.read(spark, config.lakehouse.table_path("silver", "order_lines"))
-    assert sorted(lines.select("description").collect()) == [("HAND WARMER",), ("WHITE HANGING HEART, LARGE",)]
+    assert sorted(lines.select("description").collect()) == [(warmer,), ("WHITE HANGING HEART, LARGE",)]
     results = lakehouse.read(spark, config.lakehouse.table_path("audit", "quality_results"))
     rule = results.where("`table` = 'bronze/erp_export' AND rule = 'customer_known'").first()
     assert rule is not None
     assert (rule["passed"], rule["failing_rows"], rule["rows"], rule["columns"]) == (True, 1, 2, ["Customer ID"])
+
+
+@pytest.mark.primary_line
+def test_the_extract_exported_by_other_systems_gives_the_same_facts(
+    spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
+) -> None:
+    """The whole extract in three exports of its months, each a configuration alone, through the batch layer.
+
+    Renamed columns; text dates in two formats; a Latin-1 CSV with semicolons, a Windows-1252 CSV, and an
+    ``.xlsx`` whose rows are on its second sheet under two title rows.
+    """
+    lines = bundled_lines()
+    moment = lines["Invoice Date"]
+    parts = {
+        "latin1": lines[moment < "2011-07-01"],
+        "cp1252": lines[(moment >= "2011-07-01") & (moment < "2011-12-01")],
+        "workbook": lines[moment >= "2011-12-01"],
+    }
+    folders = {name: tmp_path / name for name in parts}
+    for folder in folders.values():
+        folder.mkdir()
+    write_csv(parts["latin1"], folders["latin1"] / "2011-h1.csv", "%d/%m/%Y %H:%M", "latin-1", sep=";")
+    write_csv(parts["cp1252"], folders["cp1252"] / "2011-q3.csv", "us", "cp1252")
+    write_workbook(parts["workbook"], folders["workbook"] / "2011-12.xlsx", title_rows=[["Sales lines"], []])
+
+    def source(name: str, **settings: Any) -> dict[str, Any]:
+        return {
+            "kind": "files",
+            "path": str(folders[name]),
+            "table": f"erp_{name}",
+            "entity": "order_lines",
+            "columns": ENTITY_COLUMNS,
+            **settings,
+        }
+
+    # Quotes inside a quoted value are doubled (RFC 4180), not escaped with a backslash as Spark expects.
+    csv = {"escape": '"'}
+    sources = {
+        "erp_latin1": source(
+            "latin1",
+            format="csv",
+            options={**csv, "encoding": "ISO-8859-1", "sep": ";"},
+            formats={"invoice_date": "dd/MM/yyyy HH:mm"},
+        ),
+        "erp_cp1252": source(
+            "cp1252",
+            format="csv",
+            options={**csv, "encoding": "windows-1252"},
+            formats={"invoice_date": "M/d/yyyy h:mm a"},
+        ),
+        "erp_workbook": source("workbook", format="xlsx", sheet="Transactions", header_row=3),
+    }
+    config = configured(suite_config, tmp_path / "lake", sources=sources)
+    written = rows_of(run_job("batch_layer", config, spark, context("run-1")))
+    assert {table: written[table] for table in ("bronze/erp_latin1", "bronze/erp_cp1252", "bronze/erp_workbook")} == {
+        "bronze/erp_latin1": 245_903,
+        "bronze/erp_cp1252": 270_481,
+        "bronze/erp_workbook": 25_525,
+    }
+    assert {table: written[table] for table in ("silver/order_lines", "audit/rejects", "silver/dim_customers")} == {
+        "silver/order_lines": 536_641,  # the same 5,268 exact duplicates found
+        "audit/rejects": 0,
+        "silver/dim_customers": 4_388,
+    }
+    lines_read = lakehouse.read(spark, config.lakehouse.table_path("silver", "order_lines"))
+    summary = lines_read.agg(
+        F.countDistinct("line_id").alias("ids"),
+        F.sum(F.col("is_cancellation").cast("int")).alias("cancellations"),
+        F.countDistinct("customer_id").alias("customers"),
+        F.sum("quantity").alias("quantity"),
+        F.sum("amount").cast("string").alias("revenue"),
+        F.sum(F.col("description").contains("£").cast("int")).alias("pound_signs"),
+    ).first()
+    assert summary is not None
+    assert summary.asDict() == {
+        "ids": 536_641,
+        "cancellations": 9_251,
+        "customers": 4_372,
+        "quantity": 5_162_502,
+        "revenue": "9726006.954",
+        "pound_signs": 32,
+    }
 
 
 def test_a_failing_source_fails_the_run_and_spares_the_other(

@@ -167,7 +167,7 @@ def test_the_audit_rows_a_killed_run_held_are_taken_from_bronze_by_the_next_run(
     config = speed_config(suite_config, tmp_path / "lake", tmp_path / "landing")
     replay(config, "files", limit=200, batch_size=100)
     with monkeypatch.context() as killed:
-        killed.setattr(speed_layer._AuditLog, "append", lambda self, spark: None)
+        killed.setattr(speed_layer._AuditLog, "append", lambda self, spark, metadata=None: None)
         first = run(spark, config, "run-1")
     assert first["audit/stream_state"] == 0
     assert not lakehouse.is_delta_table(spark, config.lakehouse.table_path("audit", "quality_results"))

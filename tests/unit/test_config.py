@@ -358,3 +358,15 @@ def test_without_a_checkout_and_without_conf_the_error_says_to_pass_one(monkeypa
         load_config()
     monkeypatch.undo()
     assert load_config().app.environment == "local"  # from the checkout, the embedded default
+
+
+def test_a_workbook_source_names_its_sheet_and_header_row_and_only_it_does(tmp_path: Path) -> None:
+    workbook = "sources: {x: {kind: files, path: /in, format: xlsx, table: t, sheet: Sales, header_row: 3}}\n"
+    source = load_config(write(tmp_path, MINIMAL + workbook)).sources["x"]
+    assert (source.sheet, source.header_row) == ("Sales", 3)  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"sources\.x: .*sheet and header_row are for an xlsx source, not csv"):
+        load_config(write(tmp_path, MINIMAL + workbook.replace("xlsx", "csv")))
+    with pytest.raises(ConfigError, match=r"sources\.x: .*options are Spark reader options"):
+        load_config(write(tmp_path, MINIMAL + workbook.replace("header_row: 3", "options: {sep: ';'}")))
+    with pytest.raises(ConfigError, match=r"sources\.x\.header_row: Input should be greater than or equal to 1"):
+        load_config(write(tmp_path, MINIMAL + workbook.replace("header_row: 3", "header_row: 0")))

@@ -52,9 +52,22 @@ class FileSourceConfig(_ExtractSource):
 
     kind: Literal["files"]
     path: Location
-    format: Literal["parquet", "csv", "json"]
+    format: Literal["parquet", "csv", "json", "xlsx"]
+    #: Spark's reader options of the format (``sep``, ``encoding``, ``quote`` for CSV); none for ``xlsx``.
     options: dict[str, ConfValue] = Field(default_factory=dict)
     max_files_per_batch: int | None = Field(default=None, gt=0)
+    #: ``xlsx`` only: the sheet to read (None: the first) and the row, counted from 1, that names the columns.
+    sheet: str | None = None
+    header_row: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _workbook_settings(self) -> FileSourceConfig:
+        if self.format == "xlsx":
+            if self.options:
+                raise ValueError("options are Spark reader options, which an xlsx source does not take")
+        elif self.sheet is not None or self.header_row != 1:
+            raise ValueError(f"sheet and header_row are for an xlsx source, not {self.format}")
+        return self
 
 
 class JdbcSourceConfig(_ExtractSource):
