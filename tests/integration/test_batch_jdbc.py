@@ -70,69 +70,6 @@ def split_at_a_duplicate(extract: pa.Table) -> int:
     return min(seconds, key=lambda index: abs(index - len(rows) // 2))
 
 
-def test_half_then_the_rest_lands_every_row_once(
-    spark: SparkSession, suite_config: SuiteConfig, postgres: PostgresService, tmp_path: Path
-) -> None:
-    with postgres.connect() as connection:
-        connection.execute("DROP TABLE IF EXISTS online_retail")
-    extract = pq.read_table(DATA).slice(0, ROWS)
-    distinct = extract.select(list(ORDER_COLUMNS.values())).group_by(list(ORDER_COLUMNS.values())).aggregate([])
-    customers = len(pc.unique(extract.column("CustomerID").drop_null()))
-    half = split_at_a_duplicate(extract)
-    config = jdbc_config(suite_config, postgres, tmp_path / "lake")
-    path = config.lakehouse.table_path
-
-    assert postgres.load_order_lines(extract.slice(0, half)) == half
-    first = run_job("batch_layer", config, spark, context("run-1"))
-    written = {f"{w.layer}/{w.table}": w.rows_written for w in first.writes}
-    assert written["bronze/orders_db"] == half
-    assert written["audit/bookmarks"] == 1
-
-    assert postgres.load_order_lines(extract.slice(half)) == ROWS - half
-    second = run_job("batch_layer", config, spark, context("run-2"))
-    assert {f"{w.layer}/{w.table}": w.rows_written for w in second.writes}["bronze/orders_db"] == ROWS - half
-
-    bronze = lakehouse.read(spark, path("bronze", "orders_db"))
-    assert bronze.count() == ROWS
-    assert bronze.select("id").distinct().count() == ROWS
-    assert bronze.groupBy("_run_id").count().orderBy("_run_id").collect() == [("run-1", half), ("run-2", ROWS - half)]
-    # Every row once in silver: exact duplicates collapse, across the two loads (the split is at one) as within them.
-    lines = lakehouse.read(spark, path("silver", "order_lines"))
-    assert distinct.num_rows < ROWS
-    assert lines.count() == distinct.num_rows
-    assert lines.select("line_id").distinct().count() == distinct.num_rows
-    assert lines.agg(F.countDistinct("customer_id")).first()[0] == customers  # type: ignore[index]
-
-    marks = lakehouse.read(spark, path("audit", "bookmarks")).orderBy("committed_at", "rows_read")
-    assert [(r["source"], r["high_water_mark"], r["rows_read"]) for r in marks.collect()] == [
-        ("orders_db", str(half), half),
-        ("orders_db", str(ROWS), ROWS - half),
-    ]
-
-    # Nothing new in the database: nothing is read, nothing is written.
-    third = run_job("batch_layer", config, spark, context("run-3"))
-    assert {w.rows_written for w in third.writes} == {0}
-
-
-def test_a_mark_lost_after_landing_is_recovered_from_the_bronze_commit(
-    spark: SparkSession, suite_config: SuiteConfig, postgres: PostgresService, tmp_path: Path
-) -> None:
-    with postgres.connect() as connection:
-        connection.execute("DROP TABLE IF EXISTS online_retail")
-    postgres.load_order_lines(pq.read_table(DATA).slice(0, 1000))
-    config = jdbc_config(suite_config, postgres, tmp_path / "lake")
-    run_job("batch_layer", config, spark, context("run-1"))
-    # As if the run had died after landing in bronze but before writing its bookmark.
-    marks = config.lakehouse.table_path("audit", "bookmarks")
-    from delta.tables import DeltaTable
-
-    DeltaTable.forPath(spark, marks).delete()
-    postgres.load_order_lines(pq.read_table(DATA).slice(1000, 500))
-    second = run_job("batch_layer", config, spark, context("run-2"))
-    assert {f"{w.layer}/{w.table}": w.rows_written for w in second.writes}["bronze/orders_db"] == 500
-    assert lakehouse.read(spark, config.lakehouse.table_path("bronze", "orders_db")).count() == 1500
-
-
 #: An ERP's table: its columns named with spaces, punctuation, a currency sign, an accent; dates as text.
 EXPORT_TABLE = ("public", "sales_lines")
 
@@ -161,50 +98,87 @@ def load_export(postgres: PostgresService, rows: pa.Table, modified: dt.datetime
                 copy.write_row([*values, modified])
 
 
-def test_a_table_with_the_names_an_erp_gives_lands_by_its_spaced_watermark(
+def test_half_then_the_rest_lands_every_row_once(
     spark: SparkSession, suite_config: SuiteConfig, postgres: PostgresService, tmp_path: Path
 ) -> None:
+    """An ERP's table under its own column names, extracted by `Last Modified`, read in ranges of `Line No`."""
     with postgres.connect() as connection:
         connection.execute("DROP TABLE IF EXISTS public.sales_lines")
-    extract = pq.read_table(DATA).slice(0, 3_000)
-    load_export(postgres, extract.slice(0, 2_000), dt.datetime(2026, 1, 1, 10))
+    extract = pq.read_table(DATA).slice(0, ROWS)
+    distinct = extract.select(list(ORDER_COLUMNS.values())).group_by(list(ORDER_COLUMNS.values())).aggregate([])
+    customers = len(pc.unique(extract.column("CustomerID").drop_null()))
+    half = split_at_a_duplicate(extract)
     data = jdbc_config(suite_config, postgres, tmp_path / "lake").model_dump(mode="json")
     data["sources"]["orders_db"].update(
         {
             "source_table": "public.sales_lines",
             "watermark_column": "Last Modified",
             "partition_column": "Line No",
-            "partition_threshold_rows": 1_000,  # read in ranges of "Line No"
             "columns": ENTITY_COLUMNS,
             "formats": {"invoice_date": "dd.MM.yyyy HH:mm"},
         }
     )
     # A rule on a column of the table, by its own name.
-    rule = {"name": "customer_known", "type": "completeness", "column": "Customer ID", "threshold": 0.4}
+    rule = {"name": "customer_known", "type": "completeness", "column": "Customer ID", "threshold": 0.6}
     data["quality"]["tables"]["bronze/orders_db"] = {"rules": [rule]}
     config = validate_config(data)
     path = config.lakehouse.table_path
 
+    load_export(postgres, extract.slice(0, half), dt.datetime(2026, 1, 1, 10))
     first = run_job("batch_layer", config, spark, context("run-1"))
-    assert {f"{w.layer}/{w.table}": w.rows_written for w in first.writes}["bronze/orders_db"] == 2_000
-    load_export(postgres, extract.slice(2_000), dt.datetime(2026, 1, 2, 10))
+    written = {f"{w.layer}/{w.table}": w.rows_written for w in first.writes}
+    assert written["bronze/orders_db"] == half
+    assert written["audit/bookmarks"] == 1
+
+    load_export(postgres, extract.slice(half), dt.datetime(2026, 1, 2, 10))
     second = run_job("batch_layer", config, spark, context("run-2"))
     written = {f"{w.layer}/{w.table}": w.rows_written for w in second.writes}
-    assert (written["bronze/orders_db"], written["audit/rejects"]) == (1_000, 0)
+    assert (written["bronze/orders_db"], written["audit/rejects"]) == (ROWS - half, 0)
 
     bronze = lakehouse.read(spark, path("bronze", "orders_db"))
     assert bronze.columns[:10] == ["Line No", *ENTITY_COLUMNS.values(), "Last Modified"]
-    assert bronze.select("Line No").distinct().count() == 3_000
-    marks = lakehouse.read(spark, path("audit", "bookmarks")).orderBy("high_water_mark")
-    assert [(r["watermark_column"], r["high_water_mark"], r["rows_read"]) for r in marks.collect()] == [
-        ("Last Modified", "2026-01-01T10:00:00", 2_000),
-        ("Last Modified", "2026-01-02T10:00:00", 1_000),
-    ]
-    distinct = extract.select(list(ORDER_COLUMNS.values())).group_by(list(ORDER_COLUMNS.values())).aggregate([])
+    assert bronze.count() == ROWS
+    assert bronze.select("Line No").distinct().count() == ROWS
+    assert bronze.groupBy("_run_id").count().orderBy("_run_id").collect() == [("run-1", half), ("run-2", ROWS - half)]
+    # Every row once in silver: exact duplicates collapse, across the two loads (the split is at one) as within them.
     lines = lakehouse.read(spark, path("silver", "order_lines"))
+    assert distinct.num_rows < ROWS
     assert lines.count() == distinct.num_rows
+    assert lines.select("line_id").distinct().count() == distinct.num_rows
+    assert lines.agg(F.countDistinct("customer_id")).first()[0] == customers  # type: ignore[index]
     first_line = lines.orderBy("invoice_date", "line_id").select("invoice_no", "invoice_date").first()
     assert tuple(first_line) == ("536365", dt.datetime(2010, 12, 1, 8, 26))  # type: ignore[arg-type]
+
+    marks = lakehouse.read(spark, path("audit", "bookmarks")).orderBy("high_water_mark")
+    assert [(r["watermark_column"], r["high_water_mark"], r["rows_read"]) for r in marks.collect()] == [
+        ("Last Modified", "2026-01-01T10:00:00", half),
+        ("Last Modified", "2026-01-02T10:00:00", ROWS - half),
+    ]
     results = lakehouse.read(spark, path("audit", "quality_results"))
     checked = results.where("`table` = 'bronze/orders_db' AND rule = 'customer_known'").orderBy("rows").collect()
-    assert [(r["rows"], r["columns"]) for r in checked] == [(1_000, ["Customer ID"]), (2_000, ["Customer ID"])]
+    assert sorted((r["rows"], r["columns"]) for r in checked) == sorted(
+        [(half, ["Customer ID"]), (ROWS - half, ["Customer ID"])]
+    )
+
+    # Nothing new in the database: nothing is read, nothing is written.
+    third = run_job("batch_layer", config, spark, context("run-3"))
+    assert {w.rows_written for w in third.writes} == {0}
+
+
+def test_a_mark_lost_after_landing_is_recovered_from_the_bronze_commit(
+    spark: SparkSession, suite_config: SuiteConfig, postgres: PostgresService, tmp_path: Path
+) -> None:
+    with postgres.connect() as connection:
+        connection.execute("DROP TABLE IF EXISTS online_retail")
+    postgres.load_order_lines(pq.read_table(DATA).slice(0, 1000))
+    config = jdbc_config(suite_config, postgres, tmp_path / "lake")
+    run_job("batch_layer", config, spark, context("run-1"))
+    # As if the run had died after landing in bronze but before writing its bookmark.
+    marks = config.lakehouse.table_path("audit", "bookmarks")
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(spark, marks).delete()
+    postgres.load_order_lines(pq.read_table(DATA).slice(1000, 500))
+    second = run_job("batch_layer", config, spark, context("run-2"))
+    assert {f"{w.layer}/{w.table}": w.rows_written for w in second.writes}["bronze/orders_db"] == 500
+    assert lakehouse.read(spark, config.lakehouse.table_path("bronze", "orders_db")).count() == 1500
