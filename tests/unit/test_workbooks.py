@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from etl_lib.errors import ExtractError
-from etl_lib.io.sources.workbooks import cell_text, read_sheet
+from etl_lib.io.sources.workbooks import cell_text, read_header, read_sheet
 
 pytestmark = pytest.mark.unit
 
@@ -70,6 +70,11 @@ def test_the_named_sheet_is_read_from_its_header_row_leaving_empty_rows_out() ->
         ["536365", "2010-12-01 08:26:00", "6", "17850"],
         ["536366", "2010-12-01 08:28:00", "6", None],
     ]
+    # The header alone reads no row below it: a row past the header is not looked at.
+    bad_below = workbook(("Sales", [["a", "b"], [1, 2, 3]]))
+    assert read_header(bad_below, "Sales", 1, "x.xlsx") == ["a", "b"]
+    with pytest.raises(ExtractError, match="row 2 has a value in column 3"):
+        read_sheet(bad_below, "Sales", 1, "x.xlsx")
     # No sheet named: the first, here the notes.
     assert read_sheet(content, None, 1, "x.xlsx") == (["Exported by the ERP"], [])
 

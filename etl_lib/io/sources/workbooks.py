@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
 
 from etl_lib.config import FileSourceConfig
@@ -73,10 +74,11 @@ def _header(cells: Sequence[Any] | None, where: str, header_row: int) -> list[st
     blank = [str(index + 1) for index, name in enumerate(names) if name is None]
     if blank:
         raise ExtractError(f"{where}: the header row has no name in column(s) {', '.join(blank)}")
-    repeated = sorted({name for name in names if names.count(name) > 1 and name is not None})
+    named = [name for name in names if name is not None]  # all of them, as checked just above
+    repeated = sorted({name for name in named if named.count(name) > 1})
     if repeated:
         raise ExtractError(f"{where}: the header row names {', '.join(map(repr, repeated))} more than once")
-    return [name for name in names if name is not None]
+    return named
 
 
 def read_sheet(content: bytes, sheet: str | None, header_row: int, where: str) -> tuple[list[str], list[list[Any]]]:
@@ -91,6 +93,18 @@ def read_sheet(content: bytes, sheet: str | None, header_row: int, where: str) -
         header_row: the row (counted from 1) that names the columns; the rows above it are skipped.
         where: the file, for error messages.
     """
+    return _read(content, sheet, header_row, where, header_only=False)
+
+
+def read_header(content: bytes, sheet: str | None, header_row: int, where: str) -> list[str]:
+    """The header of one sheet of a workbook, checked as :func:`read_sheet` checks it; no row below it is read."""
+    names, _ = _read(content, sheet, header_row, where, header_only=True)
+    return names
+
+
+def _read(
+    content: bytes, sheet: str | None, header_row: int, where: str, header_only: bool
+) -> tuple[list[str], list[list[Any]]]:
     from openpyxl import load_workbook
 
     workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
@@ -99,7 +113,7 @@ def read_sheet(content: bytes, sheet: str | None, header_row: int, where: str) -
         names = _header(next(rows, None), where, header_row)
         width = len(names)
         data: list[list[Any]] = []
-        for number, cells in enumerate(rows, start=header_row + 1):
+        for number, cells in enumerate(() if header_only else rows, start=header_row + 1):
             values = [cell_text(cell) for cell in cells]
             if all(value is None for value in values):
                 continue
@@ -113,11 +127,13 @@ def read_sheet(content: bytes, sheet: str | None, header_row: int, where: str) -
 
 
 def _first_workbook(spark: SparkSession, source: FileSourceConfig) -> tuple[str, bytes]:
+    # The paths alone first: Spark reads a file's content only where it is selected.
     files = spark.read.format("binaryFile").option("pathGlobFilter", _PATTERN).load(source.path)
-    first = files.select("path", "content").orderBy("path").limit(1).collect()
-    if not first:
+    [(first,)] = files.agg(F.min("path")).collect()
+    if first is None:
         raise ExtractError(f"{source.path}: no {_PATTERN} workbook to take the columns from")
-    return str(first[0]["path"]), bytes(first[0]["content"])
+    [(content,)] = spark.read.format("binaryFile").load(first).select("content").collect()
+    return str(first), bytes(content)
 
 
 def read_workbooks_stream(spark: SparkSession, source: FileSourceConfig) -> DataFrame:
@@ -128,7 +144,7 @@ def read_workbooks_stream(spark: SparkSession, source: FileSourceConfig) -> Data
     order them otherwise; a column the first did not have fails the run with the workbook's name.
     """
     path, content = _first_workbook(spark, source)
-    names, _ = read_sheet(content, source.sheet, source.header_row, path)
+    names = read_header(content, source.sheet, source.header_row, path)
     if WORKBOOK_FILE in names:
         raise ExtractError(f"{path}: a column may not be named {WORKBOOK_FILE}")
     schema = StructType([StructField(name, StringType()) for name in [*names, WORKBOOK_FILE]])
