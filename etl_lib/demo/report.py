@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from etl_lib.io.portable import duckdb_query, is_table, list_tables
 
 if TYPE_CHECKING:
+    from etl_lib.config import Bands
     from etl_lib.demo.run import DemoRun
 
 #: Columns of the lineage graph, left to right.
@@ -157,8 +158,8 @@ def anomaly_plot(scores: list[float], threshold: float | None) -> str | None:
     return _svg(figure)
 
 
-def churn_plot(probabilities: list[float], bands: dict[str, int]) -> str | None:
-    """Churn probability distribution, coloured by risk band, and the count per band."""
+def churn_plot(probabilities: list[float], counts: dict[str, int], bands: Bands) -> str | None:
+    """Churn probability distribution with the risk bands' edges, and the count per band (``counts``)."""
     if not probabilities:
         return None
     import matplotlib
@@ -168,12 +169,12 @@ def churn_plot(probabilities: list[float], bands: dict[str, int]) -> str | None:
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [3, 1]})
     left.hist(probabilities, bins=50, color="#6a1b9a")
-    for edge in (0.3, 0.7):
+    for edge in bands.edges:
         left.axvline(edge, color="black", linestyle=":")
-    left.set_xlabel("churn probability (bands: Low < 0.3 <= Medium < 0.7 <= High)")
+    left.set_xlabel(f"churn probability (bands: {bands.describe()})")
     left.set_ylabel("customers")
-    names = [name for name in ("Low", "Medium", "High") if name in bands]
-    right.bar(names, [bands[n] for n in names], color=["#2e7d32", "#f9a825", "#c62828"][: len(names)])
+    names = [name for name in bands.names if name in counts]
+    right.bar(names, [counts[n] for n in names], color=["#2e7d32", "#f9a825", "#c62828"][: len(names)])
     right.set_ylabel("customers")
     for axes in (left, right):
         axes.spines[["top", "right"]].set_visible(False)
@@ -360,7 +361,13 @@ def build_report(run: DemoRun) -> str:
             f"{len(flagged):,} of {len(anomalies):,} purchase lines are anomalous",
         ),
         _section(
-            "churn", "Churn risk", churn_plot([float(p) for (p,) in churn], {str(k): int(v) for k, v in bands.items()})
+            "churn",
+            "Churn risk",
+            churn_plot(
+                [float(p) for (p,) in churn],
+                {str(k): int(v) for k, v in bands.items()},
+                run.config.ml.churn.risk_bands,
+            ),
         ),
         _section("revenue", "Revenue by day", revenue_plot([(d, r, n) for d, r, n in days])),
         _section(

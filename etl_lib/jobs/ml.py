@@ -205,7 +205,7 @@ def _scoring_metrics(
     counts = scores.agg(
         F.count("*").alias("customers"),
         F.sum(F.col("unscored_reason").isNotNull().cast("int")).alias("unscored"),
-        *[F.sum((F.col("churn_risk") == b.name).cast("int")).alias(f"risk_{b.name}") for b in ml.churn.risk_bands],
+        *[F.sum((F.col("churn_risk") == name).cast("int")).alias(f"risk_{name}") for name in ml.churn.risk_bands.names],
     ).first()
     line_counts = scored_lines.agg(
         F.count("*").alias("lines"),
@@ -218,7 +218,7 @@ def _scoring_metrics(
         "churn_model_version": churn_model.version if churn_model else "none",
         "customers_scored": int(counts["customers"]) - int(counts["unscored"] or 0),
         "customers_unscored": int(counts["unscored"] or 0),
-        **{f"churn_risk_{b.name}": int(counts[f"risk_{b.name}"] or 0) for b in ml.churn.risk_bands},
+        **{f"churn_risk_{name}": int(counts[f"risk_{name}"] or 0) for name in ml.churn.risk_bands.names},
         "anomaly_model_version": anomaly_model.version if anomaly_model else "none",
         "purchase_lines_scored": int(line_counts["lines"]) - int(line_counts["unscored"] or 0),
         "purchase_lines_unscored": int(line_counts["unscored"] or 0),
@@ -247,7 +247,7 @@ def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobR
         .persist()
     )
     campaign = scores.transform(
-        churn.retention_campaign(ml.churn.risk_bands[-1].name, context.run_id, context.run_time)
+        churn.retention_campaign(ml.churn.risk_bands.names[-1], context.run_id, context.run_time)
     )
     anomaly_model = tracking.champion(ml, ml.anomaly.model_name)
     no_anomaly_model = f"no model {ml.anomaly.model_name!r} under alias {ml.alias!r} in {tracking.tracking_uri(ml)}"
@@ -270,7 +270,7 @@ def score(spark: SparkSession, config: SuiteConfig, context: RunContext) -> JobR
         lakehouse.append(campaign, paths["retention_campaign"])
         lakehouse.overwrite(checked, paths["purchase_anomalies"])
     result.metrics.update(_scoring_metrics(ml, scores, scored_lines, churn_model, anomaly_model))
-    _announce_campaign(spark, config, int(result.metrics[f"churn_risk_{ml.churn.risk_bands[-1].name}"]), context)
+    _announce_campaign(spark, config, int(result.metrics[f"churn_risk_{ml.churn.risk_bands.names[-1]}"]), context)
     if result.metrics["customers_unscored"] or result.metrics["purchase_lines_unscored"]:
         log.warning("some rows could not be scored; their reasons are in the tables: %s", result.metrics)
     for name, path in paths.items():

@@ -6,13 +6,12 @@ or older lines after newer ones, gives the same dimension.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from etl_lib.config import Band, Scd2Config
+from etl_lib.config import Bands, Scd2Config
 
 EFFECTIVE_FROM = "effective_from"
 EFFECTIVE_TO = "effective_to"
@@ -21,13 +20,13 @@ IS_CURRENT = "is_current"
 OBSERVED_UNTIL = "observed_until"
 
 
-def band(value: Column, bands: Sequence[Band]) -> Column:
-    """Name of the band ``value`` falls in (``below`` bounds are exclusive); NULL for a NULL value."""
+def band(value: Column, bands: Bands) -> Column:
+    """Name of the band ``value`` falls in (a value on an edge as ``bands.right`` says); NULL for a NULL value."""
     result = F.when(value.isNull(), F.lit(None).cast("string"))
-    for item in bands:
-        if item.below is not None:
-            result = result.when(value < F.lit(item.below), F.lit(item.name))
-    return result.otherwise(F.lit(bands[-1].name))
+    for item in bands.bands[:-1]:
+        edge = F.lit(item.upper)
+        result = result.when(value <= edge if bands.right else value < edge, F.lit(item.name))
+    return result.otherwise(F.lit(bands.bands[-1].name))
 
 
 PRODUCT_COLUMNS = (
@@ -74,7 +73,7 @@ def product_snapshots(order_lines: DataFrame) -> DataFrame:
     )
 
 
-def combine_products(snapshots: DataFrame, price_categories: Sequence[Band]) -> DataFrame:
+def combine_products(snapshots: DataFrame, price_categories: Bands) -> DataFrame:
     """Merge product rows (existing dimension rows and new snapshots) into one row per stock code."""
     description = F.max(F.struct(F.col("description_seen_at").alias("at"), F.col("description").alias("v")))
     price = F.max(F.struct(F.col("price_seen_at").alias("at"), F.col("unit_price").alias("v")))

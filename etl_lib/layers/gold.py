@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from etl_lib.config import Band
+from etl_lib.config import Bands
 from etl_lib.layers import Step
 from etl_lib.layers.dimensions import band
 
@@ -25,7 +24,7 @@ def as_of(process_date: dt.date) -> Step:
     return step
 
 
-def customer_features(process_date: dt.date, segments: Sequence[Band]) -> Step:
+def customer_features(process_date: dt.date, segments: Bands) -> Step:
     """Step computing one row of features per customer from their order lines up to ``process_date``.
 
     Purchases are lines that are not cancellations; returns are cancellation lines. ``recency_days`` and

@@ -9,7 +9,6 @@ way and checks the method against the ROC-AUC others report on it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from etl_lib.config import Band, ChurnConfig
+from etl_lib.config import Bands, ChurnConfig
 from etl_lib.layers import Step
 from etl_lib.layers.dimensions import band
 from etl_lib.layers.gold import customer_features
@@ -30,9 +29,7 @@ def cutoff(last_day: dt.date, inactive_days: int) -> dt.date:
     return last_day - dt.timedelta(days=inactive_days)
 
 
-def labelled_customers(
-    order_lines: DataFrame, last_day: dt.date, config: ChurnConfig, segments: Sequence[Band]
-) -> DataFrame:
+def labelled_customers(order_lines: DataFrame, last_day: dt.date, config: ChurnConfig, segments: Bands) -> DataFrame:
     """Customers known before the cutoff, their features as of it, and ``churned`` (no purchase after it).
 
     Args:

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import Band, Scd2Config
+from etl_lib.config import Band, Bands, Scd2Config
 from etl_lib.layers import dimensions
 from etl_lib.layers.changes import diff_rows
 
-PRICES = [Band(name="Budget", below=50), Band(name="Mid-range", below=200), Band(name="Premium")]
+PRICES = Bands(bands=[Band(name="Budget", upper=50), Band(name="Mid-range", upper=200), Band(name="Premium")])
 SCD2 = Scd2Config(keys=["customer_id"], sequence_by="invoice_date", tracked=["country"])
 HISTORY = (
     "customer_id STRING, country STRING, effective_from TIMESTAMP, effective_to TIMESTAMP, "
@@ -22,14 +24,26 @@ def t(day: int) -> dt.datetime:
     return dt.datetime(2011, 1, day, 12, 0)
 
 
-def test_band_edges_are_exclusive_upper_bounds(spark: SparkSession) -> None:
-    prices = spark.createDataFrame([(49.99,), (50.0,), (199.99,), (200.0,), (None,)], "price DOUBLE")
-    banded = prices.select("price", dimensions.band(F.col("price"), PRICES).alias("category"))
+@pytest.mark.parametrize("right", [True, False])
+def test_a_value_on_an_edge_falls_where_pandas_cut_puts_it(spark: SparkSession, right: bool) -> None:
+    # The seed bins prices with pandas.cut(bins=[0, 50, 200, inf]): its banding is the reference, on either side.
+    bands = PRICES.model_copy(update={"right": right})
+    values = [0.01, 49.99, 50.0, 50.01, 199.99, 200.0, 200.01, 1e6]
+    seed = pd.cut(values, bins=[0, 50, 200, float("inf")], labels=bands.names, right=right)
+    prices = spark.createDataFrame([(value,) for value in [*values, None]], "price DOUBLE")
+    banded = prices.select("price", dimensions.band(F.col("price"), bands).alias("category"))
     expected = spark.createDataFrame(
-        [(49.99, "Budget"), (50.0, "Mid-range"), (199.99, "Mid-range"), (200.0, "Premium"), (None, None)],
-        "price DOUBLE, category STRING",
+        [*zip(values, [str(name) for name in seed], strict=True), (None, None)], "price DOUBLE, category STRING"
     )
     assert_df_equality(banded, expected, ignore_nullable=True)
+
+
+def test_the_first_band_has_no_lower_edge(spark: SparkSession) -> None:
+    # pandas.cut gives a value at or below the seed's first edge (0) no band; the suite gives it the first band.
+    assert pd.isna(pd.cut([0.0], bins=[0, 50, 200, float("inf")])[0])
+    prices = spark.createDataFrame([(0.0,), (-3.5,)], "price DOUBLE")
+    banded = prices.select(dimensions.band(F.col("price"), PRICES).alias("category"))
+    assert [row["category"] for row in banded.collect()] == ["Budget", "Budget"]
 
 
 def order_lines(spark: SparkSession, rows: list[tuple[object, ...]]) -> DataFrame:

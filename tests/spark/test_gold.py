@@ -5,10 +5,10 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_lib.config import Band
+from etl_lib.config import Band, Bands
 from etl_lib.layers import gold
 
-SEGMENTS = [Band(name="Low", below=100), Band(name="Medium", below=1000), Band(name="High")]
+SEGMENTS = Bands(bands=[Band(name="Low", upper=100), Band(name="Medium", upper=1000), Band(name="High")])
 PROCESS_DATE = dt.date(2011, 3, 31)
 
 

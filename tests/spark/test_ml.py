@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -87,9 +88,12 @@ def test_churn_scores_bands_and_lifetime_value(spark: SparkSession, trained: dic
     # Customers who never bought (only cancellations) have no recency: they are not given a made-up score.
     assert {r["unscored_reason"] for r in unscored} <= {"missing feature recency_days"}
     assert len(scored) + len(unscored) == 4_372
+    # The seed's bands: pandas.cut(bins=[0, 0.3, 0.7, 1.0]), an edge in the band below it; a probability of 0,
+    # which pandas gives no band, is Low.
+    seed = pd.cut([r["churn_probability"] for r in scored], bins=[0, 0.3, 0.7, 1.0], labels=["Low", "Medium", "High"])
+    assert [r["churn_risk"] for r in scored] == [str(name) if isinstance(name, str) else "Low" for name in seed]
     for row in scored:
         probability = row["churn_probability"]
-        assert row["churn_risk"] == ("Low" if probability < 0.3 else "Medium" if probability < 0.7 else "High")
         spend = row["monthly_spend"] or 0.0
         expected = min(spend / probability * 12 if probability > 0 else spend * 24, 10_000)
         assert row["predicted_ltv"] == pytest.approx(round(expected, 2), abs=0.01)

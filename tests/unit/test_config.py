@@ -149,12 +149,25 @@ def test_entity_types_and_bands_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"entities\.lines: required names columns that are not declared: z"):
         load_config(write(tmp_path, MINIMAL + "entities: {lines: {columns: {a: int}, required: [z]}}\n"))
     base = load_config(PROJECT / "conf" / "local.yaml")
-    assert [band.name for band in base.batch.customer_segments] == ["Low", "Medium", "High"]  # type: ignore[union-attr]
-    with pytest.raises(ConfigError, match=r"batch\.price_categories: .*band bounds must increase"):
+    segments = base.batch.customer_segments  # type: ignore[union-attr]
+    assert (segments.names, segments.edges, segments.right) == (["Low", "Medium", "High"], [100, 1000], True)
+    assert segments.describe() == "Low <= 100 < Medium <= 1000 < High"
+    assert base.ml.churn.risk_bands.describe() == "Low <= 0.3 < Medium <= 0.7 < High"
+    with pytest.raises(ConfigError, match=r"batch\.price_categories: .*band edges must increase"):
         load_config(
             PROJECT / "conf" / "local.yaml",
-            ["batch.price_categories=[{name: a, below: 200}, {name: b, below: 50}, {name: c}]"],
+            ["batch.price_categories=[{name: a, upper: 200}, {name: b, upper: 50}, {name: c}]"],
         )
+    with pytest.raises(ConfigError, match=r"batch\.price_categories: .*the last band has none"):
+        load_config(
+            PROJECT / "conf" / "local.yaml", ["batch.price_categories=[{name: a, upper: 200}, {name: b, upper: 300}]"]
+        )
+    # A list alone is the bands with an edge in the band below it; the other side is a setting of the list.
+    left = load_config(
+        PROJECT / "conf" / "local.yaml",
+        ["batch.customer_segments={right: false, bands: [{name: a, upper: 10}, {name: b}]}"],
+    ).batch.customer_segments  # type: ignore[union-attr]
+    assert (left.right, left.describe()) == (False, "a < 10 <= b")
 
 
 def test_a_file_extends_another(tmp_path: Path) -> None:

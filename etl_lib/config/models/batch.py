@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from pydantic import AfterValidator, Field
+from pydantic import Field, model_validator
 
 from etl_lib.config.types import Identifier, _Section
 
 
 class Band(_Section):
-    """One band of a banding: values below ``below`` (and at least the previous band's bound) get ``name``."""
+    """One band of a :class:`Bands`: its name, and its upper edge (none for the last band)."""
 
     name: str
-    below: float | None = None
+    upper: float | None = None
 
 
-def _check_bands(bands: list[Band]) -> list[Band]:
-    bounds = [band.below for band in bands]
-    if not bands or bounds[-1] is not None or any(bound is None for bound in bounds[:-1]):
-        raise ValueError("every band but the last needs `below`; the last band has none")
-    numbers = [bound for bound in bounds[:-1] if bound is not None]
-    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-        raise ValueError("band bounds must increase")
-    return bands
+class Bands(_Section):
+    """Named bands over a number, drawn as pandas' ``cut`` draws them (the seed's binning).
 
+    With ``right`` (pandas' default, and the seed's) each band includes its upper edge: with edges 0.3 and 0.7 a
+    churn probability of 0.3 is Low and 0.7 Medium. With ``right: false`` a value on an edge is in the band above
+    it. The first band has no lower edge and the last no upper one, so every value but NULL gets a band: pandas, given
+    the seed's first edge of 0, gives a probability, a spend or a price of 0 none (README, where the suite departs
+    from the seed). A list of bands alone is taken as the bands with ``right``.
+    """
 
-Bands = Annotated[list[Band], AfterValidator(_check_bands)]
+    #: Whether a value on an edge belongs to the band below it (pandas' ``right=True``) rather than the one above.
+    right: bool = True
+    bands: list[Band]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_list_is_the_bands(cls, data: Any) -> Any:
+        return {"bands": data} if isinstance(data, list) else data
+
+    @model_validator(mode="after")
+    def _edges_increase(self) -> Bands:
+        edges = [band.upper for band in self.bands]
+        if not edges or edges[-1] is not None or any(edge is None for edge in edges[:-1]):
+            raise ValueError("every band but the last needs `upper`; the last band has none")
+        numbers = [edge for edge in edges[:-1] if edge is not None]
+        if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+            raise ValueError("band edges must increase")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """The bands' names, lowest first."""
+        return [band.name for band in self.bands]
+
+    @property
+    def edges(self) -> list[float]:
+        """The edges between the bands, lowest first."""
+        return [band.upper for band in self.bands if band.upper is not None]
+
+    def describe(self) -> str:
+        """The bands in words, as ``Low <= 0.3 < Medium <= 0.7 < High`` (``right``) or ``Low < 0.3 <= Medium ...``."""
+        below, above = ("<=", "<") if self.right else ("<", "<=")
+        words = [self.bands[0].name]
+        for band, following in zip(self.bands, self.bands[1:], strict=False):
+            words += [below, f"{band.upper:g}", above, following.name]
+        return " ".join(words)
 
 
 class Scd2Config(_Section):

@@ -49,7 +49,9 @@ class ChurnConfig(_Section):
     )
     folds: int = Field(default=5, ge=2)
     risk_bands: Bands = Field(
-        default_factory=lambda: [Band(name="Low", below=0.3), Band(name="Medium", below=0.7), Band(name="High")]
+        default_factory=lambda: Bands(
+            bands=[Band(name="Low", upper=0.3), Band(name="Medium", upper=0.7), Band(name="High")]
+        )
     )
     #: The seed's lifetime value: monthly spend / churn probability * 12, capped here.
     ltv_cap: float = Field(default=10_000.0, gt=0)
