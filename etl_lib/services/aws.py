@@ -25,7 +25,10 @@ class AwsService(LocalService):
     def _start(self) -> None:
         # moto's application behind a server that lets it answer one request at a time (see aws_server).
         command = [sys.executable, "-m", "etl_lib.services.aws_server", "-H", self.aws.host, "-p", str(self.aws.port)]
-        self.process.start(command, marker=f"aws_server -H {self.aws.host} -p {self.aws.port}")
+        # moto's request recorder (off until started through /moto-api/recorder) keeps its file with the service's
+        # state, not in the folder the server was started from.
+        recording = {"MOTO_RECORDER_FILEPATH": str(self.state_dir / "recording")}
+        self.process.start(command, marker=f"aws_server -H {self.aws.host} -p {self.aws.port}", env=recording)
 
     def healthy(self) -> bool:
         client = local_client(self.aws, "sts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.request
 
 from pyspark.sql import SparkSession
 
@@ -64,11 +65,42 @@ def test_metrics_go_to_cloudwatch_and_a_held_batch_alerts_through_sns(
     assert [r["rule"] for r in body["failing_rules"]] == ["qty_known", "qty_positive"]
 
 
-def test_nothing_is_sent_unless_configured(spark: SparkSession, suite_config: SuiteConfig) -> None:
-    frame = spark.createDataFrame([("a", 1)], "id STRING, qty INT")
-    table = TableQualityConfig(rules=[RuleConfig(name="qty_known", type="completeness", column="qty")])
+def recorded(aws: AwsService, action: str) -> bytes:
+    """Drive moto's request recorder on the endpoint (``reset``, ``start``, ``stop``, ``download``)."""
+    data = None if action == "download" else b""  # a POST but for the download
+    with urllib.request.urlopen(
+        f"http://{aws.aws.host}:{aws.aws.port}/moto-api/recorder/{action}-recording", data=data, timeout=10
+    ) as response:
+        return bytes(response.read())
+
+
+def test_nothing_is_sent_unless_configured(spark: SparkSession, suite_config: SuiteConfig, aws: AwsService) -> None:
+    # A held batch with a failing error rule: what would send both the metrics and an alert, were they configured.
+    frame = spark.createDataFrame([("a", 1), ("b", None)], "id STRING, qty INT")
+    table = TableQualityConfig(
+        rules=[RuleConfig(name="qty_known", type="completeness", column="qty", severity="error")]
+    )
     evaluation = evaluate(frame, "silver/orders", table, 0.9, "run", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    # No endpoint is running for this test: a call would be given up.
+    assert evaluation.held
     guard = SinkGuard(suite_config.sinks, Origin("run", "test"))
-    alerts.announce(AlertsConfig(), suite_config.services, evaluation, guard)
+    # The endpoint records every request it is sent while these run; a call would reach it, and succeed.
+    recorded(aws, "reset")
+    recorded(aws, "start")
+    try:
+        alerts.announce(AlertsConfig(local_endpoint=True), suite_config.services, evaluation, guard)
+        unconfigured = recorded(aws, "download")
+        alerts.announce(
+            AlertsConfig(cloudwatch_namespace="Unconfigured", local_endpoint=True),
+            suite_config.services,
+            evaluation,
+            guard,
+        )
+        configured = recorded(aws, "download")
+    finally:
+        recorded(aws, "stop")
+        recorded(aws, "reset")
     assert guard.failures == []
+    assert unconfigured == b""
+    # The recording does see the suite's calls: with a namespace, the metrics went out (and no alert: no topic).
+    assert b"PutMetricData" in configured
+    assert b"Publish" not in configured

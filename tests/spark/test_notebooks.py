@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from etl_lib.core.run import JobResult
+from etl_lib.io import lakehouse
+
 # A test of the suite's own logic, on the primary line: the notebooks call the same jobs the other tests run on both
 # lines (see the primary_line marker).
 pytestmark = pytest.mark.primary_line
@@ -23,6 +26,12 @@ ORDER = (
     "reconcile",
     "publish_products",
 )
+#: Rows notebooks land from the landing folders: an extract of every 100th line, and the events of 100 lines (a page
+#: view and a purchase each).
+LANDED = {
+    "batch_layer": {"bronze/online_retail": 5_420},
+    "speed_layer": {"bronze/events": 200, "silver/events": 200},
+}
 NOTEBOOKS = sorted(
     (PROJECT / "notebooks").glob("*.py"),
     key=lambda path: (ORDER.index(path.stem) if path.stem in ORDER else len(ORDER), path.stem),
@@ -107,7 +116,19 @@ def test_notebook_runs_with_a_local_session(
             ),
         }
     )
-    exec(compile(source, str(notebook), "exec"), {"spark": spark, "dbutils": dbutils, "__name__": "__main__"})  # noqa: S102
+    namespace = {"spark": spark, "dbutils": dbutils, "__name__": "__main__"}
+    exec(compile(source, str(notebook), "exec"), namespace)  # noqa: S102
 
     assert dbutils.widgets.declared == ["conf", "overrides"]
-    assert f"{notebook.stem} succeeded" in capsys.readouterr().out
+    result = namespace["result"]
+    assert isinstance(result, JobResult)
+    assert (result.job, result.status) == (notebook.stem, "succeeded")
+    assert result.summary() in capsys.readouterr().out
+    # The job ran on what the widgets gave it: the lakehouse named there, the landing folders' rows.
+    for write in result.writes:
+        assert Path(write.path).is_relative_to(shared_lake), write.path
+        if write.version is not None:
+            assert lakehouse.current_version(spark, write.path) >= write.version
+    landed = {f"{w.layer}/{w.table}": w.rows_written for w in result.writes}
+    expected = LANDED.get(notebook.stem, {})
+    assert {name: landed.get(name) for name in expected} == expected

@@ -28,6 +28,7 @@ from etl_lib.producer.replay import replay
 from etl_lib.producer.sinks import FilesSink
 from etl_lib.runtime.runner import run_job
 from etl_lib.serving import views
+from tests.checkpoints import forget_last_batch
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.parquet"
 CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -64,8 +65,17 @@ def streamed(
     impostor = {**produced[0], "page_url": "/somewhere-else"}
     FilesSink(str(folder / "landing")).send([("x", encode(impostor))])
     first = run(spark, config, "run-1")
+    versions = {t: lakehouse.current_version(spark, config.lakehouse.table_path(*t)) for t in speed_layer.TABLES}
     second = run(spark, config, "run-2")
-    return {"config": config, "report": report, "produced": produced, "first": first, "second": second}
+    after = {t: lakehouse.current_version(spark, config.lakehouse.table_path(*t)) for t in speed_layer.TABLES}
+    return {
+        "config": config,
+        "report": report,
+        "produced": produced,
+        "first": first,
+        "second": second,
+        "versions": (versions, after),
+    }
 
 
 def test_every_record_lands_once_and_bad_ones_are_dead_lettered(spark: SparkSession, streamed: dict[str, Any]) -> None:
@@ -110,8 +120,17 @@ def test_views_equal_their_recomputation_from_silver(spark: SparkSession, stream
     assert read(spark, config, "gold", "fulfillment_requests").count() == purchases
 
 
-def test_the_same_checkpoint_on_the_same_input_writes_nothing(streamed: dict[str, Any]) -> None:
+def test_the_same_checkpoint_on_the_same_input_writes_nothing(spark: SparkSession, streamed: dict[str, Any]) -> None:
+    """The checkpoint holds the input read: a second run reads none of it again, and makes no commit at all.
+
+    That the sinks themselves take a batch only once is the replay's test, below: there the checkpoint does not
+    skip the batch, and the tables' own commits must.
+    """
     assert set(streamed["second"].values()) == {0}
+    before, after = streamed["versions"]
+    assert after == before
+    progress = read(spark, streamed["config"], "audit", "stream_progress").where("run_id = 'run-2'")
+    assert progress.where("num_input_rows > 0").count() == 0
 
 
 def test_a_batch_replayed_after_it_committed_writes_nothing_again(
@@ -124,11 +143,7 @@ def test_a_batch_replayed_after_it_committed_writes_nothing_again(
     ]
     before = {table: lakehouse.current_version(spark, config.lakehouse.table_path(*table)) for table in tables}
     for query in ("speed_layer_files", "speed_layer_files_views"):
-        commits = Path(config.lakehouse.query_checkpoint(query)) / "commits"
-        last = max(commits.iterdir(), key=lambda done: int(done.name) if done.name.isdigit() else -1)
-        # Spark has not noted the batch done (nor written the file's checksum): it runs it again, on the same offsets.
-        last.unlink()
-        (commits / f".{last.name}.crc").unlink(missing_ok=True)
+        forget_last_batch(config.lakehouse.query_checkpoint(query))
     with caplog.at_level(logging.INFO, logger="etl_lib.jobs.speed_layer"):
         written = run(spark, config, "run-3")
     replays = [r.getMessage() for r in caplog.records if "is a replay" in r.getMessage()]
