@@ -40,7 +40,7 @@ class Bands(_Section):
         edges = [band.upper for band in self.bands]
         if not edges or edges[-1] is not None or any(edge is None for edge in edges[:-1]):
             raise ValueError("every band but the last needs `upper`; the last band has none")
-        numbers = [edge for edge in edges[:-1] if edge is not None]
+        numbers = self.edges  # every band's but the last, as checked just above
         if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
             raise ValueError("band edges must increase")
         return self
