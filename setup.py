@@ -40,6 +40,10 @@ setup(
         "openlineage-python>=1.30,<2",
         # Excel workbooks (format: xlsx) are read with openpyxl, the reader pandas uses for them.
         "openpyxl>=3.1.5,<4",
+        # The data mesh's contracts are checked against the Open Data Contract Standard's own model and JSON
+        # schema (shipped in its package) before they are written.
+        "open-data-contract-standard==3.2.0",
+        "jsonschema>=4.23,<5",
     ],
     extras_require={
         # Spark and Delta for local runs and spark-submit; platforms bring their own.

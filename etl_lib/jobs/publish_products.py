@@ -189,20 +189,16 @@ def _publish_one(
         row_count=commit.rows_written,
         last_updated=_utc(commit.timestamp) or context.run_time,
         quality_score=quality_score(spark, config, product.source),
-        quality_rules=[
-            {"rule": r.name, "rule_type": r.type, "threshold": r.threshold, "message": r.description}
-            for r in (rules.rules if rules else [])
-        ],
+        quality_rules=[rule.model_dump(mode="json", exclude_none=True) for rule in (rules.rules if rules else [])],
         freshness_at=freshness_at,
         is_fresh=is_fresh,
         upstream=[f"{product.source}@{source_version}", *flatten(upstream(lineage, product.source, source_version))],
         model_versions=model_versions(published),
         contract_path=f"{contracts}/{catalog.table_name(ref)}.yaml",
     )
-    write_text(
-        publication.contract_path,
-        yaml.safe_dump(catalog.contract(publication, "s3" if location.startswith("s3") else "local"), sort_keys=False),
-    )
+    document = catalog.contract(publication, "s3" if location.startswith("s3") else "local")
+    catalog.check_contract(document)  # a contract the standard refuses is not written
+    write_text(publication.contract_path, yaml.safe_dump(document, sort_keys=False))
     register_in_spark_catalog(spark, ref, location)
     _register_in_glue(publication, config)
     write = TableWrite("mesh", catalog.table_name(ref), location, publication.row_count, version)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl_lib.config import DomainConfig, MeshConfig, ProductConfig
+from etl_lib.errors import JobFailedError
 
 #: ``mesh/data_products``: one row per publication of a product.
 CATALOG_SCHEMA = (
@@ -18,7 +19,20 @@ CATALOG_SCHEMA = (
     "run_id STRING, published_at TIMESTAMP"
 )
 #: The contract format the files follow (Open Data Contract Standard).
-CONTRACT_API_VERSION = "v3.0.2"
+CONTRACT_API_VERSION = "v3.2.0"
+#: The Open Data Contract Standard's quality dimension of each of the suite's rule types.
+RULE_DIMENSIONS = {
+    "completeness": "completeness",
+    "uniqueness": "uniqueness",
+    "validity": "conformity",
+    "range": "conformity",
+    "allowed_values": "conformity",
+    "expression": "consistency",
+    "row_count": "coverage",
+    "freshness": "timeliness",
+}
+#: The engine a contract names for the suite's own rules (ODCS ``custom`` quality checks).
+QUALITY_ENGINE = "lakehouse-etl-suite"
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,11 @@ def catalog_row(publication: Publication, run_id: str, published_at: dt.datetime
 
 
 def contract(publication: Publication, server_type: str) -> dict[str, Any]:
-    """The product's data contract, in the spirit of the Open Data Contract Standard (v3)."""
+    """The product's data contract, as the Open Data Contract Standard (v3.2.0) has it (see :func:`check_contract`).
+
+    Silver's rules of the product's source are its quality checks, each a ``custom`` check of this suite's engine
+    with the rule as the suite configures it (the share of rows that must pass is its ``threshold``).
+    """
     p = publication
     properties = [
         {
@@ -144,6 +162,29 @@ def contract(publication: Publication, server_type: str) -> dict[str, Any]:
         }
         for column in p.schema
     ]
+    quality = [
+        {
+            "name": rule["name"],
+            "type": "custom",
+            "engine": QUALITY_ENGINE,
+            "implementation": rule,
+            "description": rule.get("description") or rule["name"],
+            "dimension": RULE_DIMENSIONS[rule["type"]],
+            "severity": rule["severity"],
+        }
+        for rule in p.quality_rules
+    ]
+    table: dict[str, Any] = {
+        "name": p.ref.product,
+        "physicalName": table_name(p.ref),
+        "logicalType": "object",
+        "physicalType": "table",
+        "properties": properties,
+    }
+    if quality:
+        table["quality"] = quality
+    # An S3 server names its data by an s3:// URL (the suite's tables may be on s3a://, Hadoop's name for the same).
+    where = {"location": "s3://" + p.location.split("://", 1)[1]} if server_type == "s3" else {"path": p.location}
     document: dict[str, Any] = {
         "apiVersion": CONTRACT_API_VERSION,
         "kind": "DataContract",
@@ -154,31 +195,13 @@ def contract(publication: Publication, server_type: str) -> dict[str, Any]:
         "domain": p.ref.domain,
         "dataProduct": str(p.ref),
         "description": {"purpose": p.product.description or f"{p.product.source}, published by {p.ref.domain}"},
-        "team": [{"username": p.domain.owner, "role": "owner"}],
+        "team": {"name": p.domain.owner, "members": [{"username": p.domain.owner, "role": "owner"}]},
         "roles": [
             {"role": consumer, "access": "read" if "read" in perms else "describe"}
             for consumer, perms in sorted(p.domain.consumers.items())
         ],
-        "servers": [{"server": "lakehouse", "type": server_type, "format": "delta", "path": p.location}],
-        "schema": [
-            {
-                "name": p.ref.product,
-                "physicalName": table_name(p.ref),
-                "logicalType": "object",
-                "physicalType": "table",
-                "properties": properties,
-            }
-        ],
-        "quality": [
-            {
-                "rule": r["rule"],
-                "type": "custom",
-                "description": r.get("message") or r["rule"],
-                "mustBeGreaterOrEqualTo": r["threshold"],
-                "dimension": r["rule_type"],
-            }
-            for r in p.quality_rules
-        ],
+        "servers": [{"server": "lakehouse", "type": server_type, "format": "delta", **where}],
+        "schema": [table],
         "customProperties": [
             {"property": "sourceTable", "value": p.product.source},
             {"property": "upstream", "value": p.upstream},
@@ -190,6 +213,32 @@ def contract(publication: Publication, server_type: str) -> dict[str, Any]:
             {"property": "freshness", "value": p.product.max_age, "element": p.product.freshness_column}
         ]
     return document
+
+
+def check_contract(document: dict[str, Any]) -> None:
+    """Check a contract against the Open Data Contract Standard's JSON schema, then its model.
+
+    Both come with the standard's own package (``open-data-contract-standard``).
+
+    Raises:
+        JobFailedError: naming every place the standard rejects.
+    """
+    import importlib.resources
+
+    import jsonschema
+    from open_data_contract_standard.model import OpenDataContractStandard
+
+    schema = json.loads(importlib.resources.files("open_data_contract_standard").joinpath("schema.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
+    where = document.get("id", "a data contract")
+    if errors:
+        found = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors)
+        raise JobFailedError(f"{where}: not a contract the Open Data Contract Standard accepts: {found}")
+    try:
+        OpenDataContractStandard.model_validate(document)
+    except ValueError as refused:
+        raise JobFailedError(f"{where}: the Open Data Contract Standard's model refuses it: {refused}") from None
 
 
 def _logical_type(physical: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from chispa import assert_df_equality
+from open_data_contract_standard.model import OpenDataContractStandard
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -20,6 +21,7 @@ from etl_lib.errors import AccessDeniedError, JobFailedError
 from etl_lib.io import lakehouse
 from etl_lib.io.portable import duckdb_query
 from etl_lib.jobs.publish_products import model_versions, register_in_spark_catalog
+from etl_lib.mesh import catalog
 from etl_lib.mesh.access import read_product
 from etl_lib.mesh.catalog import ProductRef
 from etl_lib.runtime.runner import run_job
@@ -123,9 +125,15 @@ def test_products_are_published_as_delta_tables_with_their_catalog_row(spark: Sp
 
 def test_each_product_has_a_data_contract(published: Any) -> None:
     config, _ = published
-    contract = yaml.safe_load(Path(config.lakehouse.root, "mesh", "_contracts", "sales_daily_revenue.yaml").read_text())
+    folder = Path(config.lakehouse.root, "mesh", "_contracts")
+    # Every contract written is one the Open Data Contract Standard's own schema and model accept.
+    for path in sorted(folder.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        catalog.check_contract(document)
+        OpenDataContractStandard.from_file(str(path))
+    contract = yaml.safe_load((folder / "sales_daily_revenue.yaml").read_text())
     assert (contract["apiVersion"], contract["kind"], contract["id"], contract["domain"]) == (
-        "v3.0.2",
+        "v3.2.0",
         "DataContract",
         "sales.daily_revenue",
         "sales",
@@ -138,12 +146,39 @@ def test_each_product_has_a_data_contract(published: Any) -> None:
             "path": f"{config.lakehouse.root}/mesh/sales_daily_revenue",
         }
     ]
-    properties = {p["name"]: p for p in contract["schema"][0]["properties"]}
+    [table] = contract["schema"]
+    properties = {p["name"]: p for p in table["properties"]}
     assert properties["revenue"]["physicalType"].startswith("decimal")
     assert properties["revenue"]["logicalType"] == "number"
-    assert {q["rule"] for q in contract["quality"]} == {"revenue_not_negative", "one_row_per_day_and_country"}
+    # Silver's rules of the source, each as the suite configures it, under the dimension the standard names.
+    rules = {q["name"]: q for q in table["quality"]}
+    assert set(rules) == {"revenue_not_negative", "one_row_per_day_and_country"}
+    assert {q["engine"] for q in rules.values()} == {"lakehouse-etl-suite"}
+    assert rules["one_row_per_day_and_country"]["dimension"] == "uniqueness"
+    configured = config.quality.tables["gold/daily_revenue"].rules
+    assert [q["implementation"] for q in table["quality"]] == [
+        r.model_dump(mode="json", exclude_none=True) for r in configured
+    ]
+    assert contract["team"] == {
+        "name": "sales-analytics",
+        "members": [{"username": "sales-analytics", "role": "owner"}],
+    }
     assert contract["roles"] == [{"role": "finance", "access": "read"}, {"role": "marketing", "access": "describe"}]
     assert contract["slaProperties"] == [{"property": "freshness", "value": "2 days", "element": "invoice_day"}]
+
+
+def test_a_contract_the_standard_refuses_is_named_with_its_faults() -> None:
+    refused = {"apiVersion": "v3.2.0", "kind": "DataContract", "id": "x.y", "version": "1", "quality": []}
+    with pytest.raises(JobFailedError, match=r"x\.y: not a contract .*\(top\): Additional properties .*'quality'"):
+        catalog.check_contract(refused)
+    wrong_dimension = {
+        **{k: v for k, v in refused.items() if k != "quality"},
+        "schema": [
+            {"name": "t", "quality": [{"type": "custom", "engine": "e", "implementation": {}, "dimension": "range"}]}
+        ],
+    }
+    with pytest.raises(JobFailedError, match=r"schema/0/quality/0/dimension: 'range' is not one of"):
+        catalog.check_contract(wrong_dimension)
 
 
 def test_products_are_in_the_spark_catalog(spark: SparkSession, published: Any) -> None:
