@@ -33,7 +33,7 @@ from etl_lib.config.models.services import (
     ServicesConfig,
     SparkClusterServiceConfig,
 )
-from etl_lib.config.models.serving import RealtimeStoreConfig, ServingConfig
+from etl_lib.config.models.serving import FulfillmentConfig, RealtimeStoreConfig, ServingConfig
 from etl_lib.config.models.sources import EntityConfig, FileSourceConfig, JdbcSourceConfig, SourceConfig
 from etl_lib.config.models.speed import FileStreamConfig, KafkaStreamConfig, KinesisStreamConfig, SpeedConfig
 from etl_lib.config.models.suite import SuiteConfig
@@ -76,6 +76,7 @@ __all__ = [
     "EntityConfig",
     "FileSourceConfig",
     "FileStreamConfig",
+    "FulfillmentConfig",
     "GlueCatalogConfig",
     "GlueDeployConfig",
     "Identifier",

@@ -349,6 +349,33 @@ def insert_new(spark: SparkSession, path: str, frame: DataFrame, keys: list[str]
     )
 
 
+def update_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str]) -> None:
+    """Set, on the table's rows of each key of ``rows``, the other columns of ``rows``, in one MERGE.
+
+    Keys the table does not hold are left out; no row is inserted or deleted. Retried when a concurrent writer's
+    commit got in first: the values set come from ``rows``, not from the table, so writing them again on the
+    table as it then is repeats nothing.
+
+    Args:
+        spark: the session.
+        path: the table, which exists and has every column of ``rows``.
+        rows: the keys and the values to set, one row per key.
+        keys: the columns that identify a row.
+    """
+    condition = _same_keys(keys)
+    assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in rows.columns if name not in keys}
+    retrying_conflicts(
+        lambda: (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(rows.alias("s"), condition)
+            .whenMatchedUpdate(set=assignments)
+            .execute()
+        ),
+        path,
+    )
+
+
 ACTION = "_action"
 
 

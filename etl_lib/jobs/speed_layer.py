@@ -57,8 +57,8 @@ from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval, secrets
 from etl_lib.core.capture import task_scope
 from etl_lib.core.run import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.errors import ConfigError, JobFailedError
-from etl_lib.io import lakehouse
-from etl_lib.io.degraded import Origin
+from etl_lib.io import degraded, lakehouse
+from etl_lib.io.degraded import Origin, SinkGuard
 from etl_lib.io.sources.events import read_event_stream
 from etl_lib.layers import Step, events, privacy, silver
 from etl_lib.quality.alerts import needs_alert
@@ -66,7 +66,7 @@ from etl_lib.quality.apply import evaluate_rules, record_outcome
 from etl_lib.quality.audit import RESULTS_COLUMNS, RESULTS_SCHEMA, Stamp, raise_for, results_rows
 from etl_lib.quality.engine import FAILURE_TYPE, FAILURES
 from etl_lib.runtime.cache import Cached
-from etl_lib.serving import realtime
+from etl_lib.serving import fulfillment, realtime
 
 log = logging.getLogger(__name__)
 
@@ -842,6 +842,21 @@ class ViewsBatch:
             _all_at_once(writes)
         if self.config.serving.realtime_store.enabled:
             self._publish(spark, fresh, batch_id)
+        if speed.dispatch_fulfillment and bought:
+            self._dispatch(spark, batch_id)
+
+    def _dispatch(self, spark: SparkSession, batch_id: int) -> None:
+        # After the outbox's append, under metadata of its own: the relay's commits are not the views batch's (a
+        # replay tells its own by them). Step Functions out of reach leaves the requests pending, and the stream
+        # goes on: a warning and a row of audit/sink_failures, as for a monitoring sink.
+        metadata = run_metadata(self.context, "speed_layer/fulfillment", relayed_after_batch=batch_id)
+        with lakehouse.commit_metadata(spark, metadata):
+            dispatch = fulfillment.relay(spark, self.config, clock=self.context.clock)
+        if dispatch.out_of_reach is not None:
+            guard = SinkGuard(self.config.sinks, Origin(self.context.run_id, self.context.job, batch_id))
+            sending = f"{dispatch.left} fulfillment requests (left pending)"
+            guard.give_up("stepfunctions", sending, dispatch.out_of_reach, attempts=self.config.fulfillment.attempts)
+            degraded.record(spark, self.config.lakehouse, guard.drain())
 
     def _publish(self, spark: SparkSession, fresh: DataFrame, batch_id: int) -> None:
         # After the views' commits: the totals read back are what this batch made them, on a retry too.
@@ -1097,6 +1112,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
     batch = SpeedBatch(config, context, ingest_id, recorder)
     added = _silver_as_declared(spark, config, paths.silver, batch.checks)
     lakehouse.ensure_table(spark, paths.bronze, spark.createDataFrame([], BRONZE_SCHEMA).schema, HOT_TABLE_PROPERTIES)
+    fulfillment.prepare_outbox(spark, paths.outbox)
     with _listening(spark, recorder):
         source = read_event_stream(spark, config.speed, config.services).transform(batch.parse)
         ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)

@@ -436,7 +436,10 @@ def customer_value(purchase_type: str) -> Step:
 
 
 def fulfillment_requests(purchase_type: str) -> Step:
-    """Step turning purchases into outbox rows for order fulfilment (the seed's Step Functions trigger)."""
+    """Step turning purchases into outbox rows for order fulfilment (the seed's Step Functions trigger).
+
+    Each row is ``pending``, with no execution yet; the relay (``dispatch_fulfillment``) fills in the rest.
+    """
 
     def step(events: DataFrame) -> DataFrame:
         return events.where(F.col("event_type") == purchase_type).select(
@@ -448,6 +451,11 @@ def fulfillment_requests(purchase_type: str) -> Step:
             "amount",
             F.col("timestamp").alias("purchased_at"),
             F.lit("pending").alias("status"),
+            F.lit(None).cast("string").alias("execution_arn"),
+            F.lit(None).cast("string").alias("execution_status"),
+            F.lit(0).alias("attempts"),
+            F.lit(None).cast("string").alias("error"),
+            F.lit(None).cast("timestamp").alias("dispatched_at"),
             "_batch_id",
         )
 

@@ -114,6 +114,13 @@ JOBS: dict[str, JobSpec] = {
             summary="Publish each domain's data products: table, catalog row, data contract, catalog registration.",
         ),
         JobSpec(
+            name="dispatch_fulfillment",
+            target="etl_lib.jobs.dispatch_fulfillment:dispatch_fulfillment",
+            summary="Start a Step Functions execution per pending fulfilment request of the outbox; record each.",
+            # One relay at a time: two would race to write the same requests' outcomes.
+            lock="fulfillment",
+        ),
+        JobSpec(
             name="ingest_files",
             target="etl_lib.jobs.ingest:ingest_files",
             summary="Land every configured file source into its bronze Delta table, new files only.",

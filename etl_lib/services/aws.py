@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import urllib.request
 
 from etl_lib.config import AwsServiceConfig, ServicesConfig
 from etl_lib.io.clients import local_client
 from etl_lib.services.base import LocalService
+from etl_lib.services.process import ServiceStatus
 
 
 class AwsService(LocalService):
@@ -29,6 +32,21 @@ class AwsService(LocalService):
         # state, not in the folder the server was started from.
         recording = {"MOTO_RECORDER_FILEPATH": str(self.state_dir / "recording")}
         self.process.start(command, marker=f"aws_server -H {self.aws.host} -p {self.aws.port}", env=recording)
+
+    def up(self) -> ServiceStatus:
+        """Start the endpoint (unless it runs) and have Step Functions executions run their state machine.
+
+        By default moto records an execution as started and leaves it running forever; told to (its documented
+        ``/moto-api/config``), it runs the state machine's definition, as AWS does, so an execution succeeds or
+        fails by its states.
+        """
+        status = super().up()
+        settings = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
+        url = f"{self.endpoint}/moto-api/config"  # the local endpoint, http
+        request = urllib.request.Request(url, data=settings, headers={"Content-Type": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            answer.read()
+        return status
 
     def healthy(self) -> bool:
         client = local_client(self.aws, "sts")

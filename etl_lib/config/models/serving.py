@@ -31,3 +31,37 @@ class ServingConfig(_Section):
     #: Rewrite the speed windows that drift from the batch recomputation (recorded in lineage).
     correct_drift: bool = False
     realtime_store: RealtimeStoreConfig = Field(default_factory=RealtimeStoreConfig)
+
+
+class FulfillmentConfig(_Section):
+    """The relay of the outbox ``gold/fulfillment_requests`` to an AWS Step Functions state machine.
+
+    ``etl-suite run dispatch_fulfillment`` (or the speed layer after each micro-batch, with
+    ``speed.dispatch_fulfillment``) starts one execution per pending request, named after the request, and records
+    on the request's row the execution, its status and the calls it took.
+    """
+
+    #: The state machine each request starts an execution of. Required by the relay.
+    state_machine_arn: str | None = Field(default=None, pattern=r"^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:.+$")
+    #: Talk to the local AWS endpoint of ``services.aws`` instead of AWS.
+    local_endpoint: bool = False
+    #: AWS's region; empty: the state machine's, from its ARN.
+    region: str | None = None
+    #: Calls to start one request's execution within a run, the first one included: botocore's ``standard``
+    #: retries (exponential backoff with jitter) on throttling, server errors and connections that fail.
+    attempts: int = Field(default=4, ge=1, le=20)
+    #: Calls over every run after which a request that still could not be started (its service unreachable,
+    #: throttled, failing) is ``failed``. A request the service refuses for itself (no such state machine, an
+    #: input it rejects) is ``failed`` at once.
+    max_attempts: int = Field(default=12, ge=1)
+    #: Requests one run relays at most (oldest purchase first); none: all pending.
+    max_requests: int | None = Field(default=None, gt=0)
+    #: Requests whose outcomes are written to the outbox in one commit: a relay killed in between starts again
+    #: from the last commit, and its executions, named after their requests, are not started twice.
+    commit_every: int = Field(default=500, gt=0)
+    #: Calls to Step Functions in flight at once.
+    parallelism: int = Field(default=8, ge=1, le=64)
+    #: Also ask, for each request whose execution was still running, how it ended, and record it.
+    follow_executions: bool = True
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    read_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -78,5 +78,9 @@ class SpeedConfig(_Section):
     #: Event types the gold views aggregate; other types are kept in silver.
     page_view_type: str = "page_view"
     purchase_type: str = "purchase"
+    #: After each micro-batch of the views, relay the outbox's pending requests to Step Functions as
+    #: ``etl-suite run dispatch_fulfillment`` does (``fulfillment``). The relay never stops the stream: a service
+    #: out of reach leaves the requests pending, with a warning and a row of ``audit/sink_failures``.
+    dispatch_fulfillment: bool = False
     #: Larger records go to the dead letters unparsed.
     max_payload_bytes: int = Field(default=1_000_000, gt=0)

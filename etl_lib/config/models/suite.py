@@ -13,7 +13,7 @@ from etl_lib.config.models.ml import MlConfig
 from etl_lib.config.models.privacy import PrivacyConfig, SecretsConfig
 from etl_lib.config.models.quality import QualityConfig
 from etl_lib.config.models.services import ServicesConfig
-from etl_lib.config.models.serving import ServingConfig
+from etl_lib.config.models.serving import FulfillmentConfig, ServingConfig
 from etl_lib.config.models.sources import EntityConfig, FileSourceConfig, JdbcSourceConfig, SourceConfig
 from etl_lib.config.models.speed import SpeedConfig
 from etl_lib.config.types import Identifier, _Section
@@ -34,6 +34,7 @@ class SuiteConfig(_Section):
     lineage: LineageConfig = Field(default_factory=LineageConfig)
     ml: MlConfig = Field(default_factory=MlConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    fulfillment: FulfillmentConfig = Field(default_factory=FulfillmentConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
@@ -43,6 +44,14 @@ class SuiteConfig(_Section):
 
     #: The file this configuration was read from (not part of the YAML).
     source_file: str = Field(default="<memory>", exclude=True)
+
+    @model_validator(mode="after")
+    def _relay_has_its_state_machine(self) -> SuiteConfig:
+        if self.speed.dispatch_fulfillment and not self.fulfillment.state_machine_arn:
+            raise ValueError(
+                "speed.dispatch_fulfillment: needs fulfillment.state_machine_arn, the state machine to start"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sources_map_their_entity(self) -> SuiteConfig:
