@@ -40,7 +40,7 @@ def make_landing(folder: Path, copies: float) -> int:
 
 def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any = None) -> dict[str, Any]:
     """Measure ``size`` (tiny|full); ``spark`` reuses a session (it is then left running)."""
-    from deltalake import write_deltalake
+    from deltalake import DeltaTable, write_deltalake
 
     from etl_lib.config import SuiteConfig, load_config
     from etl_lib.core.run import RunContext
@@ -77,6 +77,10 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
             rows = make_landing(landing, copies)
             suite_t = measure(lambda n, landing=landing, rows=rows: suite(spark, config, landing, rows, n), repeat)
             baseline_t = measure(lambda n, landing=landing: baseline(landing, n), repeat)
+            # The same work both ways: delta-rs's last table holds every line the suite landed.
+            written = DeltaTable(str(work / f"{landing.name}-rs-{repeat - 1}")).to_pyarrow_dataset().count_rows()
+            if written != rows:
+                raise AssertionError(f"delta-rs wrote {written} rows, expected {rows}")
             rows_out.append(
                 {
                     "case": f"{rows:,} rows",

@@ -91,6 +91,15 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
             turns = in_turns({"udf": in_spark, "one_process": one_process, "floor": without_model}, repeat)
             spark_t, local_t, floor_t = (turns[name] for name in ("udf", "one_process", "floor"))
             seed_t = measure(row_at_a_time, repeat)
+            # The same work both ways: the UDF's scores, summed in Spark, are scikit-learn's in one process (the
+            # suite's anomaly score is the negated score_samples: higher is more anomalous).
+            scored = frame.select(udf(features_struct(FEATURES)).alias("s")).agg({"s.anomaly_score": "sum"}).first()
+            sums = {
+                "udf": float(scored[0]) if scored else float("nan"),
+                "one_process": float(-model.score_samples(data).sum()),
+            }
+            if abs(sums["udf"] - sums["one_process"]) > 1e-6 * max(1.0, abs(sums["one_process"])):
+                raise AssertionError(f"the UDF's scores are not the model's in one process: sums {sums}")
             frame.unpersist()
     finally:
         if own_session:
@@ -136,6 +145,8 @@ def run(size: str, repeat: int = 5, results_dir: Path | None = None, spark: Any 
             },
         ],
         "runs": {"udf": spark_t, "single_process": local_t, "spark_without_model": floor_t, "row_at_a_time": seed_t},
+        "scored_rows": rows,
+        "score_sums": sums,
         "targets": [
             target("pandas UDF against single-process scikit-learn", ">= 1.5x", speedup, speedup >= 1.5, cause),
             target(

@@ -349,27 +349,35 @@ def insert_new(spark: SparkSession, path: str, frame: DataFrame, keys: list[str]
     )
 
 
-def update_rows(spark: SparkSession, path: str, rows: DataFrame, keys: list[str]) -> None:
+def update_rows(
+    spark: SparkSession, path: str, rows: DataFrame, keys: list[str], unchanged: Sequence[str] = ()
+) -> None:
     """Set, on the table's rows of each key of ``rows``, the other columns of ``rows``, in one MERGE.
 
-    Keys the table does not hold are left out; no row is inserted or deleted. Retried when a concurrent writer's
-    commit got in first: the values set come from ``rows``, not from the table, so writing them again on the
-    table as it then is repeats nothing.
+    Keys the table does not hold are left out; no row is inserted or deleted. With ``unchanged``, a row is set
+    only where each of those columns still holds what ``rows`` says it held when it was read (its ``_was_<column>``,
+    which is not written): a row another writer changed since is left as that writer left it. Retried when a
+    concurrent writer's commit got in first, which that condition makes safe for values computed from the table.
 
     Args:
         spark: the session.
-        path: the table, which exists and has every column of ``rows``.
-        rows: the keys and the values to set, one row per key.
+        path: the table, which exists and has every column of ``rows`` but the ``_was_`` ones.
+        rows: the keys, the values to set and ``_was_<column>`` of each column of ``unchanged``, one row per key.
         keys: the columns that identify a row.
+        unchanged: columns whose value must not have changed since ``rows`` was computed.
     """
     condition = _same_keys(keys)
-    assignments: dict[str, str | Column] = {f"`{name}`": f"s.`{name}`" for name in rows.columns if name not in keys}
+    was = {f"_was_{column}" for column in unchanged}
+    still = " AND ".join(f"t.`{column}` <=> s.`_was_{column}`" for column in unchanged) or None
+    assignments: dict[str, str | Column] = {
+        f"`{name}`": f"s.`{name}`" for name in rows.columns if name not in keys and name not in was
+    }
     retrying_conflicts(
         lambda: (
             DeltaTable.forPath(spark, path)
             .alias("t")
             .merge(rows.alias("s"), condition)
-            .whenMatchedUpdate(set=assignments)
+            .whenMatchedUpdate(condition=still, set=assignments)
             .execute()
         ),
         path,

@@ -24,8 +24,9 @@ def dispatch_fulfillment(spark: SparkSession, config: SuiteConfig, context: RunC
 
     Raises:
         ConfigError: if ``fulfillment.state_machine_arn`` is not set.
-        JobFailedError: if Step Functions was out of reach (unreachable, throttling, failing) after its retries:
-            the requests it did not take stay pending, the others' outcomes are written, and a later run goes on.
+        JobFailedError: if Step Functions did not take calls after their retries (unreachable, throttling, the
+            state machine gone, denied): the requests not started stay pending, the others' outcomes are written,
+            and a later run goes on.
     """
     with lakehouse.commit_metadata(spark, run_metadata(context, context.job)):
         dispatch = fulfillment.relay(spark, config, clock=context.clock)
@@ -39,7 +40,7 @@ def dispatch_fulfillment(spark: SparkSession, config: SuiteConfig, context: RunC
     result.metrics["requests_pending"] = dispatch.left
     if dispatch.out_of_reach is not None:
         raise JobFailedError(
-            f"Step Functions out of reach: {dispatch.out_of_reach}; {dispatch.left} fulfillment requests left "
+            f"Step Functions did not take the fulfillment requests: {dispatch.out_of_reach}; {dispatch.left} left "
             f"pending (none lost), {dispatch.count('started')} started: run dispatch_fulfillment again"
         )
     return result

@@ -52,25 +52,17 @@ log = logging.getLogger(__name__)
 DISPATCH_SCHEMA = (
     "status STRING, execution_arn STRING, execution_status STRING, attempts INT, error STRING, dispatched_at TIMESTAMP"
 )
-#: A row of outcomes: what :func:`relay` sets on the outbox's row of a request.
-OUTCOME_SCHEMA = "request_id STRING, " + DISPATCH_SCHEMA
+#: A row of outcomes: what :func:`relay` sets on the outbox's row of a request, and the status and attempts it read
+#: there (the row is left as another relay left it, if that one wrote first).
+OUTCOME_SCHEMA = "request_id STRING, " + DISPATCH_SCHEMA + ", _was_status STRING, _was_attempts INT"
 #: The request's fields an execution gets as its input.
 REQUEST_FIELDS = ("request_id", "customer_id", "session_id", "product_id", "quantity", "amount", "purchased_at")
 #: The statuses of an execution that has not ended.
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
-#: Errors a service answers with when it may take the call later: throttled, or failing on its side.
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalServerError",
-        "RequestTimeout",
-    }
-)
+#: What Step Functions answers about a request itself (its name, its input): no later call would start it. Any
+#: other refusal (throttling, quotas, permissions, keys, the state machine gone, server errors) is about the
+#: service or the account, and leaves every request for a later run.
+REQUEST_ERRORS = frozenset({"InvalidName", "InvalidExecutionInput", "ValidationException"})
 #: What Step Functions allows in an execution's name (AWS refuses blanks, brackets, wildcards, punctuation).
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
@@ -119,7 +111,8 @@ def _json_value(value: object) -> object:
     if isinstance(value, decimal.Decimal):
         return float(value)
     if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+        # PySpark hands a timestamp to Python as a naive local time; astimezone reads a naive one so.
+        return value.astimezone(dt.UTC).isoformat()
     raise TypeError(f"not a JSON value: {value!r}")
 
 
@@ -136,6 +129,9 @@ class Outcome:
     dispatched_at: dt.datetime
     #: The service could not take calls (unreachable, throttling, failing): the run stops starting requests.
     out_of_reach: bool = False
+    #: The row's status and attempts when the relay read it.
+    was_status: str = "pending"
+    was_attempts: int = 0
 
     def row(self) -> tuple[object, ...]:
         """The row of outcomes, in the order of :data:`OUTCOME_SCHEMA`."""
@@ -147,6 +143,8 @@ class Outcome:
             self.attempts,
             self.error,
             self.dispatched_at,
+            self.was_status,
+            self.was_attempts,
         )
 
 
@@ -182,6 +180,27 @@ class Relay:
         #: Pending requests not tried because it had stopped.
         self.skipped = 0
         self._lock = threading.Lock()
+
+    def check_state_machine(self) -> str | None:
+        """Why no request can be started now (the state machine gone, the service out of reach), or None.
+
+        Raises:
+            ConfigError: if the state machine is an EXPRESS one: Step Functions neither refuses a second execution
+                of a name for those nor describes them, so one execution per request cannot be kept.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            machine = self.client.describe_state_machine(stateMachineArn=self.state_machine_arn)
+        except (BotoCoreError, ClientError) as error:
+            self._stop(_one_line(str(error)))
+            return self.out_of_reach
+        if machine.get("type") == "EXPRESS":
+            raise ConfigError(
+                f"fulfillment.state_machine_arn: {self.state_machine_arn} is an EXPRESS state machine, which does not "
+                "keep one execution per name; the relay needs a STANDARD one"
+            )
+        return None
 
     def execution_arn(self, name: str) -> str:
         """The ARN of the state machine's execution called ``name``."""
@@ -257,7 +276,14 @@ class Relay:
         arn = request.execution_arn or self.execution_arn(execution_name(request.request_id))
         try:
             execution = self.client.describe_execution(executionArn=arn)
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("ExecutionDoesNotExist", "InvalidArn"):
+                # Step Functions keeps an execution's history 90 days: no status to follow any more.
+                return self._outcome(request, "started", 0, arn=arn, run="UNKNOWN", error=_one_line(str(error)))
+            self._stop(_one_line(str(error)))
+            return None
+        except BotoCoreError as error:
             self._stop(_one_line(str(error)))
             return None
         if execution["status"] in RUNNING:
@@ -267,18 +293,20 @@ class Relay:
     def _refused(self, request: Request, error: Exception, calls: int) -> Outcome:
         """A call that did not start the execution.
 
-        ``failed`` when the service refused the request for itself or its calls are spent, else ``pending`` with
-        the error (and the run stops starting further requests).
+        ``failed`` when the service refused the request for itself (:data:`REQUEST_ERRORS`), or refused its calls
+        for ``max_attempts`` calls; else ``pending`` with the error, and the run stops starting further requests.
         """
         from botocore.exceptions import ClientError
 
         text = _one_line(str(error))
-        transient = True
-        if isinstance(error, ClientError):
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            transient = status >= 500 or error.response.get("Error", {}).get("Code") in TRANSIENT_CODES
+        # Answered: the service saw the call and refused it. Not answered (no connection, no reply in time): it
+        # may never have seen it, or started it and the reply was lost; the request is never failed for that,
+        # and the next run's start finds an execution it did start under the request's name.
+        answered = isinstance(error, ClientError)
+        code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+        transient = code not in REQUEST_ERRORS
         spent = request.attempts + calls >= self.settings.max_attempts
-        status_now = "failed" if not transient or spent else "pending"
+        status_now = "failed" if not transient or (answered and spent) else "pending"
         return self._outcome(request, status_now, calls, error=text, out_of_reach=transient)
 
     def _outcome(
@@ -305,6 +333,8 @@ class Relay:
             error=error,
             dispatched_at=self.clock(),
             out_of_reach=out_of_reach,
+            was_status=request.status,
+            was_attempts=request.attempts,
         )
 
 
@@ -342,17 +372,22 @@ def to_act_on(follow: bool, limit: int | None) -> Callable[[DataFrame], DataFram
         wanted = F.col("status") == "pending"
         if follow:
             wanted = wanted | ((F.col("status") == "started") & F.col("execution_status").isin(*RUNNING))
-        rows = outbox.where(wanted).orderBy("purchased_at", "request_id")
+        # Requests to start before executions to follow, so that long-running executions never crowd them out.
+        rows = outbox.where(wanted).orderBy(F.col("status") != "pending", "purchased_at", "request_id")
         return rows.limit(limit) if limit is not None else rows
 
     return step
 
 
 def prepare_outbox(spark: SparkSession, path: str) -> None:
-    """Give an outbox written before the relay existed its columns (empty; ``attempts`` then null, read as 0)."""
+    """Give an outbox written before the relay existed its columns (empty, ``attempts`` 0)."""
     if lakehouse.is_delta_table(spark, path):
         wanted = spark.createDataFrame([], DISPATCH_SCHEMA).schema
-        lakehouse.add_columns(spark, path, wanted, "the relay's columns against gold/fulfillment_requests")
+        added = lakehouse.add_columns(spark, path, wanted, "the relay's columns against gold/fulfillment_requests")
+        if any(column.startswith("attempts ") for column in added):
+            from delta.tables import DeltaTable
+
+            DeltaTable.forPath(spark, path).update("attempts IS NULL", {"attempts": "0"})
 
 
 @dataclass
@@ -414,12 +449,17 @@ def relay(
     chosen = lakehouse.read(spark, path).transform(to_act_on(settings.follow_executions, settings.max_requests))
     requests = [Request.of(row) for row in chosen.collect()]
     dispatch.found = len(requests)
+    if requests and relaying.check_state_machine() is not None:
+        dispatch.out_of_reach = relaying.out_of_reach
+        dispatch.skipped = sum(1 for request in requests if request.status == "pending")
+        log.warning("fulfillment: %s; %d requests left pending", dispatch.out_of_reach, dispatch.skipped)
+        return dispatch
     chunks = list(_chunks(requests, settings.commit_every))
     for done, chunk in enumerate(chunks, start=1):
         outcomes = relaying.act(chunk)
         if outcomes:
             rows = spark.createDataFrame([outcome.row() for outcome in outcomes], OUTCOME_SCHEMA)
-            lakehouse.update_rows(spark, path, rows, ["request_id"])
+            lakehouse.update_rows(spark, path, rows, ["request_id"], unchanged=("status", "attempts"))
             dispatch.outcomes.extend(outcomes)
             dispatch.version = lakehouse.current_version(spark, path)
         if relaying.out_of_reach is not None:

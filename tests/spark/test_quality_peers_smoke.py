@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from etl_lib.runtime.stack import active_line
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -39,7 +41,9 @@ def test_the_same_rules_through_each_tool_at_tiny_size(tmp_path: Path) -> None:
     line_name = active_line().name
     tools = ["suite", "great_expectations"] + (["deequ"] if active_line().deequ else [])
     assert [row["case"] for row in result["rows"]] == tools
-    assert all(row["seconds"] > 0 for row in result["rows"])
+    suite_seconds = result["rows"][0]["seconds"]
+    for row in result["rows"]:
+        assert row["time_over_suite"] == pytest.approx(row["seconds"] / suite_seconds, rel=0.1, abs=0.01), row["case"]
     # The first 5,000 lines hold lines without a customer, invoices of several lines, postage codes and
     # countries outside the list; no quantity out of range, and a row count within bounds.
     expected = {

@@ -41,8 +41,11 @@ class FulfillmentConfig(_Section):
     on the request's row the execution, its status and the calls it took.
     """
 
-    #: The state machine each request starts an execution of. Required by the relay.
-    state_machine_arn: str | None = Field(default=None, pattern=r"^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:.+$")
+    #: The STANDARD state machine each request starts an execution of (not a version or alias ARN: executions
+    #: are found by name under the state machine's own ARN). Required by the relay.
+    state_machine_arn: str | None = Field(
+        default=None, pattern=r"^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:[A-Za-z0-9_.-]+$"
+    )
     #: Talk to the local AWS endpoint of ``services.aws`` instead of AWS.
     local_endpoint: bool = False
     #: AWS's region; empty: the state machine's, from its ARN.
@@ -50,9 +53,9 @@ class FulfillmentConfig(_Section):
     #: Calls to start one request's execution within a run, the first one included: botocore's ``standard``
     #: retries (exponential backoff with jitter) on throttling, server errors and connections that fail.
     attempts: int = Field(default=4, ge=1, le=20)
-    #: Calls over every run after which a request that still could not be started (its service unreachable,
-    #: throttled, failing) is ``failed``. A request the service refuses for itself (no such state machine, an
-    #: input it rejects) is ``failed`` at once.
+    #: Calls over every run after which a request Step Functions keeps refusing (throttled, over a quota, failing,
+    #: denied) is ``failed``. A request refused for itself (its name, its input) is ``failed`` at once; one the
+    #: service was out of reach for (no connection, no reply) is never failed, only left pending.
     max_attempts: int = Field(default=12, ge=1)
     #: Requests one run relays at most (oldest purchase first); none: all pending.
     max_requests: int | None = Field(default=None, gt=0)
