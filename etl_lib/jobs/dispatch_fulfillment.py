@@ -29,6 +29,7 @@ def dispatch_fulfillment(spark: SparkSession, config: SuiteConfig, context: RunC
             and a later run goes on.
     """
     with lakehouse.commit_metadata(spark, run_metadata(context, context.job)):
+        fulfillment.prepare_outbox(spark, config.lakehouse.table_path("gold", "fulfillment_requests"))
         dispatch = fulfillment.relay(spark, config, clock=context.clock)
     result = JobResult(job=context.job, run_id=context.run_id)
     if dispatch.outcomes:

@@ -818,6 +818,8 @@ class ViewsBatch:
         self.replay = _Replay()
         #: Customers the real-time store did not take while it was out of reach, written once it is back.
         self.backlog = realtime.Backlog()
+        #: The Step Functions client of the relay (``speed.dispatch_fulfillment``), made at its first batch.
+        self.step_functions: Any = None
 
     def __call__(self, fresh: DataFrame, batch_id: int) -> None:
         query_id = self.query_id.get()
@@ -850,8 +852,10 @@ class ViewsBatch:
         # replay tells its own by them). Step Functions out of reach leaves the requests pending, and the stream
         # goes on: a warning and a row of audit/sink_failures, as for a monitoring sink.
         metadata = run_metadata(self.context, "speed_layer/fulfillment", relayed_after_batch=batch_id)
+        if self.step_functions is None:
+            self.step_functions = fulfillment.step_functions_client(self.config.fulfillment, self.config.services)
         with lakehouse.commit_metadata(spark, metadata):
-            dispatch = fulfillment.relay(spark, self.config, clock=self.context.clock)
+            dispatch = fulfillment.relay(spark, self.config, client=self.step_functions, clock=self.context.clock)
         if dispatch.out_of_reach is not None:
             guard = SinkGuard(self.config.sinks, Origin(self.context.run_id, self.context.job, batch_id))
             sending = f"{dispatch.left} fulfillment requests (left pending)"

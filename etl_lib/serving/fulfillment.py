@@ -7,15 +7,17 @@ the request as its input, and writes on the request's row what came of it:
 
 - ``started``: the execution's ARN, its status as last seen (``RUNNING``, then how it ended when
   ``fulfillment.follow_executions`` asks again on later runs) and, for one that failed, its error and cause;
-- ``pending`` still: the service could not be reached, was throttling or failing (``error``); later runs try
-  again, until the request has taken ``fulfillment.max_attempts`` calls;
-- ``failed``: the service refused the request for itself (no such state machine, an input or a name it rejects),
-  or its calls are spent; ``error`` says why.
+- ``pending`` still: the service could not be reached, or refused the call for a reason not the request's own
+  (throttling, a quota, permissions, a server error; in ``error``); later runs try again;
+- ``failed``: the service refused the request for itself (:data:`REQUEST_ERRORS`, or its name taken by an execution
+  of another input), or refused its calls ``fulfillment.max_attempts`` times; ``error`` says why. A service out of
+  reach never fails a request.
 
 ``attempts`` counts the calls made for the request over every run. Within a call botocore retries throttling,
 server errors and failed connections with exponential backoff and jitter (its ``standard`` mode,
-``fulfillment.attempts`` calls in all). Once a request's calls are spent on an unreachable or failing service,
-the run stops starting further requests (they stay ``pending``, untouched) instead of waiting on each in turn.
+``fulfillment.attempts`` calls in all). Once a request's calls are spent on an unreachable or refusing service, the
+run stops starting further requests (they stay ``pending``, untouched) instead of waiting on each in turn; a state
+machine gone or out of reach is found before any request is tried (:meth:`Relay.check_state_machine`).
 
 Exactly one execution per request: each is named after its request (:func:`execution_name`), and Step Functions
 keeps a name for 90 days, refusing a second execution of it (``ExecutionAlreadyExists``; one still running with the
@@ -380,7 +382,7 @@ def to_act_on(follow: bool, limit: int | None) -> Callable[[DataFrame], DataFram
 
 
 def prepare_outbox(spark: SparkSession, path: str) -> None:
-    """Give an outbox written before the relay existed its columns (empty, ``attempts`` 0)."""
+    """Give an outbox written before the relay existed its columns (empty, ``attempts`` 0); once, before relaying."""
     if lakehouse.is_delta_table(spark, path):
         wanted = spark.createDataFrame([], DISPATCH_SCHEMA).schema
         added = lakehouse.add_columns(spark, path, wanted, "the relay's columns against gold/fulfillment_requests")
@@ -445,7 +447,6 @@ def relay(
     if not lakehouse.is_delta_table(spark, path):
         log.info("no outbox at %s yet: no fulfillment request to relay", path)
         return dispatch
-    prepare_outbox(spark, path)
     chosen = lakehouse.read(spark, path).transform(to_act_on(settings.follow_executions, settings.max_requests))
     requests = [Request.of(row) for row in chosen.collect()]
     dispatch.found = len(requests)
