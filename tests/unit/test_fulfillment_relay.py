@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import socket
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -14,9 +15,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from etl_lib.config import FulfillmentConfig, load_config
+from etl_lib.config import FulfillmentConfig, ServicesConfig, load_config
 from etl_lib.errors import ConfigError
-from etl_lib.serving.fulfillment import Relay, Request, execution_name
+from etl_lib.serving.fulfillment import Relay, Request, execution_name, step_functions_client
 from tests.unit.test_config import MINIMAL, write
 
 #: What Step Functions accepts as an execution's name.
@@ -147,3 +148,24 @@ def test_an_express_state_machine_is_refused() -> None:
 def test_a_version_or_alias_arn_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"fulfillment\.state_machine_arn: String should match pattern"):
         load_config(write(tmp_path, MINIMAL + f"fulfillment: {{state_machine_arn: '{ARN}:prod'}}\n"))
+
+
+def test_a_service_out_of_reach_never_fails_a_request_even_with_its_calls_spent() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    settings = FulfillmentConfig(
+        state_machine_arn=ARN,
+        local_endpoint=True,
+        attempts=2,
+        max_attempts=3,
+        parallelism=1,
+        connect_timeout_seconds=0.5,
+    )
+    # The relay's own client (botocore's retries, the time-outs) of a local endpoint where nothing listens.
+    client = step_functions_client(settings, ServicesConfig.model_validate({"aws": {"port": closed}}))
+    relay = Relay(client, settings, lambda: AT)
+    [outcome] = relay.act([pending("r1", attempts=5), pending("r2")])
+    assert (outcome.request_id, outcome.status, outcome.attempts) == ("r1", "pending", 7)
+    assert "Could not connect" in (outcome.error or "")
+    assert relay.skipped == 1
