@@ -6,8 +6,6 @@ services on loopback, started here and stopped at the end).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,65 +21,19 @@ TEST_CONF = PROJECT / "conf" / "test.yaml"
 TIERS = ("unit", "spark", "integration")
 
 
-#: Where the local services of the run keep their state (tests/integration/conftest.py starts them there on fixed
-#: ports). The whole run shares them: under ``pytest -n`` (pytest-xdist, as `make test` runs) the process that runs
-#: the workers makes the folder and hands it to each of them; the first worker that needs a service starts it, the
-#: others use it, and the same process stops them all once every worker is done. Each service so starts once a run.
-SERVICES_DIR = pytest.StashKey[Path]()
-WORKER_INPUT = "etl_suite_services_dir"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):  # the run's own process, not a worker
-        config.stash[SERVICES_DIR] = Path(tempfile.mkdtemp(prefix="etl-suite-test-services-"))
-
-
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: what a worker is given when it starts
-def pytest_configure_node(node: Any) -> None:
-    node.workerinput[WORKER_INPUT] = str(node.config.stash[SERVICES_DIR])
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop the services the run started (in its own process, after every worker has ended) and remove their state."""
-    folder = config.stash.get(SERVICES_DIR, None)
-    if folder is None:
-        return
-    from etl_lib.services.registry import get_services
-
-    for service in get_services(load_config(TEST_CONF, [f"services.work_dir={folder}"]).services):
-        service.down()
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def services_dir(request: pytest.FixtureRequest) -> Path:
-    """The state folder of the run's local services, the same for every worker."""
-    handed = getattr(request.config, "workerinput", {}).get(WORKER_INPUT)
-    return Path(handed) if handed else request.config.stash[SERVICES_DIR]
-
-
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the scheduler of `--dist loadgroup`
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    if config.getoption("dist") != "loadgroup":
-        return None
-    from tests.scheduling import SlowFirst
-
-    return SlowFirst(config, log)
+#: The local services on fixed ports (tests/integration/conftest.py). Under ``pytest -n`` (pytest-xdist, as `make test`
+#: runs) every module that uses one runs on the same worker, so that each service starts once per session.
+SERVICES = {"kafka", "postgres", "aws", "redis_server"}
+#: Other modules run whole on one worker: their module fixtures are built once and their tests keep their order.
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Markers by folder, the primary line's tests skipped on the other, and each module run whole on one worker.
-
-    A module's module fixtures are then built once and its tests keep their order; the modules themselves, those
-    that use the local services too, are spread over the workers, those with a slow test first (tests/scheduling).
-    """
     from etl_lib.runtime.stack import active_line, load_stack
-    from tests.scheduling import SLOW
 
     primary = load_stack().default_line
     line = active_line().name
-    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}  # type: ignore[attr-defined]
+    with_services = {item.module.__name__ for item in items if SERVICES & set(item.fixturenames)}  # type: ignore[attr-defined]
     for item in items:
         tier = Path(str(item.fspath)).relative_to(PROJECT / "tests").parts[0]
         if tier in TIERS:
@@ -89,7 +41,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if line != primary and item.get_closest_marker("primary_line"):
             item.add_marker(pytest.mark.skip(reason=f"runs on the primary line ({primary}) only; this is {line}"))
         module = item.module.__name__  # type: ignore[attr-defined]
-        item.add_marker(pytest.mark.xdist_group(module + SLOW if module in slow else module))
+        item.add_marker(pytest.mark.xdist_group("services" if module in with_services else module))
 
 
 @pytest.fixture(scope="session")
@@ -98,13 +50,13 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def suite_config(work_dir: Path, services_dir: Path) -> SuiteConfig:
+def suite_config(work_dir: Path) -> SuiteConfig:
     """The test environment, with the lakehouse and service state in temporary folders."""
     return load_config(
         TEST_CONF,
         [
             f"lakehouse.root={work_dir / 'lakehouse'}",
-            f"services.work_dir={services_dir}",
+            f"services.work_dir={work_dir / 'services'}",
             f"ml.work_dir={work_dir / 'mlflow'}",
             f"spark.conf.spark.sql.warehouse.dir={work_dir / 'warehouse'}",
         ],

@@ -15,7 +15,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_lib.config import ServicesConfig, SuiteConfig
+from etl_lib.config import SuiteConfig
 from etl_lib.io import lakehouse
 from etl_lib.services.aws import AwsService
 from etl_lib.services.base import LocalService
@@ -109,87 +109,31 @@ def run_statuses() -> Callable[[SparkSession, str], list[list[str]]]:
     return _statuses_by_run
 
 
-def _shared(service: S) -> S:
-    """The service, started unless it runs: the run's workers share it, and the run stops it at its end.
-
-    A lock beside the services' state keeps two workers from starting the same one at once.
-    """
-    import fcntl
-
-    with (Path(service.services.work_dir) / f"{service.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        service.up()
-    return service
-
-
-def _own(service: S) -> Iterator[S]:
-    """A server of a test's own (one the test stops), stopped after it."""
+def _running(service: S) -> Iterator[S]:
+    """The service, started (unless it runs) for the tests that use it and stopped after them."""
     service.up()
-    try:
-        yield service
-    finally:
-        service.down()
-
-
-#: The ports of the servers a test has of its own: apart from conf/test.yaml's, test_services' (14567) and the
-#: speed benchmark's (benchmarks/speed_layer.py), so that `make bench` may run beside the tests.
-OWN_PORTS = {
-    "kafka": {"port": 39092, "controller_port": 39093},
-    "aws": {"port": 34566},
-    "redis": {"port": 36379},
-}
-
-
-def own_services(base: SuiteConfig, folder: Path) -> ServicesConfig:
-    """The services' configuration for servers of a test's own: their state in ``folder``, on :data:`OWN_PORTS`.
-
-    For tests that stop a server: the run's shared one serves the other worker's tests meanwhile.
-    """
-    data = base.services.model_dump(mode="json")
-    data["work_dir"] = str(folder)
-    for name, ports in OWN_PORTS.items():
-        data[name].update(ports)
-    return ServicesConfig.model_validate(data)
-
-
-@pytest.fixture
-def own_kafka(suite_config: SuiteConfig, tmp_path: Path) -> Iterator[KafkaService]:
-    """A broker of the test's own, which it may stop."""
-    yield from _own(KafkaService(own_services(suite_config, tmp_path / "services")))
-
-
-@pytest.fixture
-def own_aws(suite_config: SuiteConfig, tmp_path: Path) -> Iterator[AwsService]:
-    """A local AWS endpoint of the test's own, which it may stop."""
-    yield from _own(AwsService(own_services(suite_config, tmp_path / "services")))
-
-
-@pytest.fixture(scope="module")
-def own_redis(
-    suite_config: SuiteConfig, redis_password: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RedisService]:
-    """A Redis server of the module's own, which its tests may stop."""
-    yield from _own(RedisService(own_services(suite_config, tmp_path_factory.mktemp("services"))))
+    yield service
+    service.down()
 
 
 @pytest.fixture(scope="session")
-def kafka(suite_config: SuiteConfig) -> KafkaService:
-    return _shared(KafkaService(suite_config.services))
+def kafka(suite_config: SuiteConfig) -> Iterator[KafkaService]:
+    yield from _running(KafkaService(suite_config.services))
 
 
 @pytest.fixture(scope="session")
-def postgres(suite_config: SuiteConfig) -> PostgresService:
-    return _shared(PostgresService(suite_config.services))
+def postgres(suite_config: SuiteConfig) -> Iterator[PostgresService]:
+    yield from _running(PostgresService(suite_config.services))
 
 
 @pytest.fixture(scope="session")
-def aws(suite_config: SuiteConfig) -> AwsService:
-    return _shared(AwsService(suite_config.services))
+def aws(suite_config: SuiteConfig) -> Iterator[AwsService]:
+    yield from _running(AwsService(suite_config.services))
 
 
 @pytest.fixture(scope="session")
-def spark_cluster(suite_config: SuiteConfig) -> SparkClusterService:
-    return _shared(SparkClusterService(suite_config.services))
+def spark_cluster(suite_config: SuiteConfig) -> Iterator[SparkClusterService]:
+    yield from _running(SparkClusterService(suite_config.services))
 
 
 #: The password the test Redis server requires (a test value, set in the environment as a user would).
@@ -197,18 +141,12 @@ REDIS_TEST_PASSWORD = "redis-test-password"
 
 
 @pytest.fixture(scope="session")
-def redis_password(suite_config: SuiteConfig) -> Iterator[str]:
-    """The test password, in the environment variable the Redis configuration names, as a user would set it."""
+def redis_server(suite_config: SuiteConfig) -> Iterator[RedisService]:
     variable = suite_config.services.redis.password_env
     previous = os.environ.get(variable)
     os.environ[variable] = REDIS_TEST_PASSWORD
-    yield REDIS_TEST_PASSWORD
+    yield from _running(RedisService(suite_config.services))
     if previous is None:
         os.environ.pop(variable, None)
     else:
         os.environ[variable] = previous
-
-
-@pytest.fixture(scope="session")
-def redis_server(suite_config: SuiteConfig, redis_password: str) -> RedisService:
-    return _shared(RedisService(suite_config.services))

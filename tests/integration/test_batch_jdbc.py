@@ -98,7 +98,6 @@ def load_export(postgres: PostgresService, rows: pa.Table, modified: dt.datetime
                 copy.write_row([*values, modified])
 
 
-@pytest.mark.slow
 def test_half_then_the_rest_lands_every_row_once(
     spark: SparkSession, suite_config: SuiteConfig, postgres: PostgresService, tmp_path: Path
 ) -> None:

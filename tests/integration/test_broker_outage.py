@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from etl_lib.config import SuiteConfig
 from etl_lib.producer.events import encode, retail_events
 from etl_lib.producer.sinks import KafkaSink
 from etl_lib.services.kafka import KafkaService
@@ -39,9 +40,7 @@ def rows(table: Path) -> int:
         return 0
 
 
-def speed_layer(
-    arguments: list[str], root: Path, topic: str, broker: KafkaService, log: Path
-) -> subprocess.Popen[bytes]:
+def speed_layer(arguments: list[str], root: Path, topic: str, work_dir: str, log: Path) -> subprocess.Popen[bytes]:
     """The job as a process of its own, its output going to ``log`` (a pipe nobody reads could fill up)."""
     command = [
         str(Path(sys.executable).parent / "etl-suite"),
@@ -53,9 +52,7 @@ def speed_layer(
         "--set",
         f"lakehouse.root={root}",
         "--set",
-        f"services.work_dir={broker.services.work_dir}",
-        "--set",
-        f"services.kafka.port={broker.port}",
+        f"services.work_dir={work_dir}",
         "--set",
         "speed.source=kafka",
         "--set",
@@ -77,17 +74,19 @@ def speed_layer(
 
 
 @pytest.mark.slow
-def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(own_kafka: KafkaService, tmp_path: Path) -> None:
-    kafka = own_kafka  # a broker of the test's own: the run's serves the other tests while this one is stopped
+def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(
+    suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path
+) -> None:
     topic = f"outage-{dt.datetime.now(dt.UTC):%H%M%S%f}"
     produced = list(itertools.islice(retail_events(pq.read_table(DATA)), BEFORE + AFTER))
     sink = KafkaSink(kafka.endpoint, topic, 2)
     sink.send([(e["customer_id"], encode(e)) for e in produced[:BEFORE]])
     root = tmp_path / "lake"
     bronze = root / "bronze" / "events"
+    work_dir = suite_config.services.work_dir
 
     log = tmp_path / "speed_layer.log"
-    running = speed_layer([], root, topic, kafka, log)
+    running = speed_layer([], root, topic, work_dir, log)
 
     def before_in_bronze() -> bool:
         assert running.poll() is None or rows(bronze) >= BEFORE, log.read_text()[-5000:]
@@ -122,7 +121,7 @@ def test_a_broker_outage_mid_stream_loses_and_repeats_nothing(own_kafka: KafkaSe
         last = output.strip().splitlines()[-1]
         assert last.startswith("error: "), output[-5000:]
         # Started again after the outage, it resumes where its checkpoint says.
-        again = speed_layer(["--available-now"], root, topic, kafka, tmp_path / "again.log")
+        again = speed_layer(["--available-now"], root, topic, work_dir, tmp_path / "again.log")
         assert again.wait(timeout=600) == 0, (tmp_path / "again.log").read_text()[-5000:]
 
     landed = DeltaTable(str(bronze)).to_pyarrow_table(columns=["_partition", "_offset"]).to_pylist()

@@ -253,7 +253,6 @@ def test_step_functions_out_of_reach_leaves_every_request_pending_and_a_later_ru
     assert {r["status"] for r in outcomes(spark, path).collect()} == {"started"}
 
 
-@pytest.mark.slow
 def test_a_relay_killed_in_the_middle_then_run_again_starts_every_request_once(
     spark: SparkSession, suite_config: SuiteConfig, aws: AwsService, tmp_path: Path, suite_run: type[SuiteRun]
 ) -> None:
@@ -287,7 +286,6 @@ def test_a_relay_killed_in_the_middle_then_run_again_starts_every_request_once(
     }
 
 
-@pytest.mark.slow
 def test_the_speed_layer_relays_after_each_batch_and_goes_on_while_step_functions_is_down(
     spark: SparkSession, suite_config: SuiteConfig, aws: AwsService, tmp_path: Path
 ) -> None:

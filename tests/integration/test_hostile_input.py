@@ -78,7 +78,6 @@ CORPUS: list[tuple[str, bytes | None, str | None]] = [
 ]
 
 
-@pytest.mark.slow
 def test_a_hostile_corpus_is_accounted_for_record_by_record(
     spark: SparkSession, suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path
 ) -> None:

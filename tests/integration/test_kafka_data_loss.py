@@ -56,7 +56,6 @@ def delete_below(endpoint: str, topic: str, offset: int) -> int:
     return int(deleted.result(30).low_watermark)
 
 
-@pytest.mark.slow
 def test_records_lost_to_retention_fail_the_stream_or_are_recorded_as_a_gap(
     spark: SparkSession, suite_config: SuiteConfig, kafka: KafkaService, tmp_path: Path
 ) -> None:

@@ -34,9 +34,8 @@ pytestmark = pytest.mark.primary_line
 CLOCK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def store_config(base: SuiteConfig, folder: Path, server: RedisService) -> SuiteConfig:
+def store_config(base: SuiteConfig, folder: Path) -> SuiteConfig:
     data = base.model_dump(mode="json")
-    data["services"] = server.services.model_dump(mode="json")
     data["lakehouse"]["root"] = str(folder / "lake")
     data["speed"]["source"] = "files"
     data["speed"]["files"]["path"] = str(folder / "landing")
@@ -53,11 +52,10 @@ def stored(client: Any, prefix: str) -> dict[str, dict[str, str]]:
 def streamed(
     spark: SparkSession,
     suite_config: SuiteConfig,
-    own_redis: RedisService,
+    redis_server: RedisService,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:
-    # A server of the module's own: its last test stops it.
-    config = store_config(suite_config, tmp_path_factory.mktemp("realtime"), own_redis)
+    config = store_config(suite_config, tmp_path_factory.mktemp("realtime"))
     client = redis_client(config.services.redis)
     for key in client.scan_iter("test:customer:*"):
         client.delete(key)
@@ -67,14 +65,14 @@ def streamed(
     return config
 
 
-def test_the_server_wants_its_password_which_is_nowhere_on_disk_or_command_line(own_redis: RedisService) -> None:
-    anonymous = redis_py.Redis(host=own_redis.host, port=own_redis.port, socket_timeout=2)
+def test_the_server_wants_its_password_which_is_nowhere_on_disk_or_command_line(redis_server: RedisService) -> None:
+    anonymous = redis_py.Redis(host=redis_server.host, port=redis_server.port, socket_timeout=2)
     with pytest.raises(redis_py.exceptions.AuthenticationError):
         anonymous.ping()
-    pid = own_redis.process.pid()
+    pid = redis_server.process.pid()
     assert pid is not None
     assert REDIS_TEST_PASSWORD not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    for path in own_redis.state_dir.rglob("*"):
+    for path in redis_server.state_dir.rglob("*"):
         if path.is_file():
             assert REDIS_TEST_PASSWORD not in path.read_text(errors="replace"), path
 
@@ -134,8 +132,6 @@ def test_lookup_answers_from_redis_then_falls_back_to_delta(
         f"lakehouse.root={config.lakehouse.root}",
         "--set",
         "serving.realtime_store.key_prefix='test:customer:'",
-        "--set",
-        f"services.redis.port={config.services.redis.port}",
     ]
     conf = ["--conf", str(Path(__file__).resolve().parents[2] / "conf" / "test.yaml")]
     assert main(["serve", "customer", customer, *conf, *overrides]) == 0
@@ -158,7 +154,7 @@ def test_lookup_answers_from_redis_then_falls_back_to_delta(
 
 
 def test_redis_out_of_reach_is_given_up_then_the_store_catches_up_when_it_is_back(
-    spark: SparkSession, streamed: SuiteConfig, own_redis: RedisService, caplog: pytest.LogCaptureFixture
+    spark: SparkSession, streamed: SuiteConfig, redis_server: RedisService, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Last of the module: the server restarted here holds only what this test writes (it keeps nothing on disk).
     config = streamed
@@ -182,7 +178,7 @@ def test_redis_out_of_reach_is_given_up_then_the_store_catches_up_when_it_is_bac
         return {row["customer_id"]: realtime.hash_of(row.asDict()) for row in metrics(chosen, batch).collect()}
 
     backlog = realtime.Backlog()
-    own_redis.down()
+    redis_server.down()
     try:
         with caplog.at_level(logging.INFO):
             lost = realtime.publish(
@@ -193,7 +189,7 @@ def test_redis_out_of_reach_is_given_up_then_the_store_catches_up_when_it_is_bac
                 metrics(second, 102), config, origin=Origin("rt-outage", "speed_layer", 102), backlog=backlog
             )
     finally:
-        own_redis.up()
+        redis_server.up()
     assert lost is not None
     assert held is not None
     assert (lost.sink, lost.keys, lost.attempts, lost.origin) == (

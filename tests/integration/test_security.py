@@ -95,7 +95,6 @@ def delta_tables(root: Path) -> list[Path]:
     )
 
 
-@pytest.mark.slow
 def test_planted_secrets_reach_no_table_file_or_log_and_an_unreachable_database_moves_nothing(
     suite_config: SuiteConfig, postgres: PostgresService, aws: AwsService, tmp_path: Path
 ) -> None:

@@ -74,9 +74,8 @@ class Endpoint:
         return sorted({m["MetricName"] for m in listed})
 
 
-def outage_config(base: SuiteConfig, root: Path, aws: AwsService, topic: str) -> SuiteConfig:
+def outage_config(base: SuiteConfig, root: Path, topic: str) -> SuiteConfig:
     data = base.model_dump(mode="json")
-    data["services"] = aws.services.model_dump(mode="json")
     data["lakehouse"]["root"] = str(root / "lake")
     data["speed"].update(source="files", trigger_interval="1 second")
     data["speed"]["files"]["path"] = str(root / "landing")
@@ -102,15 +101,10 @@ def outage_config(base: SuiteConfig, root: Path, aws: AwsService, topic: str) ->
 
 @pytest.mark.slow
 def test_cloudwatch_and_sns_out_of_reach_never_stop_the_stream_and_flow_again_when_back(
-    spark: SparkSession,
-    suite_config: SuiteConfig,
-    own_aws: AwsService,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    spark: SparkSession, suite_config: SuiteConfig, aws: AwsService, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    aws = own_aws  # an endpoint of the test's own: the run's serves the other tests while this one is away
     endpoint = Endpoint(aws)
-    config = outage_config(suite_config, tmp_path, aws, endpoint.topic)
+    config = outage_config(suite_config, tmp_path, endpoint.topic)
     namespace = config.quality.alerts.cloudwatch_namespace
     assert namespace == "LakehouseEtlSuite"
     lake = Path(config.lakehouse.root)

@@ -13,7 +13,6 @@ from etl_lib.services.kafka import KafkaService
 pytestmark = pytest.mark.primary_line
 
 
-@pytest.mark.slow
 def test_speed_layer_benchmark_tiny(spark: SparkSession, kafka: KafkaService, aws: AwsService) -> None:
     result = speed_layer.run("tiny", repeat=1, spark=spark, warmup=0, broker=kafka, endpoint=aws)
     plan = speed_layer.SIZES["tiny"]

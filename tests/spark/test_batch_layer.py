@@ -54,7 +54,6 @@ def full_run(retail_lake: dict[str, Any]) -> dict[str, Any]:
     return retail_lake
 
 
-@pytest.mark.slow
 def test_full_extract_lands_with_its_known_facts(spark: SparkSession, full_run: dict[str, Any]) -> None:
     config: SuiteConfig = full_run["config"]
     assert rows_of(full_run["first"]) == {
@@ -147,7 +146,6 @@ def csv_source(landing: Path) -> dict[str, Any]:
     }
 
 
-@pytest.mark.slow
 def test_a_csv_extract_with_its_own_names_rejects_bad_rows_and_adds_new_files_only(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
 ) -> None:
@@ -261,7 +259,6 @@ def test_an_extract_keeps_its_own_column_names_in_bronze_for_every_reader(
     assert (rule["passed"], rule["failing_rows"], rule["rows"], rule["columns"]) == (True, 1, 2, ["Customer ID"])
 
 
-@pytest.mark.slow
 @pytest.mark.primary_line
 def test_the_extract_exported_by_other_systems_gives_the_same_facts(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path

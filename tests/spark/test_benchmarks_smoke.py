@@ -117,7 +117,6 @@ def test_scd2_merge_tiny(spark: SparkSession, tmp_path: Path) -> None:
     assert summary.count("\n## ") == 2  # Targets, scd2_merge
 
 
-@pytest.mark.slow
 def test_batch_concurrency_tiny(spark: SparkSession) -> None:
     result = batch_concurrency.run("tiny", repeat=1, spark=spark)
     assert "median of 1 after the whole run that prepared it (the warm-up)" in result["summary"]
@@ -129,7 +128,6 @@ def test_batch_concurrency_tiny(spark: SparkSession) -> None:
     assert abs(result["targets"][0]["measured"] - serial["seconds"] / parallel["seconds"]) < 0.05
 
 
-@pytest.mark.slow
 def test_batch_scaling_tiny(spark: SparkSession) -> None:
     # Inside, DuckDB's daily revenue over the same Parquet is checked to agree with the suite's gold table.
     # As `make bench` runs it: after batch_concurrency in the same session, which is its warm-up.

@@ -41,7 +41,6 @@ def demo(spark: SparkSession, suite_config: SuiteConfig, tmp_path_factory: pytes
     return {"config": config, "run": run, "said": said, "report": report, "folder": folder}
 
 
-@pytest.mark.slow
 def test_every_step_runs_and_says_what_it_wrote(demo: dict[str, Any]) -> None:
     run, said = demo["run"], demo["said"]
     assert [step.name for step in run.steps] == list(STEPS)
@@ -106,7 +105,6 @@ def test_the_summary_lists_tables_scores_models_and_lineage(demo: dict[str, Any]
     assert int(took[2]) == round(sum(s.seconds for s in demo["run"].steps))
 
 
-@pytest.mark.slow
 def test_running_it_again_replays_nothing_twice(spark: SparkSession, demo: dict[str, Any]) -> None:
     again = run_demo(demo["config"], events=4000, report=demo["folder"] / "again.html", say=lambda _: None, spark=spark)
     written = {step.name: step.rows_written for step in again.steps}

@@ -4,7 +4,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-import pytest
 from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -418,7 +417,6 @@ def json_type(value: object) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(payloads=st.lists(PAYLOADS, min_size=1, max_size=40))
 def test_any_record_is_either_a_typed_event_or_refused_with_a_known_reason(

@@ -43,7 +43,6 @@ def table(spark: SparkSession, config: SuiteConfig, name: str) -> Any:
     return lakehouse.read(spark, config.lakehouse.table_path("gold", name))
 
 
-@pytest.mark.slow
 def test_training_reports_cross_validated_roc_auc(trained: dict[str, Any]) -> None:
     metrics = trained["training"].metrics
     assert metrics["telco_cv_roc_auc"] >= 0.83  # published: about 0.84
@@ -151,7 +150,6 @@ def test_purchase_anomalies_are_scored_and_judged_by_the_quality_layer(
     assert {r["rule"] for r in results if r["table"] == "gold/purchase_anomalies"} == {"not_anomalous", "scored"}
 
 
-@pytest.mark.slow
 def test_a_promoted_model_is_used_by_the_next_scoring_run(spark: SparkSession, trained: dict[str, Any]) -> None:
     config = with_ml(trained["config"], promote_new_models=False)
     retrained = run_job("train_models", config, spark, context("train_models", "train-2"))

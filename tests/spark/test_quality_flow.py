@@ -64,7 +64,6 @@ def configured(
     return validate_config(data)
 
 
-@pytest.mark.slow
 def test_quarantined_rows_keep_their_reasons_and_a_replay_releases_them_after_a_fix(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
 ) -> None:

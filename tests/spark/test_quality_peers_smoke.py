@@ -26,7 +26,6 @@ print("RESULT " + json.dumps({"rows": result["rows"], "verdicts": result["verdic
 """
 
 
-@pytest.mark.slow
 def test_the_same_rules_through_each_tool_at_tiny_size(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],

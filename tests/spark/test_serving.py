@@ -217,7 +217,6 @@ def test_serving_is_gap_free_across_the_cutoff(spark: SparkSession, lambda_lake:
     assert spark.sql("SELECT count(*) FROM serving_session_metrics WHERE served_from = 'speed'").first()[0] > 0  # type: ignore[index]
 
 
-@pytest.mark.slow
 @pytest.mark.primary_line
 def test_injected_drift_is_reported_and_corrected(
     spark: SparkSession, lambda_lake: SuiteConfig, tmp_path: Path

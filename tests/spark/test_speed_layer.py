@@ -78,7 +78,6 @@ def streamed(
     }
 
 
-@pytest.mark.slow
 def test_every_record_lands_once_and_bad_ones_are_dead_lettered(spark: SparkSession, streamed: dict[str, Any]) -> None:
     config, produced = streamed["config"], streamed["produced"]
     assert (streamed["report"].events, streamed["report"].malformed) == (3000, 12)
@@ -176,7 +175,6 @@ def test_progress_and_state_are_recorded_per_batch(spark: SparkSession, streamed
     assert json.loads(row["sources"])[0]["description"].startswith("FileStreamSource")
 
 
-@pytest.mark.slow
 def test_the_audit_rows_a_killed_run_held_are_taken_from_bronze_by_the_next_run(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,7 +284,6 @@ def test_personal_columns_are_protected_in_silver_its_views_and_their_recomputat
         assert not any(f"'{e['customer_id']}'" in text for e in produced[:50]), f"{layer}/{table}"
 
 
-@pytest.mark.slow
 def test_a_field_declared_later_becomes_a_silver_column_and_a_type_change_is_refused(
     spark: SparkSession, suite_config: SuiteConfig, tmp_path: Path
 ) -> None:
