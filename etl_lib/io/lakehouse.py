@@ -578,7 +578,6 @@ def merge_increments(
     greatest: Sequence[str] = (),
     least: Sequence[str] = (),
     latest: Mapping[str, str] | None = None,
-    properties: Mapping[str, str] | None = None,
 ) -> None:
     """MERGE per-key increments into running totals.
 
@@ -595,9 +594,8 @@ def merge_increments(
         greatest: columns keeping the largest value.
         least: columns keeping the smallest value.
         latest: value column -> its timestamp column; the value with the newer non-null timestamp is kept.
-        properties: Delta table properties of the table if this call creates it (:func:`ensure_table`).
     """
-    ensure_table(spark, path, increments.schema, properties)
+    ensure_table(spark, path, increments.schema)
     condition = _same_keys(keys)
     assignments: dict[str, str | Column] = {}
     for name in add:

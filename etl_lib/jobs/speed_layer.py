@@ -53,7 +53,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
-from etl_lib.config import EntityConfig, Layer, SuiteConfig, interval, secrets
+from etl_lib.config import EntityConfig, Layer, SpeedConfig, SuiteConfig, interval, secrets
 from etl_lib.core.capture import task_scope
 from etl_lib.core.run import JobResult, RunContext, TableWrite, run_metadata
 from etl_lib.errors import ConfigError, JobFailedError
@@ -826,17 +826,20 @@ class ViewsBatch:
         query_id = self.query_id.get()
         spark = fresh.sparkSession
         speed, paths = self.speed, self.paths
-        # Not persisted: each MERGE reads this batch, a plain scan of silver's new files, as its source (twice: to
-        # find the files it touches, then to write them). A persisted or checkpointed batch is a source Delta copies
-        # first, once per MERGE: measured, that made views batches slower, and a one-event ingest batch beside them.
+        # The batch itself, a plain scan of silver's new files, is read twice (folded below, and for the outbox)
+        # and not persisted: persisted whole, it made views batches slower, and a one-event ingest batch beside them.
         metadata = run_metadata(self.context, "speed_layer/views", query_id=query_id, batch_id=batch_id)
         with lakehouse.commit_metadata(spark, metadata):
             done = self.replay.holding(spark, query_id, batch_id, paths.views())
+            # The batch's events folded once, per customer, session and window: each view's increments come from
+            # these few rows, which each MERGE reads twice. Kept as a local checkpoint (let go of with the frame):
+            # Delta copies a MERGE source that is not a plain Delta scan either way, and this copy is small.
+            activity = fresh.transform(_window_activity(speed)).localCheckpoint(eager=True)
             # A batch without a purchase changes no customer's value and asks for no fulfilment: no commit to
             # either (a MERGE costs about a second even for nothing). A replay finds the same.
-            bought = not fresh.where(F.col("event_type") == speed.purchase_type).isEmpty()
+            bought = not activity.where(F.col("purchases") > 0).isEmpty()
             outbox = fresh.transform(events.fulfillment_requests(speed.purchase_type))
-            writes = [lambda: self._merge_views(spark, fresh, done, bought)]
+            writes = [lambda: self._merge_views(spark, activity, done, bought)]
             if paths.outbox not in done and bought:
                 writes.append(lambda: lakehouse.append(outbox, paths.outbox))
             _all_at_once(writes)
@@ -871,44 +874,71 @@ class ViewsBatch:
         origin = Origin(self.context.run_id, self.context.job, batch_id)
         realtime.publish(fresh.transform(metrics), self.config, origin=origin, backlog=self.backlog)
 
-    def _merge_views(self, spark: SparkSession, fresh: DataFrame, done: frozenset[str], bought: bool) -> None:
+    def _merge_views(self, spark: SparkSession, activity: DataFrame, done: frozenset[str], bought: bool) -> None:
         # One after the other, beside the outbox's append: run at once too, they made a views batch shorter but
         # took the cores from the ingest query when events come steadily (README, the speed layer).
-        speed, paths = self.speed, self.paths
-        if paths.windows not in done:
-            windows = fresh.transform(events.session_windows(speed.window, speed.page_view_type, speed.purchase_type))
+        for view in _views(self.paths):
+            if view.path in done or (view.purchases_only and not bought):
+                continue
             lakehouse.merge_increments(
                 spark,
-                paths.windows,
-                windows,
-                ["customer_id", "session_id", "window_start"],
-                add=("page_views", "purchases", "purchase_amount", "events"),
-                greatest=("last_event_time",),
-                properties=HOT_TABLE_PROPERTIES,
+                view.path,
+                view.increments(activity),
+                list(view.keys),
+                add=view.add,
+                greatest=view.greatest,
+                least=view.least,
+                latest=view.latest,
             )
-        if paths.sessions not in done:
-            lakehouse.merge_increments(
-                spark,
-                paths.sessions,
-                fresh.transform(events.session_activity(speed.page_view_type)),
-                ["customer_id", "session_id"],
-                add=("page_views", "events"),
-                least=("started_at",),
-                greatest=("last_activity",),
-                latest={"current_page": "current_page_at"},
-                properties=HOT_TABLE_PROPERTIES,
-            )
-        if paths.customer_value not in done and bought:
-            lakehouse.merge_increments(
-                spark,
-                paths.customer_value,
-                fresh.transform(events.customer_value(speed.purchase_type)),
-                ["customer_id"],
-                add=("lifetime_value", "purchase_count"),
-                least=("first_purchase_at",),
-                greatest=("last_purchase_at",),
-                properties=HOT_TABLE_PROPERTIES,
-            )
+
+
+@dataclass(frozen=True)
+class _View:
+    """A real-time view: its table, its increments from a batch's window activity, and how they fold into it."""
+
+    path: str
+    increments: Callable[[DataFrame], DataFrame]
+    keys: tuple[str, ...]
+    add: tuple[str, ...]
+    greatest: tuple[str, ...] = ()
+    least: tuple[str, ...] = ()
+    latest: dict[str, str] | None = None
+    #: Only a batch with a purchase changes it.
+    purchases_only: bool = False
+
+
+def _views(paths: _Paths) -> tuple[_View, ...]:
+    return (
+        _View(
+            paths.windows,
+            lambda activity: activity.select(*events.WINDOW_COLUMNS),
+            ("customer_id", "session_id", "window_start"),
+            add=("page_views", "purchases", "purchase_amount", "events"),
+            greatest=("last_event_time",),
+        ),
+        _View(
+            paths.sessions,
+            events.activity_sessions,
+            ("customer_id", "session_id"),
+            add=("page_views", "events"),
+            least=("started_at",),
+            greatest=("last_activity",),
+            latest={"current_page": "current_page_at"},
+        ),
+        _View(
+            paths.customer_value,
+            events.activity_customer_value,
+            ("customer_id",),
+            add=("lifetime_value", "purchase_count"),
+            least=("first_purchase_at",),
+            greatest=("last_purchase_at",),
+            purchases_only=True,
+        ),
+    )
+
+
+def _window_activity(speed: SpeedConfig) -> Step:
+    return events.window_activity(speed.window, speed.page_view_type, speed.purchase_type)
 
 
 @dataclass(frozen=True)
@@ -1068,16 +1098,12 @@ def _views_tables(spark: SparkSession, config: SuiteConfig, paths: _Paths) -> No
     batch (killed after it) would take for the batch's write. They take a commit every views batch with a purchase:
     :data:`HOT_TABLE_PROPERTIES`.
     """
-    speed = config.speed
     silver = lakehouse.read(spark, paths.silver)
-    tables = {
-        paths.windows: events.session_windows(speed.window, speed.page_view_type, speed.purchase_type),
-        paths.sessions: events.session_activity(speed.page_view_type),
-        paths.customer_value: events.customer_value(speed.purchase_type),
-        paths.outbox: events.fulfillment_requests(speed.purchase_type),
-    }
-    for path, step in tables.items():
-        lakehouse.ensure_table(spark, path, silver.transform(step).schema, HOT_TABLE_PROPERTIES)
+    activity = silver.transform(_window_activity(config.speed))
+    schemas = {view.path: view.increments(activity).schema for view in _views(paths)}
+    schemas[paths.outbox] = silver.transform(events.fulfillment_requests(config.speed.purchase_type)).schema
+    for path, schema in schemas.items():
+        lakehouse.ensure_table(spark, path, schema, HOT_TABLE_PROPERTIES)
 
 
 def _writes_of_run(

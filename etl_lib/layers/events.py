@@ -360,6 +360,20 @@ def split_late(events: DataFrame, watermark: dt.datetime | None) -> tuple[DataFr
     return events.where(F.col("timestamp") >= cutoff), events.where(F.col("timestamp") < cutoff)
 
 
+#: The columns of the session windows view (:func:`session_windows`), in order.
+WINDOW_COLUMNS = (
+    "customer_id",
+    "session_id",
+    "window_start",
+    "window_end",
+    "page_views",
+    "purchases",
+    "purchase_amount",
+    "events",
+    "last_event_time",
+)
+
+
 def session_windows(window: str, page_view_type: str, purchase_type: str) -> Step:
     """Step counting events per customer, session and tumbling event-time window (the seed's 5-minute view).
 
@@ -371,10 +385,24 @@ def session_windows(window: str, page_view_type: str, purchase_type: str) -> Ste
         page_view_type: the ``event_type`` of a page view.
         purchase_type: the ``event_type`` of a purchase.
     """
+    activity = window_activity(window, page_view_type, purchase_type)
+    return lambda events: events.transform(activity).select(*WINDOW_COLUMNS)
+
+
+def window_activity(window: str, page_view_type: str, purchase_type: str) -> Step:
+    """Step folding events once, per customer, session and window, into what the three views' increments need.
+
+    The columns of :func:`session_windows`, then (underscored) what :func:`activity_sessions` and
+    :func:`activity_customer_value` fold further: each window's first event, its latest page view, and its
+    purchases' total (null when none had an amount), first and last time. A views micro-batch aggregates its
+    events once with it and derives the three increments from its few rows, where each view's own step would read
+    every event again; the increments equal those of :func:`session_activity` and :func:`customer_value`.
+    """
 
     def step(events: DataFrame) -> DataFrame:
         is_view = F.col("event_type") == page_view_type
         is_purchase = F.col("event_type") == purchase_type
+        purchased_at = F.when(is_purchase, F.col("timestamp"))
         return (
             events.groupBy("customer_id", "session_id", F.window("timestamp", window).alias("w"))
             .agg(
@@ -385,21 +413,47 @@ def session_windows(window: str, page_view_type: str, purchase_type: str) -> Ste
                 .alias("purchase_amount"),
                 F.count(F.lit(1)).alias("events"),
                 F.max("timestamp").alias("last_event_time"),
+                F.min("timestamp").alias("_first_event_time"),
+                F.max(F.when(is_view, F.struct(F.col("timestamp").alias("at"), F.col("page_url").alias("url")))).alias(
+                    "_latest_view"
+                ),
+                F.sum(F.when(is_purchase, F.col("amount"))).alias("_purchase_total"),
+                F.min(purchased_at).alias("_first_purchase_at"),
+                F.max(purchased_at).alias("_last_purchase_at"),
             )
-            .select(
-                "customer_id",
-                "session_id",
-                F.col("w.start").alias("window_start"),
-                F.col("w.end").alias("window_end"),
-                "page_views",
-                "purchases",
-                "purchase_amount",
-                "events",
-                "last_event_time",
-            )
+            .withColumn("window_start", F.col("w.start"))
+            .withColumn("window_end", F.col("w.end"))
+            .drop("w")
         )
 
     return step
+
+
+def activity_sessions(activity: DataFrame) -> DataFrame:
+    """The increments of :func:`session_activity`, from the rows of :func:`window_activity`."""
+    latest_view = F.max("_latest_view")
+    return activity.groupBy("customer_id", "session_id").agg(
+        F.sum("page_views").alias("page_views"),
+        F.sum("events").alias("events"),
+        latest_view.getField("url").alias("current_page"),
+        latest_view.getField("at").alias("current_page_at"),
+        F.min("_first_event_time").alias("started_at"),
+        F.max("last_event_time").alias("last_activity"),
+    )
+
+
+def activity_customer_value(activity: DataFrame) -> DataFrame:
+    """The increments of :func:`customer_value`, from the rows of :func:`window_activity`."""
+    return (
+        activity.where(F.col("purchases") > 0)
+        .groupBy("customer_id")
+        .agg(
+            F.sum("_purchase_total").cast("decimal(28,3)").alias("lifetime_value"),
+            F.sum("purchases").alias("purchase_count"),
+            F.min("_first_purchase_at").alias("first_purchase_at"),
+            F.max("_last_purchase_at").alias("last_purchase_at"),
+        )
+    )
 
 
 def session_activity(page_view_type: str) -> Step:

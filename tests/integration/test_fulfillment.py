@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 import json
 import signal
-import socket
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,7 @@ from etl_lib.runtime.runner import run_job
 from etl_lib.services.aws import AwsService
 from tests.integration.conftest import SuiteRun
 from tests.notebooks import DbUtils
+from tests.ports import closed_port
 from tests.waiting import wait_until
 
 # The relay's logic is the suite's own (boto3 and Delta MERGEs): run on the primary line only.
@@ -212,12 +212,6 @@ def test_a_request_refused_for_itself_fails_with_its_error_and_a_failed_executio
         OUTCOMES,
     )
     assert_df_equality(outcomes(spark, path), expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_step_functions_out_of_reach_leaves_every_request_pending_and_a_later_run_starts_them(

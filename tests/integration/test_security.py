@@ -26,6 +26,7 @@ from etl_lib.services.base import LocalService
 from etl_lib.services.kafka import KafkaService
 from etl_lib.services.postgres import ORDER_COLUMNS, PostgresService
 from etl_lib.services.redis import RedisService
+from tests.ports import closed_port
 
 # A test of the suite's own logic, on the primary line: the suite's own handling of secrets, the same Python on
 # either line (see the primary_line marker).
@@ -36,12 +37,6 @@ DATA = PROJECT / "data" / "online_retail" / "online_retail.parquet"
 ROWS = 3_000
 PII_KEY = "planted-pii-key-0b9e7c41d2"
 SECRET_NAME = "etl-suite/tests/orders-db"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(path: Path, suite_config: SuiteConfig, postgres: PostgresService, root: Path, url: str) -> Path:

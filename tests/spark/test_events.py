@@ -383,6 +383,70 @@ def test_views_of_a_few_events(spark: SparkSession) -> None:
     assert [(r["request_id"], r["status"], r["_batch_id"]) for r in outbox.collect()] == [("p1", "pending", 7)]
 
 
+def test_increments_folded_once_per_window_equal_each_views_own_step(spark: SparkSession) -> None:
+    # Three customers, a session over several windows, a customer who never buys, another who only buys, and page
+    # views tied on time: what each view's own step makes of the events is what the views batch derives from its
+    # one fold of them per customer, session and window.
+    rows = valid(
+        spark,
+        [
+            event(event_id="a1", timestamp="2011-01-01T10:01:00Z", page_url="/a"),
+            event(event_id="a2", timestamp="2011-01-01T10:07:00Z", page_url="/b"),
+            event(event_id="a3", timestamp="2011-01-01T10:07:00Z", page_url="/c"),
+            event(event_id="a4", timestamp="2011-01-01T10:12:00Z", page_url="/d"),
+            event(
+                event_id="ap1",
+                event_type="purchase",
+                page_url=None,
+                product_id="X",
+                quantity=2,
+                amount=10.5,
+                timestamp="2011-01-01T10:08:00Z",
+            ),
+            event(
+                event_id="ap2",
+                event_type="purchase",
+                page_url=None,
+                product_id="Y",
+                quantity=1,
+                amount=4.25,
+                timestamp="2011-01-01T10:13:00Z",
+            ),
+            event(event_id="b1", customer_id="99999", session_id="s9", timestamp="2011-01-01T09:59:00Z"),
+            event(event_id="b2", customer_id="99999", session_id="s9", timestamp="2011-01-01T10:02:00Z"),
+            event(
+                event_id="c1",
+                customer_id="77777",
+                session_id="s7",
+                event_type="purchase",
+                page_url=None,
+                product_id="Z",
+                quantity=1,
+                amount=3,
+                timestamp="2011-01-01T10:02:00Z",
+            ),
+        ],
+    )
+    activity = rows.transform(events.window_activity("5 minutes", "page_view", "purchase"))
+    assert activity.count() == 6
+    assert_df_equality(
+        events.activity_sessions(activity),
+        rows.transform(events.session_activity("page_view")),
+        ignore_nullable=True,
+        ignore_row_order=True,
+    )
+    assert_df_equality(
+        events.activity_customer_value(activity),
+        rows.transform(events.customer_value("purchase")),
+        ignore_nullable=True,
+        ignore_row_order=True,
+    )
+    value = {r["customer_id"]: r for r in events.activity_customer_value(activity).collect()}
+    assert set(value) == {"12345", "77777"}
+    assert (value["12345"]["lifetime_value"], value["12345"]["purchase_count"]) == (Decimal("14.750"), 2)
+    assert (value["77777"]["lifetime_value"], value["77777"]["purchase_count"]) == (Decimal("3.000"), 1)
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

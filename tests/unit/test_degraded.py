@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from etl_lib.lineage.openlineage import Emitter
 from etl_lib.quality import alerts
 from etl_lib.quality.engine import Evaluation, RuleResult
 from etl_lib.serving.realtime import Backlog, write_hashes
+from tests.ports import closed_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 AT = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
@@ -44,13 +44,6 @@ class Flaky:
 
 def guard_of(settings: SinksConfig, waits: list[float], jitter: float = 1.0) -> SinkGuard:
     return SinkGuard(settings, ORIGIN, sleep=waits.append, clock=lambda: AT, jitter=lambda: jitter)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then let go)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

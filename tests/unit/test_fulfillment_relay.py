@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import socket
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ from botocore.stub import Stubber
 from etl_lib.config import FulfillmentConfig, ServicesConfig, load_config
 from etl_lib.errors import ConfigError
 from etl_lib.serving.fulfillment import Relay, Request, execution_name, step_functions_client
+from tests.ports import closed_port
 from tests.unit.test_config import MINIMAL, write
 
 #: What Step Functions accepts as an execution's name.
@@ -151,9 +151,7 @@ def test_a_version_or_alias_arn_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_service_out_of_reach_never_fails_a_request_even_with_its_calls_spent() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = closed_port()
     settings = FulfillmentConfig(
         state_machine_arn=ARN,
         local_endpoint=True,
