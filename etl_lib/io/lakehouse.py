@@ -77,14 +77,23 @@ def commits_since(spark: SparkSession, path: str, after_version: int | None) -> 
     With ``after_version`` only the commit files after it are read, so the cost follows the commits asked
     for, not the age of the table.
     """
+    return _commits_and_version(spark, path, after_version)[0]
+
+
+def _commits_and_version(spark: SparkSession, path: str, after_version: int | None) -> tuple[list[Commit], int | None]:
+    """:func:`commits_since`, and the table's latest version (None when there is no table)."""
     if not is_delta_table(spark, path):
-        return []
+        return [], None
     table = DeltaTable.forPath(spark, path)
     if after_version is None:
-        return _commits(table.history())
-    latest = table.history(1).select("version").first()
-    newer = 0 if latest is None else int(latest["version"]) - after_version
-    return [] if newer <= 0 else _commits(table.history(newer).where(f"version > {int(after_version)}"))
+        commits = _commits(table.history())
+        return commits, commits[-1].version if commits else None
+    row = table.history(1).select("version").first()
+    latest = None if row is None else int(row["version"])
+    newer = 0 if latest is None else latest - after_version
+    if newer <= 0:
+        return [], latest
+    return _commits(table.history(newer).where(f"version > {int(after_version)}")), latest
 
 
 def _commits(history: DataFrame) -> list[Commit]:
@@ -117,8 +126,10 @@ def writes_of_run(
         before: the table's version before the run wrote to it; None when there was no table yet.
         run_id: the run whose commits count (the ``run_id`` of their metadata).
     """
-    commits = [c for c in commits_since(spark, path, before) if c.user_metadata.get("run_id") == run_id]
-    version = commits[-1].version if commits else current_version(spark, path)
+    # One look at the table's log for both: a run that wrote nothing (a rerun) pays it once, not twice.
+    since, latest = _commits_and_version(spark, path, before)
+    commits = [c for c in since if c.user_metadata.get("run_id") == run_id]
+    version = commits[-1].version if commits else latest
     return TableWrite(layer, table, path, sum(c.rows_written for c in commits), version, tuple(commits))
 
 
@@ -136,6 +147,11 @@ def _newest_commits(spark: SparkSession, path: str, depth: int = 20) -> Iterator
         if len(commits) < depth:
             return
         depth *= 10
+
+
+def newest_commits(spark: SparkSession, path: str, count: int) -> list[Commit]:
+    """The newest ``count`` commits of ``path``, oldest first (none when there is no table): read from its log."""
+    return next(_newest_commits(spark, path, count), [])
 
 
 def last_commit_where(

@@ -53,12 +53,15 @@ def collect(
     root = config.lakehouse.root
     resolved: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
     events: list[LineageEvent] = []
+    at_end: dict[str, int | None] = {}  # a table several streams read is looked up once
     for read in reads:
         version = read.version
         name = dataset_name(read.dataset, root)
         if version is None and name != read.dataset:
             # A stream of a lakehouse table read up to the table's version at the end of the run.
-            version = lakehouse.current_version(spark, read.dataset)
+            if read.dataset not in at_end:
+                at_end[read.dataset] = lakehouse.current_version(spark, read.dataset)
+            version = at_end[read.dataset]
         resolved[read.task].append((name, version))
         events.append(LineageEvent(read.task, "read", name, version, None, None, ()))
     writes_of: dict[str, list[TableWrite]] = defaultdict(list)

@@ -5,7 +5,8 @@ that must run alone claims its lock before it starts, by appending a ``claimed``
 *generation* with Delta's own idempotent-write id (``txnAppId = run-lock:<lock>``, ``txnVersion =
 generation``). Delta lets exactly one commit record a given version of an application id: a second claim
 of the same generation is skipped or fails with a concurrent-transaction conflict, on any storage where
-Delta's commits are atomic. Each claimant reads the generation back to learn whether it won.
+Delta's commits are atomic. Each claimant looks for its claim's commit among the table's newest commits to
+learn whether it won, and reads the generation back from the rows when it is not there.
 
 A holder renews its lease (``renewed`` rows) while it runs and appends ``released`` when it ends. A lock
 is free when its newest generation was released, when its lease ran out (the holder died where nobody can
@@ -39,6 +40,8 @@ SCHEMA = (
 )
 #: How often a waiting run looks at the lock again.
 POLL_SECONDS = 2.0
+#: How many of the lock table's newest commits a claimant looks through for its claim's before reading the rows.
+CLAIM_LOOKBACK = 10
 
 
 @dataclass(frozen=True)
@@ -263,12 +266,19 @@ def _claim(
     """Write the claim of the generation after ``holder``'s: the lease if this run won it, None if another did."""
     generation = holder.generation + 1 if holder else 0
     claim = _row(spark, lock, generation, "claimed", run_id, job, now_of(), lease_seconds)
+    mark = {"lock": lock, "generation": generation, "claimed_by": run_id}
     try:
-        lakehouse.append(claim, path, (f"run-lock:{lock}", generation), partition_by=("lock",))
+        lakehouse.append(claim, path, (f"run-lock:{lock}", generation), partition_by=("lock",), metadata=mark)
     except Exception as error:
         if not lakehouse.is_conflict(error):
             raise
         return None  # another claim of this generation committed first
+    dead = holder if holder is not None and not holder.released else None
+    # A commit of this claim means this run won the generation: Delta commits a version of an application id
+    # once. It is looked for among the newest commits of the log (a tenth of a second) before the rows are read
+    # back: the table has just changed, and reading its rows makes Delta rebuild its file list first.
+    if any(commit.user_metadata == mark for commit in lakehouse.newest_commits(spark, path, CLAIM_LOOKBACK)):
+        return Lease(spark, path, lock, generation, run_id, job, lease_seconds, now_of, took_over=dead, reason=reason)
     won = holder_of(spark, path, lock)
     if won is None or won.generation < generation:
         # Delta skipped the claim as a version it had already committed: rows were deleted by hand.
@@ -277,6 +287,5 @@ def _claim(
             "can be written; remove the whole table to reset the lock"
         )
     if won.generation == generation and won.run_id == run_id:
-        dead = holder if holder is not None and not holder.released else None
         return Lease(spark, path, lock, generation, run_id, job, lease_seconds, now_of, took_over=dead, reason=reason)
     return None
