@@ -427,11 +427,11 @@ class ProgressRecorder(StreamingQueryListener):
             self.last_batch[progress.name] = max(self.last_batch.get(progress.name, -1), int(progress.batchId))
 
     def wait_for(self, queries: Sequence[StreamingQuery], timeout: float = 10.0) -> None:
-        """Wait until the listener has heard of each query's last batch (it hears a moment after the query)."""
+        """Wait until the listener has heard of each query's last batch that ran (it hears a moment after the query)."""
         deadline = time.monotonic() + timeout
         for query in queries:
-            last = query.lastProgress
-            while last is not None and self.last_batch.get(query.name, -1) < int(last["batchId"]):
+            last = last_batch_run(query.recentProgress)
+            while self.last_batch.get(query.name, -1) < last:
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.2)
@@ -440,6 +440,17 @@ class ProgressRecorder(StreamingQueryListener):
         with self.lock:
             rows, self.rows = self.rows, []
         return rows
+
+
+def last_batch_run(progresses: Sequence[Any]) -> int:
+    """The id of the newest batch among a query's progress reports that ran one (-1 for none).
+
+    A trigger that found nothing new ran no batch: Spark keeps its report (the query's ``lastProgress``, under the
+    id of the batch to come) but tells no listener of it, so a listener hears only of the batches that ran, whose
+    reports time their sink (``addBatch``).
+    """
+    ran = [int(progress["batchId"]) for progress in progresses if "addBatch" in (progress["durationMs"] or {})]
+    return max(ran, default=-1)
 
 
 def _flush_progress(

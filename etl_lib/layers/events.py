@@ -408,9 +408,6 @@ def window_activity(window: str, page_view_type: str, purchase_type: str) -> Ste
             .agg(
                 F.sum(is_view.cast("bigint")).alias("page_views"),
                 F.sum(is_purchase.cast("bigint")).alias("purchases"),
-                F.coalesce(F.sum(F.when(is_purchase, F.col("amount"))), F.lit(0).cast("decimal(18,3)"))
-                .cast("decimal(28,3)")
-                .alias("purchase_amount"),
                 F.count(F.lit(1)).alias("events"),
                 F.max("timestamp").alias("last_event_time"),
                 F.min("timestamp").alias("_first_event_time"),
@@ -424,6 +421,10 @@ def window_activity(window: str, page_view_type: str, purchase_type: str) -> Ste
             .withColumn("window_start", F.col("w.start"))
             .withColumn("window_end", F.col("w.end"))
             .drop("w")
+            .withColumn(
+                "purchase_amount",
+                F.coalesce("_purchase_total", F.lit(0).cast("decimal(18,3)")).cast("decimal(28,3)"),
+            )
         )
 
     return step

@@ -102,6 +102,11 @@ ERRORS = "_errors ARRAY<STRUCT<rule: STRING, column: STRING, message: STRING>>"
 PURCHASE = {"event_type": "purchase", "page_url": None, "product_id": "85123A", "quantity": 6, "amount": 15.3}
 
 
+def purchase(**fields: object) -> bytes:
+    """A purchase event: :data:`PURCHASE` with ``fields`` over it."""
+    return event(**PURCHASE | fields)
+
+
 def typed(spark: SparkSession, payloads: list[bytes], *columns: str) -> DataFrame:
     parsed = raw(spark, payloads).transform(events.parse_events(ENTITY, 10_000, "1 hour"))
     return parsed.select(*columns, "_errors")
@@ -149,23 +154,23 @@ def test_a_string_column_takes_json_strings_and_integers(spark: SparkSession) ->
 
 def test_number_columns_take_json_numbers_only(spark: SparkSession) -> None:
     payloads = [
-        event(event_id="p1", **PURCHASE),
-        event(event_id="p2", **PURCHASE | {"amount": 10}),  # an integer for a decimal: its value
-        event(event_id="p3", **PURCHASE | {"amount": "@"}).replace(b'"@"', b"1.53e1"),
+        purchase(event_id="p1"),
+        purchase(event_id="p2", amount=10),  # an integer for a decimal: its value
+        purchase(event_id="p3", amount="@").replace(b'"@"', b"1.53e1"),
         # Still numbers where the record has the field's name followed by a string (nested, so it is parsed
         # again to tell), where it has escapes elsewhere, or where the name is escaped.
-        event(event_id="p4", **PURCHASE | {"amount": 6, "extra": {"quantity": "2", "amount": "6"}}),
-        event(event_id="p5", **PURCHASE | {"user_agent": "caf\u00e9"}),
-        event(event_id="p6", **PURCHASE).replace(b'"quantity"', b'"qu\\u0061ntity"'),
-        event(event_id="q1", **PURCHASE | {"quantity": "6"}),
-        event(event_id="q2", **PURCHASE | {"quantity": "@"}).replace(b'"@"', b'"\\u0036"'),  # "6" escaped
-        event(event_id="q6", **PURCHASE | {"quantity": "6"}).replace(b'"quantity"', b'"qu\\u0061ntity"'),
-        event(event_id="q3", **PURCHASE | {"quantity": 6.0}),
-        event(event_id="q4", **PURCHASE | {"quantity": True}),
-        event(event_id="q5", **PURCHASE | {"quantity": " "}),  # a blank string is a missing value, as in extracts
-        event(event_id="a1", **PURCHASE | {"amount": "15.30"}),
-        event(event_id="a2", **PURCHASE | {"amount": {"value": 15.3}}),
-        event(event_id="a3", **PURCHASE | {"amount": [15.3]}),
+        purchase(event_id="p4", amount=6, extra={"quantity": "2", "amount": "6"}),
+        purchase(event_id="p5", user_agent="caf\u00e9"),
+        purchase(event_id="p6").replace(b'"quantity"', b'"qu\\u0061ntity"'),
+        purchase(event_id="q1", quantity="6"),
+        purchase(event_id="q2", quantity="@").replace(b'"@"', b'"\\u0036"'),  # "6" escaped
+        purchase(event_id="q6", quantity="6").replace(b'"quantity"', b'"qu\\u0061ntity"'),
+        purchase(event_id="q3", quantity=6.0),
+        purchase(event_id="q4", quantity=True),
+        purchase(event_id="q5", quantity=" "),  # a blank string is a missing value, as in extracts
+        purchase(event_id="a1", amount="15.30"),
+        purchase(event_id="a2", amount={"value": 15.3}),
+        purchase(event_id="a3", amount=[15.3]),
     ]
     decimal = "decimal(18,3)"
     expected = spark.createDataFrame(
@@ -207,7 +212,7 @@ def test_timestamps_take_json_strings_and_a_json_null_is_a_missing_value(spark: 
         event(event_id="u2", user_agent="@").replace(b'"@"', b"null"),
         # Not JSON (RFC 8259), though Spark's reader would take them by default.
         b"{'event_id': 'f1', 'event_type': 'page_view'}",
-        event(event_id="f2", **PURCHASE | {"amount": "@"}).replace(b'"@"', b"NaN"),
+        purchase(event_id="f2", amount="@").replace(b'"@"', b"NaN"),
     ]
     at = dt.datetime(2011, 1, 1, 11, 59)
     expected = spark.createDataFrame(
@@ -343,15 +348,7 @@ def test_views_of_a_few_events(spark: SparkSession) -> None:
         [
             event(event_id="v1", timestamp="2011-01-01T10:01:00Z", page_url="/a"),
             event(event_id="v2", timestamp="2011-01-01T10:03:00Z", page_url="/b"),
-            event(
-                event_id="p1",
-                event_type="purchase",
-                page_url=None,
-                product_id="X",
-                quantity=2,
-                amount=10.5,
-                timestamp="2011-01-01T10:04:00Z",
-            ),
+            purchase(event_id="p1", product_id="X", quantity=2, amount=10.5, timestamp="2011-01-01T10:04:00Z"),
             event(event_id="v3", timestamp="2011-01-01T10:06:00Z", page_url="/c"),
             event(event_id="r1", event_type="refund", page_url=None, timestamp="2011-01-01T10:07:00Z"),
         ],
@@ -394,32 +391,14 @@ def test_increments_folded_once_per_window_equal_each_views_own_step(spark: Spar
             event(event_id="a2", timestamp="2011-01-01T10:07:00Z", page_url="/b"),
             event(event_id="a3", timestamp="2011-01-01T10:07:00Z", page_url="/c"),
             event(event_id="a4", timestamp="2011-01-01T10:12:00Z", page_url="/d"),
-            event(
-                event_id="ap1",
-                event_type="purchase",
-                page_url=None,
-                product_id="X",
-                quantity=2,
-                amount=10.5,
-                timestamp="2011-01-01T10:08:00Z",
-            ),
-            event(
-                event_id="ap2",
-                event_type="purchase",
-                page_url=None,
-                product_id="Y",
-                quantity=1,
-                amount=4.25,
-                timestamp="2011-01-01T10:13:00Z",
-            ),
+            purchase(event_id="ap1", product_id="X", quantity=2, amount=10.5, timestamp="2011-01-01T10:08:00Z"),
+            purchase(event_id="ap2", product_id="Y", quantity=1, amount=4.25, timestamp="2011-01-01T10:13:00Z"),
             event(event_id="b1", customer_id="99999", session_id="s9", timestamp="2011-01-01T09:59:00Z"),
             event(event_id="b2", customer_id="99999", session_id="s9", timestamp="2011-01-01T10:02:00Z"),
-            event(
+            purchase(
                 event_id="c1",
                 customer_id="77777",
                 session_id="s7",
-                event_type="purchase",
-                page_url=None,
                 product_id="Z",
                 quantity=1,
                 amount=3,
