@@ -43,7 +43,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -426,15 +426,21 @@ class ProgressRecorder(StreamingQueryListener):
             self.rows.append(row)
             self.last_batch[progress.name] = max(self.last_batch.get(progress.name, -1), int(progress.batchId))
 
-    def wait_for(self, queries: Sequence[StreamingQuery], timeout: float = 10.0) -> None:
-        """Wait until the listener has heard of each query's last batch that ran (it hears a moment after the query)."""
+    def wait_for(self, queries: Sequence[StreamingQuery], timeout: float = 10.0) -> bool:
+        """Wait until the listener has heard of each query's last batch that ran (it hears a moment after the query).
+
+        Returns False, with a warning naming the batch, when it has not heard of one after ``timeout`` seconds: the
+        progress rows written then lack that batch's.
+        """
         deadline = time.monotonic() + timeout
         for query in queries:
             last = last_batch_run(query.recentProgress)
             while self.last_batch.get(query.name, -1) < last:
                 if time.monotonic() > deadline:
-                    return
+                    log.warning("no progress report of batch %d of %s came in %.0f s", last, query.name, timeout)
+                    return False
                 time.sleep(0.2)
+        return True
 
     def drain(self) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -442,14 +448,20 @@ class ProgressRecorder(StreamingQueryListener):
         return rows
 
 
-def last_batch_run(progresses: Sequence[Any]) -> int:
-    """The id of the newest batch among a query's progress reports that ran one (-1 for none).
+def last_batch_run(progresses: Sequence[Mapping[str, Any]]) -> int:
+    """The id of the newest batch among a query's progress reports that ran one.
 
     A trigger that found nothing new ran no batch: Spark keeps its report (the query's ``lastProgress``, under the
     id of the batch to come) but tells no listener of it, so a listener hears only of the batches that ran, whose
     reports time their sink (``addBatch``).
+
+    Args:
+        progresses: the query's reports (``recentProgress``): dicts on Spark 3.5, dict-like reports on Spark 4.
+
+    Returns:
+        The batch id, or -1 when none of the reports is of a batch that ran.
     """
-    ran = [int(progress["batchId"]) for progress in progresses if "addBatch" in (progress["durationMs"] or {})]
+    ran = [int(report["batchId"]) for report in progresses if "addBatch" in (report.get("durationMs") or {})]
     return max(ran, default=-1)
 
 
@@ -1174,6 +1186,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
     with _listening(spark, recorder):
         source = read_event_stream(spark, config.speed, config.services).transform(batch.parse)
         ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
+        ingests = [ingest]
         if available_now:
             _await(ingest, handlers[name])
             # The suite's own Kinesis source decides where a batch ends as it reads it (Spark's simple stream
@@ -1182,6 +1195,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
             while not _drains_in_one_run(config) and _read_something(ingest):
                 source = read_event_stream(spark, config.speed, config.services).transform(batch.parse)
                 ingest = started(source, name, batch, ingest_id, config.speed.trigger_interval)
+                ingests.append(ingest)
                 _await(ingest, handlers[name])
         with task_scope(context.lineage, "speed_layer/views"):
             silver = lakehouse.read_stream(spark, paths.silver)
@@ -1191,7 +1205,7 @@ def speed_layer(spark: SparkSession, config: SuiteConfig, context: RunContext) -
             _await(views, handlers[f"{name}_views"])
         else:
             _run_until_stopped([ingest, views], context.stop)
-        recorder.wait_for([ingest, views])
+        recorder.wait_for([*ingests, views])  # every run of the ingest query: the Kinesis source's reruns too
     audit_failure = batch.close()
     for query in (ingest, views):
         failure = query.exception()

@@ -88,9 +88,9 @@ def test_parse_events_types_good_records_and_says_what_is_wrong_with_the_others(
     customer = parsed.where("event_id = 'e11'").select("customer_id").first()
     assert customer is not None
     assert customer["customer_id"] == "\u05e9\u05dc\u05d5\u05dd \U0001f600 e\u0301"
-    purchase = parsed.where("event_id = 'e2'").select("quantity", "amount", "timestamp", "event_date").first()
-    assert purchase is not None
-    assert (purchase["quantity"], str(purchase["amount"]), purchase["timestamp"], purchase["event_date"]) == (
+    bought = parsed.where("event_id = 'e2'").select("quantity", "amount", "timestamp", "event_date").first()
+    assert bought is not None
+    assert (bought["quantity"], str(bought["amount"]), bought["timestamp"], bought["event_date"]) == (
         6,
         "15.300",
         dt.datetime(2011, 1, 1, 11, 59),

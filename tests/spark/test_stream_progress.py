@@ -9,6 +9,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from etl_lib.jobs.speed_layer import ProgressRecorder, last_batch_run
 
+#: Where a progress row (``audit/stream_progress``'s columns) has the batch's id.
+BATCH_ID = 3
+
 
 def test_a_listener_hears_of_the_batches_that_ran_not_of_a_trigger_that_found_nothing(
     spark: SparkSession, tmp_path: Path
@@ -32,7 +35,8 @@ def test_a_listener_hears_of_the_batches_that_ran_not_of_a_trigger_that_found_no
             )
             query.awaitTermination()
             reports.append(query.recentProgress)
-            recorder.wait_for([query], timeout=30)
+            # Heard of the batch that ran, and not held waiting for the trigger that found nothing.
+            assert recorder.wait_for([query], timeout=30)
     finally:
         spark.streams.removeListener(recorder)
     ran, idle = reports
@@ -42,7 +46,7 @@ def test_a_listener_hears_of_the_batches_that_ran_not_of_a_trigger_that_found_no
     assert [(report["batchId"], report["numInputRows"]) for report in idle] == [(1, 0)]
     assert last_batch_run(idle) == -1
     assert recorder.last_batch == {"progress_probe": 0}
-    assert [row[3] for row in recorder.drain()] == [0]
+    assert [row[BATCH_ID] for row in recorder.drain()] == [0]
 
 
 def _count(frame: DataFrame) -> None:
