@@ -266,9 +266,9 @@ def _poll(condition: Callable[[], bool], seconds: float) -> None:
 def _wait_for_rows(path: str, rows: int, seconds: float) -> None:
     """Wait (at most ``seconds``) until the Delta table at ``path`` holds ``rows`` rows.
 
-    The rows are counted from the log's file statistics by the ``deltalake`` package, not by a Spark job: a count
-    in the measured session twice a second took about a second of its two cores' time each (both read the table's
-    snapshot), which the layer under measurement then did not have.
+    The rows are counted from the log's file statistics by the ``deltalake`` package, not by Spark: polled twice a
+    second in the session under measurement, a Spark count ran two queries each time (both reading the table's
+    snapshot) that took about a second in all, beside the layer being measured.
     """
     from deltalake import DeltaTable
 
